@@ -1,0 +1,1 @@
+"""zsnas-bench harness: configuration, running, storage, metrics, tracking and reports."""

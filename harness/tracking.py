@@ -1,0 +1,691 @@
+"""Experiment tracking behind a small interface (MLflow as the one backend).
+
+The harness never talks to MLflow directly: it asks a :class:`Tracker` for a
+run and logs through the run handle it yields::
+
+    tracker = make_tracker(cfg.tracking)          # NullTracker when disabled
+    with tracker.run("nb201-wrcor", parent_run_id=parent_run_id_for(sweep_dir)) as run:
+        run.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+        run.set_tags(provenance_tags(project_root, checksums))
+        run.log_metrics({metric_key("rho", "wrcor", "cifar10-valid", "valid"): 0.81})
+        run.log_artifact(job_dir / "metrics.csv")
+
+Store
+    The default store is an embedded SQLite database, ``sqlite:////abs/path/mlruns.db``,
+    with artifacts in a sibling ``mlartifacts/`` directory (MLflow 3 refuses the old
+    ``file:`` tracking store; no server is needed or contacted). A bare filesystem path
+    given as ``tracking_uri`` is taken to mean a SQLite database at that path, and a
+    relative SQLite path is made absolute against the current directory once, when the
+    tracker is built (Hydra jobs may change directory later).
+    :func:`ensure_store` creates the database (schema migration) and the experiment,
+    idempotently and under an exclusive file lock next to the database; call it once
+    before parallel jobs start (the Hydra sweep callback does). :class:`MlflowTracker`
+    also goes through it lazily on its first run, so a single process needs nothing else.
+    Every tracker owns an explicit ``mlflow.MlflowClient``; the fluent, process-global
+    ``mlflow.start_run`` state is never used, so several trackers or processes do not
+    interfere. Writes that hit ``database is locked`` are retried with backoff.
+
+Metric keys
+    ``{metric}/{proxy}/{dataset}/{split}``, e.g. ``rho/wrcor/cifar10-valid/valid`` or
+    ``tau/synflow/ImageNet16-120/test`` (build them with :func:`metric_key`). MLflow accepts
+    this form as is: names may contain ASCII letters, digits, ``_ - . /``, spaces (and ``:``
+    off Windows) and must not normalise to another path. Any other character in a key
+    (metrics, params or tags) is replaced by ``_``, empty/``.`` path segments are dropped,
+    ``..`` segments become ``__``; keys are cut to 250 characters. Run-level bookkeeping
+    metrics use the ``run/`` prefix (e.g. ``run/sec_per_arch``).
+
+Non-finite metric values (decision)
+    NaN, +inf, -inf (and ``None``) are **never logged as MLflow metrics**: the SQL store keeps
+    NaN but silently clips inf to +-1.8e308, which would turn an outcome into a magic
+    number. Instead each such value is recorded as a tag ``nonfinite/<metric key>`` with value
+    ``nan`` / ``inf`` / ``-inf`` / ``none`` (suffixed `` @step=N`` when a step was given), and
+    the running count for the run is kept in the tag ``tracking.n_nonfinite_metrics`` (also
+    on ``handle.n_nonfinite``). Finite values in the same call are logged normally.
+
+Params
+    Values are converted to strings (``flatten`` conventions: ``true``/``false``, ``null``,
+    ``repr`` for floats) and truncated to MLflow's 6000-character limit with a visible
+    ``...[truncated; N chars in full]`` suffix; tag values likewise to 8000. Params are sent with
+    ``log_batch`` in chunks of 100. MLflow refuses to change a param once logged (same
+    value again is fine): that error is raised, not swallowed.
+
+Sweeps
+    :class:`MlflowSweepCallback` (``hydra.callbacks``) creates one parent run per
+    ``--multirun`` sweep and writes its id to ``<hydra.sweep.dir>/mlflow_parent_run_id``;
+    each job reads it with :func:`parent_run_id_for` and opens its own child run with
+    ``parent_run_id=...`` (MLflow tag ``mlflow.parentRunId``). The parent is set FINISHED in
+    ``on_multirun_end``. Tracking config keys: ``tracking.enabled``, ``tracking.uri``,
+    ``tracking.experiment``, ``tracking.artifact_root``.
+
+``import harness.tracking`` is cheap: mlflow, hydra and omegaconf are imported lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import re
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Protocol, TypeVar, runtime_checkable
+
+try:  # Hydra is a harness dependency, but keep this module importable without it.
+    from hydra.experimental.callback import Callback as _HydraCallback
+except Exception:  # pragma: no cover - exercised only where hydra is missing
+    _HydraCallback = object  # type: ignore[assignment,misc]
+
+__all__ = [
+    "METRIC_KEY_FORMAT",
+    "PARENT_RUN_ID_FILE",
+    "NONFINITE_TAG_PREFIX",
+    "NONFINITE_COUNT_TAG",
+    "RunHandle",
+    "Tracker",
+    "NullRun",
+    "NullTracker",
+    "MlflowRun",
+    "MlflowTracker",
+    "MlflowSweepCallback",
+    "ensure_store",
+    "normalise_uri",
+    "default_artifact_root",
+    "make_tracker",
+    "metric_key",
+    "sanitise_key",
+    "flatten",
+    "provenance_tags",
+    "parent_run_id_for",
+]
+
+log = logging.getLogger(__name__)
+
+METRIC_KEY_FORMAT = "{metric}/{proxy}/{dataset}/{split}"
+PARENT_RUN_ID_FILE = "mlflow_parent_run_id"
+NONFINITE_TAG_PREFIX = "nonfinite/"
+NONFINITE_COUNT_TAG = "tracking.n_nonfinite_metrics"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+
+# MLflow 3.17 limits (mlflow.utils.validation); copied so that importing this module does
+# not import mlflow. tests/test_tracking.py checks them against the installed mlflow.
+MAX_PARAM_VAL_LENGTH = 6000
+MAX_TAG_VAL_LENGTH = 8000
+MAX_ENTITY_KEY_LENGTH = 250
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+
+_BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. /]")
+_T = TypeVar("_T")
+
+
+# --------------------------------------------------------------------------- interface
+@runtime_checkable
+class RunHandle(Protocol):
+    """What a tracker's ``run()`` yields."""
+
+    run_id: str
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None: ...
+
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None: ...
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """Opens runs. ``run`` is a context manager yielding a :class:`RunHandle`.
+
+    The run ends FINISHED when the block exits normally, FAILED on an exception and
+    KILLED on KeyboardInterrupt; the exception is re-raised.
+    """
+
+    def run(
+        self,
+        name: str,
+        *,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> ContextManager[RunHandle]: ...
+
+
+# --------------------------------------------------------------------------- helpers
+def metric_key(metric: str, proxy: str, dataset: str, split: str) -> str:
+    """The harness metric key, ``{metric}/{proxy}/{dataset}/{split}``, made MLflow-safe.
+
+    >>> metric_key("rho", "wrcor", "cifar10-valid", "valid")
+    'rho/wrcor/cifar10-valid/valid'
+    >>> metric_key("tau", "grad_norm", "ImageNet16-120", "test")
+    'tau/grad_norm/ImageNet16-120/test'
+    """
+    return sanitise_key(METRIC_KEY_FORMAT.format(metric=metric, proxy=proxy, dataset=dataset, split=split))
+
+
+def sanitise_key(key: str) -> str:
+    """Map ``key`` onto a name MLflow accepts for metrics, params and tags.
+
+    >>> sanitise_key("a.b/c d-e_f")
+    'a.b/c d-e_f'
+    >>> sanitise_key("model[0]=x")
+    'model_0__x'
+    >>> sanitise_key("/a//b/./../c/")
+    'a/b/__/c'
+    """
+    text = _BAD_KEY_CHARS.sub("_", str(key))
+    parts = []
+    for part in text.split("/"):
+        if part in ("", "."):
+            continue
+        parts.append("__" if part == ".." else part)
+    out = "/".join(parts) or "_"
+    return out[:MAX_ENTITY_KEY_LENGTH].rstrip("/") or "_"
+
+
+def _truncate(value: str, limit: int) -> str:
+    """Cut ``value`` to ``limit`` characters, ending in a visible marker when cut."""
+    if len(value) <= limit:
+        return value
+    suffix = f"...[truncated; {len(value)} chars in full]"
+    return value[: limit - len(suffix)] + suffix
+
+
+def _to_str(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return str(value)
+
+
+def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten nested mappings/sequences into dotted keys with string values.
+
+    Lists use the element index as a key part; empty containers are kept as ``{}`` / ``[]``;
+    ``None`` -> ``null``, booleans -> ``true``/``false``, floats via ``repr``.
+    For an OmegaConf config pass ``OmegaConf.to_container(cfg, resolve=True)``.
+
+    >>> flatten({"a": {"b": 1, "c": [1.5, {"d": None}]}, "e": True, "f": []})
+    {'a.b': '1', 'a.c.0': '1.5', 'a.c.1.d': 'null', 'e': 'true', 'f': '[]'}
+    >>> flatten({"x": 1}, prefix="cfg")
+    {'cfg.x': '1'}
+    """
+    out: dict[str, str] = {}
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, Mapping):
+            if not node and key:
+                out[key] = "{}"
+            for k, v in node.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(node, Sequence) and not isinstance(node, (str, bytes, bytearray)):
+            if not node and key:
+                out[key] = "[]"
+            for i, v in enumerate(node):
+                walk(v, f"{key}.{i}" if key else str(i))
+        else:
+            out[key] = _to_str(node)
+
+    walk(cfg, prefix)
+    return out
+
+
+def _git(project_root: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=project_root,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def provenance_tags(project_root: Path, data_checksums: Mapping[str, str]) -> dict[str, str]:
+    """Tags that pin down what produced a run.
+
+    ``git.commit``: ``git rev-parse HEAD`` in ``project_root`` (``"unknown"`` outside a
+    repository or before the first commit). ``git.dirty``: ``"true"`` when tracked files
+    differ from HEAD (untracked files are ignored, as setuptools-scm does), ``"false"``
+    otherwise, ``"unknown"`` outside a repository. ``data.sha256.<relpath>`` per checksum
+    (the path made key-safe with :func:`sanitise_key`).
+    """
+    root = Path(project_root)
+    head = _git(root, "rev-parse", "--verify", "HEAD")
+    commit = head.strip() if head else "unknown"
+    inside = _git(root, "rev-parse", "--is-inside-work-tree")
+    if inside is None or inside.strip() != "true":
+        dirty = "unknown"
+    else:
+        status = _git(root, "status", "--porcelain", "--untracked-files=no")
+        dirty = "unknown" if status is None else ("true" if status.strip() else "false")
+    tags = {"git.commit": commit or "unknown", "git.dirty": dirty}
+    for rel, digest in sorted(data_checksums.items()):
+        tags[sanitise_key(f"data.sha256.{Path(rel).as_posix()}")] = str(digest)
+    return tags
+
+
+def parent_run_id_for(sweep_dir: str | os.PathLike[str] | None) -> str | None:
+    """The sweep's parent run id written by :class:`MlflowSweepCallback`, or ``None``."""
+    if sweep_dir is None:
+        return None
+    path = Path(sweep_dir) / PARENT_RUN_ID_FILE
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return text or None
+
+
+# --------------------------------------------------------------------------- null backend
+class NullRun:
+    """A run handle that records nothing (``run_id`` is ``""``)."""
+
+    run_id = ""
+    n_nonfinite = 0
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        pass
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        pass
+
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        pass
+
+
+class NullTracker:
+    """Tracking disabled: every run is a :class:`NullRun`."""
+
+    @contextlib.contextmanager
+    def run(
+        self,
+        name: str,
+        *,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> Iterator[NullRun]:
+        yield NullRun()
+
+
+# --------------------------------------------------------------------------- mlflow backend
+def normalise_uri(tracking_uri: str | os.PathLike[str]) -> str:
+    """Absolute ``sqlite:////...`` URI for a path or SQLite URI; other schemes unchanged.
+
+    >>> normalise_uri("/tmp/x/mlruns.db")
+    'sqlite:////tmp/x/mlruns.db'
+    >>> normalise_uri("sqlite:////tmp/x/mlruns.db")
+    'sqlite:////tmp/x/mlruns.db'
+    """
+    uri = os.fspath(tracking_uri)
+    if uri.startswith("file:"):
+        raise ValueError(
+            f"tracking uri {uri!r}: MLflow 3 no longer supports the file: store; "
+            "use a SQLite database, e.g. 'sqlite:////abs/path/mlruns.db' or a plain path"
+        )
+    if "://" not in uri:
+        return "sqlite:///" + str(Path(uri).expanduser().resolve())
+    if uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///") :]
+        if path in ("", ":memory:"):
+            raise ValueError("an in-memory SQLite store cannot be shared between runs; give a file path")
+        return "sqlite:///" + str(Path(path).expanduser().resolve())
+    return uri
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :])
+    return None
+
+
+def default_artifact_root(tracking_uri: str) -> str | None:
+    """``<db dir>/mlartifacts`` (as a file URI) for SQLite stores, else ``None`` (server default)."""
+    db = _sqlite_path(normalise_uri(tracking_uri))
+    return (db.parent / "mlartifacts").as_uri() if db is not None else None
+
+
+def _artifact_uri(artifact_root: str | os.PathLike[str] | None, tracking_uri: str) -> str | None:
+    if artifact_root is None or os.fspath(artifact_root) == "":
+        return default_artifact_root(tracking_uri)
+    root = os.fspath(artifact_root)
+    if "://" in root or root.startswith("file:"):
+        return root
+    return Path(root).expanduser().resolve().as_uri()
+
+
+def _is_locked_error(exc: BaseException) -> bool:
+    return "database is locked" in str(exc).lower()
+
+
+def _retry(fn: Callable[..., _T], *args: Any, attempts: int = 8, **kwargs: Any) -> _T:
+    """Call ``fn`` and retry with jittered backoff while SQLite reports a lock."""
+    for i in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is a lock timeout
+            if not _is_locked_error(exc) or i == attempts - 1:
+                raise
+            time.sleep(min(2.0, 0.05 * 2**i) * (0.5 + random.random()))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Exclusive inter-process lock beside a SQLite database (no-op for other stores)."""
+    db = _sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        yield
+        return
+    with open(db.with_name(db.name + ".lock"), "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _client(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_store(
+    tracking_uri: str | os.PathLike[str],
+    experiment: str,
+    artifact_root: str | os.PathLike[str] | None = None,
+) -> str:
+    """Create the store (database schema) and the experiment if missing; return its id.
+
+    Idempotent and safe to call from several processes (an exclusive file lock beside a
+    SQLite database serialises the schema migration and the experiment creation). A deleted
+    experiment of that name is restored. ``artifact_root`` only applies when the experiment is
+    created; by default it is ``mlartifacts/`` beside the SQLite file.
+    """
+    uri = normalise_uri(tracking_uri)
+    art = _artifact_uri(artifact_root, uri)
+    with _store_lock(uri):
+        client = _retry(_client, uri)  # constructing the store runs the migrations
+        exp = _retry(client.get_experiment_by_name, experiment)
+        if exp is None:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                return str(_retry(client.create_experiment, experiment, artifact_location=art))
+            except MlflowException as exc:  # created by a store user that skipped the lock
+                if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                exp = client.get_experiment_by_name(experiment)
+                if exp is None:
+                    raise
+        if exp.lifecycle_stage == "deleted":
+            _retry(client.restore_experiment, exp.experiment_id)
+        return str(exp.experiment_id)
+
+
+class MlflowRun:
+    """Run handle bound to one MLflow run through an explicit client."""
+
+    def __init__(self, client: Any, run_id: str) -> None:
+        self._client = client
+        self.run_id = run_id
+        self.n_nonfinite = 0
+
+    # params / tags -----------------------------------------------------------------
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = self._entries(params, MAX_PARAM_VAL_LENGTH, "param")
+        batch = [Param(k, v) for k, v in items.items()]
+        for i in range(0, len(batch), MAX_PARAMS_TAGS_PER_BATCH):
+            _retry(self._client.log_batch, self.run_id, params=batch[i : i + MAX_PARAMS_TAGS_PER_BATCH])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = self._entries(tags, MAX_TAG_VAL_LENGTH, "tag")
+        batch = [RunTag(k, v) for k, v in items.items()]
+        for i in range(0, len(batch), MAX_PARAMS_TAGS_PER_BATCH):
+            _retry(self._client.log_batch, self.run_id, tags=batch[i : i + MAX_PARAMS_TAGS_PER_BATCH])
+
+    @staticmethod
+    def _entries(mapping: Mapping[str, Any], limit: int, what: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        origin: dict[str, str] = {}
+        for key, value in mapping.items():
+            safe = sanitise_key(key)
+            text = _truncate(_to_str(value), limit)
+            if safe in out and out[safe] != text:
+                raise ValueError(f"{what} keys {origin[safe]!r} and {key!r} both map to {safe!r}")
+            out[safe], origin[safe] = text, str(key)
+        return out
+
+    # metrics -----------------------------------------------------------------------
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log finite values; record non-finite ones as tags (see module docstring)."""
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        finite: dict[str, float] = {}
+        nonfinite: dict[str, str] = {}
+        for key, value in metrics.items():
+            safe = sanitise_key(key)
+            if value is None:
+                nonfinite[safe] = "none"
+                continue
+            x = float(value)
+            if math.isfinite(x):
+                finite[safe] = x
+            else:
+                nonfinite[safe] = "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+        batch = [Metric(k, v, ts, int(step or 0)) for k, v in finite.items()]
+        for i in range(0, len(batch), MAX_METRICS_PER_BATCH):
+            _retry(self._client.log_batch, self.run_id, metrics=batch[i : i + MAX_METRICS_PER_BATCH])
+        if nonfinite:
+            self.n_nonfinite += len(nonfinite)
+            suffix = "" if step is None else f" @step={int(step)}"
+            tags: dict[str, Any] = {NONFINITE_TAG_PREFIX + k: v + suffix for k, v in nonfinite.items()}
+            tags[NONFINITE_COUNT_TAG] = str(self.n_nonfinite)
+            self.set_tags(tags)
+
+    # artifacts ---------------------------------------------------------------------
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        """Copy a file (or a directory's contents) into the run's artifacts."""
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"artifact {p} does not exist")
+        if p.is_dir():
+            self._client.log_artifacts(self.run_id, str(p), artifact_path)
+        else:
+            self._client.log_artifact(self.run_id, str(p), artifact_path)
+
+
+class MlflowTracker:
+    """MLflow tracker on an embedded store; see the module docstring for conventions."""
+
+    def __init__(
+        self,
+        tracking_uri: str | os.PathLike[str],
+        experiment: str,
+        artifact_root: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.tracking_uri = normalise_uri(tracking_uri)
+        self.experiment = str(experiment)
+        self.artifact_root = _artifact_uri(artifact_root, self.tracking_uri)
+        self._client_obj: Any = None
+        self._experiment_id: str | None = None
+
+    @property
+    def client(self) -> Any:
+        """The ``mlflow.MlflowClient`` of this tracker (store created on first use)."""
+        if self._client_obj is None:
+            self._experiment_id = ensure_store(self.tracking_uri, self.experiment, self.artifact_root)
+            self._client_obj = _client(self.tracking_uri)
+        return self._client_obj
+
+    @property
+    def experiment_id(self) -> str:
+        self.client  # noqa: B018 - ensures the store and experiment exist
+        assert self._experiment_id is not None
+        return self._experiment_id
+
+    @contextlib.contextmanager
+    def run(
+        self,
+        name: str,
+        *,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> Iterator[MlflowRun]:
+        client = self.client
+        all_tags = {sanitise_key(k): _truncate(_to_str(v), MAX_TAG_VAL_LENGTH) for k, v in (tags or {}).items()}
+        if parent_run_id:
+            all_tags[PARENT_RUN_TAG] = str(parent_run_id)
+        info = _retry(client.create_run, self.experiment_id, run_name=str(name), tags=all_tags).info
+        handle = MlflowRun(client, info.run_id)
+        status = "FAILED"
+        try:
+            yield handle
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            try:
+                _retry(client.set_terminated, info.run_id, status)
+            except Exception:  # noqa: BLE001 - never mask the original exception
+                log.exception("could not mark MLflow run %s as %s", info.run_id, status)
+
+
+def _cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
+    if cfg is None:
+        return default
+    if isinstance(cfg, Mapping) or hasattr(cfg, "get"):
+        try:
+            value = cfg.get(key, default)
+        except Exception:  # noqa: BLE001 - e.g. an unresolvable interpolation: treat as absent
+            return default
+        return default if value is None else value
+    return getattr(cfg, key, default)
+
+
+def _enabled(tracking_cfg: Any) -> bool:
+    if tracking_cfg is None:
+        return False
+    value = _cfg_get(tracking_cfg, "enabled", False)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def make_tracker(tracking_cfg: Any) -> NullTracker | MlflowTracker:
+    """Tracker for a ``tracking`` config node (mapping or DictConfig) or ``None``.
+
+    Keys: ``enabled``, ``uri``, ``experiment``, ``artifact_root`` (optional).
+    Disabled or missing -> :class:`NullTracker`.
+    """
+    if not _enabled(tracking_cfg):
+        return NullTracker()
+    uri = _cfg_get(tracking_cfg, "uri")
+    experiment = _cfg_get(tracking_cfg, "experiment")
+    if not uri or not experiment:
+        raise ValueError("tracking.enabled is true but tracking.uri or tracking.experiment is missing")
+    return MlflowTracker(str(uri), str(experiment), _cfg_get(tracking_cfg, "artifact_root"))
+
+
+# --------------------------------------------------------------------------- hydra sweeps
+class MlflowSweepCallback(_HydraCallback):  # type: ignore[misc,valid-type]
+    """Hydra callback: one MLflow parent run per ``--multirun`` sweep.
+
+    Register it in the Hydra config::
+
+        hydra:
+          callbacks:
+            mlflow_sweep:
+              _target_: harness.tracking.MlflowSweepCallback
+
+    ``on_multirun_start`` creates the store and experiment (once, before any job runs),
+    opens the parent run and writes its id to ``<hydra.sweep.dir>/mlflow_parent_run_id``;
+    jobs read it with :func:`parent_run_id_for`. ``on_multirun_end`` marks it FINISHED.
+    A missing ``tracking`` node or ``tracking.enabled: false`` makes both no-ops.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.parent_run_id: str | None = None
+
+    @staticmethod
+    def _select(config: Any, key: str) -> Any:
+        from omegaconf import OmegaConf
+
+        try:
+            return OmegaConf.select(config, key, throw_on_missing=False)
+        except Exception:  # noqa: BLE001 - plain mappings or unresolvable nodes
+            node = config
+            for part in key.split("."):
+                node = _cfg_get(node, part)
+            return node
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        tracking = self._select(config, "tracking")
+        if not _enabled(tracking):
+            return
+        sweep_dir = self._select(config, "hydra.sweep.dir")
+        if not sweep_dir:
+            raise ValueError("MlflowSweepCallback needs hydra.sweep.dir in the config")
+        tracker = make_tracker(tracking)
+        assert isinstance(tracker, MlflowTracker)
+        sweep = Path(str(sweep_dir))
+        sweep.mkdir(parents=True, exist_ok=True)
+        overrides = self._select(config, "hydra.overrides.task")
+        job_name = self._select(config, "hydra.job.name") or "sweep"
+        tags: dict[str, Any] = {
+            "sweep.dir": str(sweep.resolve()),
+            "sweep.overrides": " ".join(str(o) for o in overrides) if overrides else "",
+            "sweep.role": "parent",
+        }
+        tags.update(provenance_tags(Path.cwd(), {}))
+        client = tracker.client
+        all_tags = {sanitise_key(k): _truncate(_to_str(v), MAX_TAG_VAL_LENGTH) for k, v in tags.items()}
+        info = _retry(
+            client.create_run, tracker.experiment_id, run_name=f"{job_name}:{sweep.name}", tags=all_tags
+        ).info
+        self.parent_run_id = info.run_id
+        target = sweep / PARENT_RUN_ID_FILE
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(info.run_id + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        tracking = self._select(config, "tracking")
+        if not _enabled(tracking):
+            return
+        sweep_dir = self._select(config, "hydra.sweep.dir")
+        run_id = parent_run_id_for(sweep_dir) or self.parent_run_id
+        if not run_id:
+            return
+        tracker = make_tracker(tracking)
+        assert isinstance(tracker, MlflowTracker)
+        _retry(tracker.client.set_terminated, run_id, "FINISHED")

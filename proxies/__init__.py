@@ -1,0 +1,69 @@
+"""Training-free proxies.  Public API (stable)::
+
+    proxies.compute(names, net, inputs, targets) -> dict[str, float]
+    proxies.compute_outcomes(names, net, inputs, targets) -> dict[str, ProxyOutcome]
+    proxies.get_proxy(name), proxies.list_proxies(pattern), proxies.register(name, ...)
+
+Proxies that need the same pass share one forward/backward.  The caller's network is never
+modified (weights, gradients, buffers, hooks, mode): the Probe works on a private copy.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import correlation  # noqa: F401  (registers the response-correlation family)
+from .probe import ProxyOutcome, ResponseProvider, Session, default_responses, run_pass
+from .registry import ProxyInfo, get_proxy, list_proxies, register
+
+__all__ = ["compute", "compute_outcomes", "get_proxy", "list_proxies", "register", "ProxyInfo",
+           "ProxyOutcome", "Session", "ProxyError"]
+
+
+class ProxyError(RuntimeError):
+    """A proxy failed (the message names it and the cause)."""
+
+
+def _names(names: str | Iterable[str]) -> list[str]:
+    names = [names] if isinstance(names, str) else list(dict.fromkeys(names))
+    if not names:
+        raise ValueError("no proxy names given")
+    for n in names:
+        get_proxy(n)  # unknown name -> error listing the valid ones
+    return names
+
+
+def compute_outcomes(names: str | Iterable[str], net: nn.Module, inputs: torch.Tensor,
+                     targets: torch.Tensor | None = None, *, loss_fn: Callable = F.cross_entropy,
+                     responses: ResponseProvider | None = None) -> dict[str, ProxyOutcome]:
+    """Every proxy's outcome (value, status, seconds, skipped matrices, message); failures
+    (an error, out of memory) are recorded as outcomes, not raised."""
+    names = _names(names)
+    groups: dict[tuple, dict] = {}
+    for n in names:
+        info = get_proxy(n)
+        if info.needs_labels and targets is None:
+            raise ValueError(f"proxy {n!r} needs labels: pass targets")
+        groups.setdefault((info.pass_kind, info.bn), {})[n] = info.create()
+    out: dict[str, ProxyOutcome] = {}
+    for (_kind, _bn), proxies in groups.items():
+        out.update(run_pass(proxies, net, inputs, targets, loss_fn=loss_fn,
+                            responses=responses or default_responses))
+    return {n: out[n] for n in names}
+
+
+def compute(names: str | Iterable[str], net: nn.Module, inputs: torch.Tensor,
+            targets: torch.Tensor | None = None, **kw) -> dict[str, float]:
+    """The score of each named proxy for ``net`` on one batch.
+
+    NaN/inf scores are returned as they are; a proxy that fails raises :class:`ProxyError`.
+    """
+    outcomes = compute_outcomes(names, net, inputs, targets, **kw)
+    failed = {n: o.message for n, o in outcomes.items() if o.status in ("error", "oom")}
+    if failed:
+        raise ProxyError(f"proxies failed: {failed}")
+    return {n: o.value for n, o in outcomes.items()}

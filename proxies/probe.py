@@ -1,0 +1,224 @@
+"""The Probe: the one owner of hooks.  It runs a network once and feeds every proxy that needs
+that pass.
+
+A computation works on a private deep copy of the caller's network (so the caller's weights,
+gradients, buffers, hooks and train/eval mode are untouched), in train mode, with the hooks it
+installed removed afterwards.  Everything stays on the inputs' device: hooks do tensor work only
+(no numpy, no ``.cpu()``, no ``.item()``); the single host synchronisation is when the final
+scores are read.
+
+Proxies plug in through two calls (see :class:`Proxy`): ``attach(session)`` before the pass, to ask
+for what they need (today: correlation matrices of responses), and ``finish(session)`` after it.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spaces.base import Convention, ResponsePoint
+
+# (point, kind, |C|, bad) where kind is "act" or "grad", |C| the N x N absolute correlation
+# matrix and bad a 0-dim bool tensor: True when C has a NaN (a constant sample row).
+CorrelationCallback = Callable[[ResponsePoint, str, torch.Tensor, torch.Tensor], None]
+ResponseProvider = Callable[[nn.Module, Convention], list[ResponsePoint]]
+
+
+@dataclass
+class ProxyOutcome:
+    """What one proxy gave for one network: a value or a recorded failure."""
+
+    value: float
+    status: str  # "ok" | "nan" | "inf" | "error" | "oom"
+    seconds: float
+    n_skipped: int = 0
+    message: str = ""
+
+
+class Proxy(Protocol):
+    def attach(self, session: "Session") -> None: ...
+
+    def finish(self, session: "Session") -> tuple[torch.Tensor | float, torch.Tensor | int]:
+        """(value, number of skipped response matrices), tensors allowed (read once, at the end)."""
+
+
+def abs_correlation(x: torch.Tensor, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """|corr| between the rows (samples) of ``x`` flattened per sample, and a NaN flag.
+
+    Matches ``numpy.corrcoef`` (which computes in float64 and clips to [-1, 1]); a sample whose
+    response is constant makes its row NaN, and the flag says so without a host sync.
+    """
+    z = x.reshape(x.shape[0], -1).to(dtype)
+    z = z - z.mean(dim=1, keepdim=True)
+    g = z @ z.T
+    std = torch.diagonal(g).sqrt()
+    c = (g / std[:, None] / std[None, :]).clamp_(-1.0, 1.0).abs_()
+    return c, torch.isnan(c).any()
+
+
+def default_responses(net: nn.Module, convention: Convention) -> list[ResponsePoint]:
+    """The network's own ``response_modules`` if it has one (networks built by ``spaces`` do);
+    otherwise every ``nn.ReLU``, its weighting layer being the index of the top-level child
+    that contains it."""
+    if hasattr(net, "response_modules"):
+        return net.response_modules(convention)
+    points = []
+    for layer, (child_name, child) in enumerate(net.named_children()):
+        for name, m in child.named_modules():
+            if isinstance(m, nn.ReLU):
+                points.append(ResponsePoint(f"{child_name}.{name}".rstrip("."), m, layer))
+    return points
+
+
+class _ActivationCache:
+    """|C| of tensors already seen in this pass (edges sharing a source node share it).
+
+    Keyed on the tensor's storage, version and geometry, and guarded by a weak reference to the
+    tensor itself, so a freed tensor whose memory is reused never gives a false hit."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple, tuple[weakref.ref, torch.Tensor, torch.Tensor]] = {}
+
+    def get(self, t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (t.data_ptr(), t._version, tuple(t.shape), tuple(t.stride()), t.storage_offset(), t.dtype, dtype)
+        hit = self._entries.get(key)
+        if hit is not None and hit[0]() is t:
+            return hit[1], hit[2]
+        c, bad = abs_correlation(t.detach(), dtype)
+        self._entries[key] = (weakref.ref(t), c, bad)
+        return c, bad
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+@dataclass
+class _Consumer:
+    callback: CorrelationCallback
+    activations: bool
+    gradients: bool
+    dtype: torch.dtype
+
+
+class Session:
+    """One forward/backward pass of a private copy of a network, shared by several proxies."""
+
+    def __init__(self, net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None, *,
+                 loss_fn: Callable = F.cross_entropy, responses: ResponseProvider = default_responses) -> None:
+        self.net = copy.deepcopy(net)
+        self.inputs = inputs
+        self.targets = targets
+        self.loss_fn = loss_fn
+        self.device = inputs.device
+        self._responses = responses
+        self._consumers: dict[str, list[_Consumer]] = {}
+        self._points: dict[str, list[ResponsePoint]] = {}
+        self.outputs: torch.Tensor | None = None
+        self.loss: torch.Tensor | None = None
+
+    # -- what proxies ask for
+    def response_points(self, convention: Convention) -> list[ResponsePoint]:
+        if convention not in self._points:
+            self._points[convention] = list(self._responses(self.net, convention))
+        return self._points[convention]
+
+    def on_correlation(self, convention: Convention, callback: CorrelationCallback, *,
+                       activations: bool = True, gradients: bool = True,
+                       dtype: torch.dtype = torch.float64) -> None:
+        """Call ``callback`` with |C| (computed in ``dtype``) of every response of ``convention``
+        during the pass."""
+        self._consumers.setdefault(convention, []).append(_Consumer(callback, activations, gradients, dtype))
+
+    # -- the pass
+    def run(self) -> None:
+        net = self.net
+        net.train()
+        net.zero_grad(set_to_none=True)
+        cache = _ActivationCache()
+        handles: list[Any] = []
+        try:
+            for convention, consumers in self._consumers.items():
+                for point in self.response_points(convention):
+                    handles.append(point.module.register_forward_hook(self._make_hook(point, consumers, cache)))
+            self.outputs = net(self.inputs)
+            self.loss = self.loss_fn(self.outputs, self.targets)
+            self.loss.backward()
+        finally:
+            for h in handles:
+                h.remove()
+            cache.clear()
+
+    def _make_hook(self, point: ResponsePoint, consumers: Sequence[_Consumer], cache: _ActivationCache):
+        want_act = [c for c in consumers if c.activations]
+        want_grad = [c for c in consumers if c.gradients]
+
+        def on_grad(grad_inputs, grad_outputs):
+            g = grad_inputs[0]
+            if g is None:
+                return
+            done: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
+            for consumer in want_grad:
+                if consumer.dtype not in done:
+                    done[consumer.dtype] = abs_correlation(g.detach(), consumer.dtype)
+                consumer.callback(point, "grad", *done[consumer.dtype])
+
+        def forward_hook(module, args, output):
+            if want_act:
+                t = args[0] if point.activation == "input" else output
+                for consumer in want_act:
+                    consumer.callback(point, "act", *cache.get(t, consumer.dtype))
+            if want_grad and isinstance(output, torch.Tensor) and output.grad_fn is not None:
+                # the gradient at the first input of the module's last autograd node (for a ReLU:
+                # at its input), through a hook on that node: per-module, unlike a tensor hook on
+                # an input that several edges share
+                output.grad_fn.register_hook(on_grad)
+
+        return forward_hook
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def outcome_of(value: float, seconds: float, n_skipped: int) -> ProxyOutcome:
+    status = "ok" if math.isfinite(value) else ("nan" if math.isnan(value) else "inf")
+    return ProxyOutcome(value, status, seconds, n_skipped)
+
+
+def run_pass(proxies: dict[str, Proxy], net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None,
+             **session_kw: Any) -> dict[str, ProxyOutcome]:
+    """Run one shared pass for ``proxies`` (name -> proxy object); failures become outcomes.
+
+    The pass's wall time (synchronised on a GPU) is recorded for every proxy that shared it.
+    """
+    start = time.perf_counter()
+    try:
+        session = Session(net, inputs, targets, **session_kw)
+        for proxy in proxies.values():
+            proxy.attach(session)
+        session.run()
+        raw = {name: proxy.finish(session) for name, proxy in proxies.items()}
+        # the one host sync: read every value at once
+        values = {name: (float(v), int(k)) for name, (v, k) in raw.items()}
+    except Exception as err:  # recorded, never swallowed: the caller sees status and message
+        seconds = time.perf_counter() - start
+        status = "oom" if _is_oom(err) else "error"
+        if status == "oom" and inputs.device.type == "cuda":
+            torch.cuda.empty_cache()
+        msg = f"{type(err).__name__}: {err}"
+        return {name: ProxyOutcome(math.nan, status, seconds, 0, msg) for name in proxies}
+    _synchronize(inputs.device)
+    seconds = time.perf_counter() - start
+    return {name: outcome_of(v, seconds, k) for name, (v, k) in values.items()}

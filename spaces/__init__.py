@@ -1,0 +1,40 @@
+"""Search spaces.  ``spaces.get_space(name)`` -> a :class:`spaces.base.Space`."""
+from __future__ import annotations
+
+import fnmatch
+from typing import Any, Callable
+
+from .base import Benchmark, DataFileError, InvalidArchitectureError, ResponsePoint, Space, UnknownNameError
+
+_SPACES: dict[str, Callable[..., Any]] = {}
+
+
+def register_space(name: str) -> Callable:
+    def deco(factory: Callable) -> Callable:
+        if name in _SPACES:
+            raise ValueError(f"space {name!r} is already registered")
+        _SPACES[name] = factory
+        return factory
+
+    return deco
+
+
+def get_space(name: str, **kwargs: Any) -> Space:
+    """The space registered as ``name`` (keyword arguments go to its constructor)."""
+    try:
+        factory = _SPACES[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown space {name!r}; registered spaces: {sorted(_SPACES)}") from None
+    return factory(**kwargs)
+
+
+def list_spaces(pattern: str = "*") -> list[str]:
+    return sorted(n for n in _SPACES if fnmatch.fnmatchcase(n, pattern))
+
+
+from .nb201 import NB201Arch, NB201Space  # noqa: E402
+
+register_space("nb201")(NB201Space)
+
+__all__ = ["get_space", "list_spaces", "register_space", "Space", "Benchmark", "ResponsePoint",
+           "InvalidArchitectureError", "DataFileError", "UnknownNameError", "NB201Arch", "NB201Space"]

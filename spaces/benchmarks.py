@@ -1,0 +1,287 @@
+"""Ground truth as pure table lookups.
+
+A :class:`TableBenchmark` reads one CSV of trained accuracies (one row per architecture, keyed by
+the architecture's canonical string), once, lazily, the first time it is needed, and then answers
+``lookup(arch, dataset, split)`` from memory.  Every ``(dataset, split)`` pair it offers carries a
+one-line *protocol* saying exactly what the number is (epochs, seeds, split), so that every
+results row can state it.
+
+Only the standard library (``csv``) and numpy are used, so this runs on a bare GPU machine.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import threading
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .base import DataFileError, UnknownNameError
+from .datafiles import data_file
+
+__all__ = ["ArchitectureNotFoundError", "TableBenchmark", "nb201_benchmark", "NB201_FILE"]
+
+_MISSING = frozenset({"", "nan", "NaN", "NAN", "NA", "N/A", "null", "None"})
+
+
+class ArchitectureNotFoundError(KeyError):
+    """An architecture is not a row of a benchmark table."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want the plain sentence
+        return str(self.args[0]) if self.args else ""
+
+
+def _parse_float(cell: str) -> float:
+    cell = cell.strip()
+    if cell in _MISSING:
+        return math.nan
+    return float(cell)
+
+
+class TableBenchmark:
+    """A ground-truth table read from a CSV under the data directory.
+
+    Parameters
+    ----------
+    relpath:
+        The CSV's path relative to the data directory (see :mod:`spaces.datafiles`).
+    key_column:
+        The column holding each architecture's canonical string; ``lookup`` uses ``str(arch)``.
+    columns:
+        ``{(dataset, split): column}`` — which CSV column answers which lookup.
+    protocols:
+        ``{(dataset, split): one-line description}`` — must have the same keys as ``columns``.
+    index_column:
+        A column of official row indices returned by :meth:`index_of`, if the CSV has it
+        (otherwise the 0-based row number is returned).
+    data_dir:
+        Overrides the data directory (else ``$ZSNAS_DATA_DIR``, else ``../shared/data``).
+
+    The file is located, checksum-verified and parsed once, on first use; empty or ``nan`` cells
+    read as NaN.
+    """
+
+    def __init__(
+        self,
+        relpath: str,
+        *,
+        key_column: str,
+        columns: Mapping[tuple[str, str], str],
+        protocols: Mapping[tuple[str, str], str],
+        index_column: str | None = "index",
+        data_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        columns = {(str(d), str(s)): str(c) for (d, s), c in dict(columns).items()}
+        protocols = {(str(d), str(s)): str(p) for (d, s), p in dict(protocols).items()}
+        if set(columns) != set(protocols):
+            missing = sorted(set(columns) ^ set(protocols))
+            raise ValueError(f"columns and protocols must name the same (dataset, split) pairs; differ on {missing}")
+        self.relpath = relpath
+        self.key_column = key_column
+        self.index_column = index_column
+        self.data_dir = data_dir
+        self._columns = columns
+        self._protocols = protocols
+        self._lock = threading.Lock()
+        self._loaded = False
+        self._header: list[str] = []
+        self._raw: dict[str, list[str]] = {}
+        self._row_of: dict[str, int] = {}
+        self._float_cache: dict[str, np.ndarray] = {}
+        self._column_cache: dict[str, np.ndarray] = {}
+        self._source: str | None = None
+
+    def __repr__(self) -> str:
+        return f"TableBenchmark({self.relpath!r}, key_column={self.key_column!r}, pairs={self.available()})"
+
+    # ------------------------------------------------------------------ loading
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            path = data_file(self.relpath, self.data_dir)
+            with open(path, newline="", encoding="utf-8") as f:
+                reader = csv.reader(f)
+                try:
+                    header = [h.strip() for h in next(reader)]
+                except StopIteration:
+                    raise DataFileError(f"benchmark table {str(path)!r} is empty") from None
+                rows = [row for row in reader if row]
+            needed = [self.key_column, *self._columns.values()]
+            absent = [c for c in needed if c not in header]
+            if absent:
+                raise DataFileError(
+                    f"benchmark table {str(path)!r} lacks column(s) {absent}; it has {header}"
+                )
+            width = len(header)
+            for lineno, row in enumerate(rows, 2):
+                if len(row) != width:
+                    raise DataFileError(
+                        f"{str(path)!r} line {lineno}: {len(row)} fields, the header has {width}"
+                    )
+            raw = {name: [row[j] for row in rows] for j, name in enumerate(header)}
+            row_of: dict[str, int] = {}
+            for i, key in enumerate(raw[self.key_column]):
+                if key in row_of:
+                    raise DataFileError(
+                        f"benchmark table {str(path)!r}: key {key!r} appears twice "
+                        f"(rows {row_of[key]} and {i} of column {self.key_column!r})"
+                    )
+                row_of[key] = i
+            self._header, self._raw, self._row_of = header, raw, row_of
+            self._source = str(path)
+            self._loaded = True
+
+    def _floats(self, name: str) -> np.ndarray:
+        """A column parsed as float64 (NaN for empty cells); raises if a cell is not a number."""
+        arr = self._float_cache.get(name)
+        if arr is None:
+            try:
+                arr = np.array([_parse_float(c) for c in self._raw[name]], dtype=np.float64)
+            except ValueError as exc:
+                raise DataFileError(f"column {name!r} of {self._source!r} is not numeric: {exc}") from None
+            arr.flags.writeable = False
+            self._float_cache[name] = arr
+        return arr
+
+    def _pair_column(self, dataset: str, split: str) -> str:
+        try:
+            return self._columns[(dataset, split)]
+        except KeyError:
+            raise UnknownNameError(
+                f"no ground truth for dataset={dataset!r}, split={split!r} in {self.relpath}; "
+                f"valid (dataset, split) pairs: {self.available()}"
+            ) from None
+
+    def _row(self, arch: Any) -> int:
+        key = str(arch)
+        try:
+            return self._row_of[key]
+        except KeyError:
+            raise ArchitectureNotFoundError(
+                f"architecture {key!r} is not in {self.relpath} "
+                f"({len(self._row_of)} rows keyed by column {self.key_column!r})"
+            ) from None
+
+    # ------------------------------------------------------------------ queries
+    def available(self) -> list[tuple[str, str]]:
+        """The ``(dataset, split)`` pairs this table answers, in declaration order."""
+        return list(self._columns)
+
+    def protocol(self, dataset: str, split: str) -> str:
+        """A one-line statement of what ``lookup(arch, dataset, split)`` returns."""
+        self._pair_column(dataset, split)
+        return self._protocols[(dataset, split)]
+
+    def lookup(self, arch: Any, dataset: str, split: str) -> float:
+        """The ground-truth accuracy of ``arch`` (keyed by ``str(arch)``); NaN cells give NaN."""
+        col = self._pair_column(dataset, split)
+        self._ensure_loaded()
+        return float(self._floats(col)[self._row(arch)])
+
+    def lookup_many(self, archs: Iterable[Any], dataset: str, split: str) -> np.ndarray:
+        """``lookup`` for many architectures at once, as a float64 array."""
+        col = self._pair_column(dataset, split)
+        self._ensure_loaded()
+        rows = np.fromiter((self._row(a) for a in archs), dtype=np.intp)
+        return self._floats(col)[rows].copy()
+
+    def index_of(self, arch: Any) -> int:
+        """The official index of ``arch`` (the ``index_column``), or its row number if there is none."""
+        self._ensure_loaded()
+        row = self._row(arch)
+        if self.index_column is not None and self.index_column in self._raw:
+            return int(self._raw[self.index_column][row])
+        return row
+
+    def keys(self) -> list[str]:
+        """The key strings, in file order."""
+        self._ensure_loaded()
+        return list(self._raw[self.key_column])
+
+    def column_names(self) -> list[str]:
+        """Every column of the CSV, in file order."""
+        self._ensure_loaded()
+        return list(self._header)
+
+    def column(self, name: str) -> np.ndarray:
+        """Any column, in file order, read-only: int64 if every cell is an integer, else float64
+        (NaN for empty cells) if every cell parses as a number, else an array of strings."""
+        self._ensure_loaded()
+        if name not in self._raw:
+            raise UnknownNameError(f"{self.relpath} has no column {name!r}; columns: {self._header}")
+        arr = self._column_cache.get(name)
+        if arr is None:
+            cells = self._raw[name]
+            try:
+                arr = np.array([int(c) for c in cells], dtype=np.int64)
+            except (ValueError, OverflowError):
+                try:
+                    arr = self._floats(name)
+                except DataFileError:
+                    arr = np.array(cells, dtype=str)
+            arr.flags.writeable = False
+            self._column_cache[name] = arr
+        return arr
+
+    def __contains__(self, arch: Any) -> bool:
+        self._ensure_loaded()
+        return str(arch) in self._row_of
+
+    def __len__(self) -> int:
+        self._ensure_loaded()
+        return len(self._row_of)
+
+
+# ---------------------------------------------------------------------- NAS-Bench-201
+NB201_FILE = "nb201/nb201_ground_truth.csv"
+
+_NB201_COLUMNS: dict[tuple[str, str], str] = {
+    ("cifar10-valid", "valid"): "c10valid_valid_200",
+    ("cifar10", "test"): "c10_test_200",
+    ("cifar100", "valid"): "c100_valid_200",
+    ("cifar100", "test"): "c100_test_200",
+    ("ImageNet16-120", "valid"): "in16_valid_200",
+    ("ImageNet16-120", "test"): "in16_test_200",
+}
+
+_MEAN = "200 epochs, mean over 2-3 seeds (percent)"
+_NB201_PROTOCOLS: dict[tuple[str, str], str] = {
+    ("cifar10-valid", "valid"): (
+        f"NB201 cifar10-valid/valid: trained on the 25k train split, accuracy on the 25k valid split, {_MEAN}"
+    ),
+    ("cifar10", "test"): (
+        f"NB201 cifar10/test: trained on train+valid (50k), accuracy on the 10k test set, {_MEAN}"
+    ),
+    ("cifar100", "valid"): (
+        f"NB201 cifar100/valid (x-valid half of the test set), {_MEAN}; "
+        "derived as 2*valtest - test, no independent check"
+    ),
+    ("cifar100", "test"): f"NB201 cifar100/test (x-test half of the test set), {_MEAN}",
+    ("ImageNet16-120", "valid"): (
+        f"NB201 ImageNet16-120/valid (x-valid half of the test set), {_MEAN}; "
+        "derived as 2*valtest - test, no independent check"
+    ),
+    ("ImageNet16-120", "test"): f"NB201 ImageNet16-120/test (x-test half of the test set), {_MEAN}",
+}
+
+
+def nb201_benchmark(data_dir: str | os.PathLike[str] | None = None) -> TableBenchmark:
+    """NAS-Bench-201 (= NATS-Bench TSS) ground truth for all 15,625 cells, 200-epoch schedule.
+
+    Keyed by the official arch string (``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``); ``index_of``
+    gives the official NB201/NATS index.  Extra columns (``cifar10_val_12ep``,
+    ``train_time_s_c10valid_200``, ``params_mb_c10`` ...) are available through ``column``.
+    """
+    return TableBenchmark(
+        NB201_FILE,
+        key_column="arch_str",
+        columns=_NB201_COLUMNS,
+        protocols=_NB201_PROTOCOLS,
+        index_column="index",
+        data_dir=data_dir,
+    )

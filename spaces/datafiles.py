@@ -1,0 +1,189 @@
+"""Where the offline benchmark data lives, and checks that it is intact.
+
+The data (ground-truth tables, image subsets) never lives in the project's git history.  It is
+found, in order of precedence, at
+
+1. the ``data_dir`` argument (the ``data_dir`` config key of the harness ends up here),
+2. the directory named by the environment variable ``ZSNAS_DATA_DIR``,
+3. ``<project root>/../shared/data``, where the project root is the directory holding ``spaces/``.
+
+If the data directory holds a ``SHA256SUMS`` file (lines of ``<hex digest>  ./<relative path>``,
+the format written by ``sha256sum``), every file it lists is checked against its digest the first
+time it is used in a process; a mismatch raises :class:`~spaces.base.DataFileError`.  A file that
+``SHA256SUMS`` does not list is accepted unchecked: users convert their own tables (for example
+from the official NB201 ``.pth``) and may drop them next to the shipped ones.  Digests are cached
+in-process, keyed by ``(resolved path, size, mtime_ns)``, so re-checking an unchanged file costs a
+single ``stat``.
+
+Only the standard library is used here.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path, PurePosixPath
+from typing import Iterable
+
+from .base import DataFileError
+
+__all__ = [
+    "ENV_VAR",
+    "SUMS_FILE",
+    "resolve_data_dir",
+    "data_file",
+    "file_sha256",
+    "checksums",
+    "clear_caches",
+]
+
+ENV_VAR = "ZSNAS_DATA_DIR"
+SUMS_FILE = "SHA256SUMS"
+
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_DEFAULT_DATA_DIR = _PROJECT_ROOT.parent / "shared" / "data"
+
+_HOW_TO_FIX = (
+    f"Point the environment variable {ENV_VAR} or the `data_dir` config key "
+    "(e.g. `zsnas data_dir=/path/to/data`) at the directory holding the benchmark data "
+    "(nb201/, nb101/, darts/, images/ and SHA256SUMS)."
+)
+
+# (resolved path, size, mtime_ns) -> hex digest of the file's content
+_digest_cache: dict[tuple[str, int, int], str] = {}
+# (resolved SHA256SUMS path, size, mtime_ns) -> {normalised relpath: hex digest}
+_sums_cache: dict[tuple[str, int, int], dict[str, str]] = {}
+_lock = threading.Lock()
+
+
+def clear_caches() -> None:
+    """Forget every cached digest and parsed ``SHA256SUMS`` (mainly for tests)."""
+    with _lock:
+        _digest_cache.clear()
+        _sums_cache.clear()
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The data directory: ``data_dir`` if given, else ``$ZSNAS_DATA_DIR``, else ``../shared/data``.
+
+    Raises DataFileError, naming the directory tried and how to point at the right one, if the
+    chosen directory does not exist.  An empty ``ZSNAS_DATA_DIR`` counts as unset.
+    """
+    if data_dir is not None and str(data_dir) != "":
+        path, source = Path(data_dir).expanduser(), "the `data_dir` argument"
+    elif os.environ.get(ENV_VAR):
+        path, source = Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"
+    else:
+        path, source = _DEFAULT_DATA_DIR, "the default location <project root>/../shared/data"
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise DataFileError(f"data directory {str(path)!r} (from {source}) {what}. {_HOW_TO_FIX}")
+    return path.resolve()
+
+
+def file_sha256(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
+    """The hex SHA-256 digest of a file, read in chunks (constant memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _normalise_relpath(relpath: str) -> str:
+    """``./a//b.csv`` -> ``a/b.csv``; refuses absolute paths and paths leaving the data dir."""
+    text = str(relpath).replace("\\", "/")
+    p = PurePosixPath(text)
+    if p.is_absolute() or ".." in p.parts:
+        raise ValueError(f"data file path must be relative to the data directory, got {relpath!r}")
+    parts = [part for part in p.parts if part not in (".", "")]
+    if not parts:
+        raise ValueError(f"empty data file path {relpath!r}")
+    return "/".join(parts)
+
+
+def _stat_key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+
+def _cached_digest(path: Path) -> str:
+    """The SHA-256 of ``path`` (already resolved), hashed once per (path, size, mtime)."""
+    key = _stat_key(path)
+    with _lock:
+        digest = _digest_cache.get(key)
+    if digest is None:
+        digest = file_sha256(path)
+        with _lock:
+            _digest_cache[key] = digest
+    return digest
+
+
+def _expected_digests(root: Path) -> dict[str, str]:
+    """Parsed ``SHA256SUMS`` of a data dir (empty if it has none), cached by stat."""
+    sums = root / SUMS_FILE
+    if not sums.is_file():
+        return {}
+    key = _stat_key(sums)
+    with _lock:
+        table = _sums_cache.get(key)
+    if table is not None:
+        return table
+    table = {}
+    with open(sums, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split(maxsplit=1)
+            if len(parts) != 2 or len(parts[0]) != 64:
+                raise DataFileError(f"{sums}:{lineno}: not a `<sha256>  ./<path>` line: {line!r}")
+            digest, name = parts
+            name = name.lstrip("*")  # sha256sum's binary-mode marker
+            try:
+                table[_normalise_relpath(name)] = digest.lower()
+            except ValueError as exc:
+                raise DataFileError(f"{sums}:{lineno}: {exc}") from None
+    with _lock:
+        _sums_cache[key] = table
+    return table
+
+
+def data_file(relpath: str, data_dir: str | os.PathLike[str] | None = None, *, verify: bool = True) -> Path:
+    """The absolute path of ``relpath`` (e.g. ``"nb201/nb201_ground_truth.csv"``) in the data dir.
+
+    Raises DataFileError if the file is missing, or, when ``verify`` is true and ``SHA256SUMS``
+    lists the file, if its content does not match the listed digest.  Files not listed are
+    accepted as they are (see the module docstring).
+    """
+    root = resolve_data_dir(data_dir)
+    rel = _normalise_relpath(relpath)
+    path = root / rel
+    if not path.is_file():
+        raise DataFileError(
+            f"data file {rel!r} not found in data directory {str(root)!r} "
+            f"(looked for {str(path)!r}). {_HOW_TO_FIX}"
+        )
+    path = path.resolve()
+    if verify:
+        expected = _expected_digests(root).get(rel)
+        if expected is not None:
+            actual = _cached_digest(path)
+            if actual != expected:
+                raise DataFileError(
+                    f"data file {str(path)!r} is corrupt or was modified: its SHA-256 is {actual}, "
+                    f"but {str(root / SUMS_FILE)!r} expects {expected}. Restore the original file "
+                    f"(or, for a table you converted yourself, remove its line from {SUMS_FILE})."
+                )
+    return path
+
+
+def checksums(relpaths: Iterable[str], data_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """``{relpath: sha256}`` of data files, for recording a result's provenance.
+
+    Each file is verified as by :func:`data_file`; digests come from the in-process cache.
+    """
+    out: dict[str, str] = {}
+    for rel in relpaths:
+        out[rel] = _cached_digest(data_file(rel, data_dir, verify=True))
+    return out

@@ -1,0 +1,380 @@
+"""Tests for harness.tracking (MLflow on an embedded SQLite store, all in tmp_path)."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import tracking
+from harness.tracking import (
+    NONFINITE_COUNT_TAG,
+    PARENT_RUN_ID_FILE,
+    MlflowSweepCallback,
+    MlflowTracker,
+    NullTracker,
+    RunHandle,
+    Tracker,
+    ensure_store,
+    flatten,
+    make_tracker,
+    metric_key,
+    normalise_uri,
+    parent_run_id_for,
+    provenance_tags,
+    sanitise_key,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def _template_db(tmp_path_factory) -> Path:
+    """One freshly migrated store per module; creating the schema costs ~2 s, copying it ~0."""
+    db = tmp_path_factory.mktemp("template") / "mlruns.db"
+    ensure_store(f"sqlite:///{db}", "template")
+    return db
+
+
+@pytest.fixture
+def _uri(tmp_path: Path, _template_db: Path):
+    """``_uri(tmp_path)`` -> URI of a private copy of the migrated template store."""
+
+    def make(base: Path) -> str:
+        db = base / "store" / "mlruns.db"
+        if not db.exists():
+            db.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(_template_db, db)
+        return f"sqlite:///{db}"
+
+    return make
+
+
+def _client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def test_import_is_cheap():
+    code = "import sys, harness.tracking; print('mlflow' in sys.modules, 'seaborn' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["False", "False"]
+
+
+def test_limits_match_installed_mlflow():
+    from mlflow.utils import validation as v
+
+    assert tracking.MAX_PARAM_VAL_LENGTH == v.MAX_PARAM_VAL_LENGTH
+    assert tracking.MAX_TAG_VAL_LENGTH == v.MAX_TAG_VAL_LENGTH
+    assert tracking.MAX_ENTITY_KEY_LENGTH == v.MAX_ENTITY_KEY_LENGTH
+    assert tracking.MAX_PARAMS_TAGS_PER_BATCH == v.MAX_PARAMS_TAGS_PER_BATCH
+    assert tracking.MAX_METRICS_PER_BATCH == v.MAX_METRICS_PER_BATCH
+
+
+def test_null_tracker_does_nothing(tmp_path):
+    tracker = NullTracker()
+    assert isinstance(tracker, Tracker)
+    with tracker.run("x", parent_run_id="p", tags={"a": 1}) as run:
+        assert isinstance(run, RunHandle)
+        run.log_params({"a": 1})
+        run.log_metrics({"m": float("nan")}, step=1)
+        run.set_tags({"t": "v"})
+        run.log_artifact(tmp_path / "missing.txt")
+        assert run.run_id == ""
+    assert list(tmp_path.iterdir()) == []
+    assert isinstance(make_tracker(None), NullTracker)
+    assert isinstance(make_tracker({"enabled": False, "uri": "x", "experiment": "e"}), NullTracker)
+
+
+def test_metric_key_format_is_accepted_by_mlflow(tmp_path):
+    from mlflow.utils.validation import _validate_metric_name
+
+    for key in [
+        metric_key("rho", "wrcor", "cifar10-valid", "valid"),
+        metric_key("tau", "grad_norm", "ImageNet16-120", "test"),
+        metric_key("rho", "weird[proxy]", "a/../b", "x=y"),
+    ]:
+        _validate_metric_name(key)  # raises if MLflow refuses it
+    assert metric_key("rho", "wrcor", "cifar10-valid", "valid") == "rho/wrcor/cifar10-valid/valid"
+    assert sanitise_key("") == "_"
+    assert len(sanitise_key("k" * 400)) == tracking.MAX_ENTITY_KEY_LENGTH
+
+
+def test_run_logs_params_metrics_tags_artifact(tmp_path, _uri):
+    uri = _uri(tmp_path)
+    tracker = MlflowTracker(uri, "exp")
+    artifact = tmp_path / "metrics.csv"
+    artifact.write_text("proxy,tau\nwrcor,0.5\n")
+    params = {f"p{i}": i for i in range(250)}  # > one log_batch chunk
+    params["long"] = "x" * 10_000
+    with tracker.run("job", tags={"stage": "unit"}) as run:
+        run.log_params(params)
+        run.log_metrics({metric_key("rho", "wrcor", "cifar10-valid", "valid"): 0.75, "run/n": 3})
+        run.log_metrics({"curve": 0.1}, step=0)
+        run.log_metrics({"curve": 0.2}, step=1)
+        run.set_tags({"git.commit": "abc", "odd key[0]": "v"})
+        run.log_artifact(artifact)
+        run_id = run.run_id
+
+    client = _client(uri)
+    got = client.get_run(run_id)
+    assert got.info.status == "FINISHED"
+    assert got.info.run_name == "job"
+    assert got.data.params["p249"] == "249"
+    assert len(got.data.params) == 251
+    assert len(got.data.params["long"]) == tracking.MAX_PARAM_VAL_LENGTH
+    assert got.data.params["long"].endswith("[truncated; 10000 chars in full]")
+    assert got.data.metrics["rho/wrcor/cifar10-valid/valid"] == pytest.approx(0.75)
+    assert got.data.metrics["run/n"] == 3
+    assert [m.value for m in client.get_metric_history(run_id, "curve")] == [0.1, 0.2]
+    assert got.data.tags["stage"] == "unit"
+    assert got.data.tags["git.commit"] == "abc"
+    assert got.data.tags["odd key_0_"] == "v"
+    assert [f.path for f in client.list_artifacts(run_id)] == ["metrics.csv"]
+    # artifacts live beside the database, not in the working directory
+    assert (tmp_path / "store" / "mlartifacts").is_dir()
+    assert got.info.artifact_uri.startswith((tmp_path / "store" / "mlartifacts").as_uri())
+
+
+def test_failed_block_marks_run_failed(tmp_path, _uri):
+    uri = _uri(tmp_path)
+    tracker = MlflowTracker(uri, "exp")
+    with pytest.raises(RuntimeError):
+        with tracker.run("boom") as run:
+            run_id = run.run_id
+            raise RuntimeError("job failed")
+    assert _client(uri).get_run(run_id).info.status == "FAILED"
+
+
+def test_nonfinite_metrics_become_tags(tmp_path, _uri):
+    uri = _uri(tmp_path)
+    tracker = MlflowTracker(uri, "exp")
+    with tracker.run("nan") as run:
+        run.log_metrics({"tau/a/c10/valid": float("nan"), "tau/b/c10/valid": 0.3, "tau/c/c10/valid": math.inf})
+        run.log_metrics({"tau/d/c10/valid": -math.inf}, step=2)
+        assert run.n_nonfinite == 3
+        run_id = run.run_id
+    data = _client(uri).get_run(run_id).data
+    assert data.metrics == {"tau/b/c10/valid": pytest.approx(0.3)}
+    assert data.tags["nonfinite/tau/a/c10/valid"] == "nan"
+    assert data.tags["nonfinite/tau/c/c10/valid"] == "inf"
+    assert data.tags["nonfinite/tau/d/c10/valid"] == "-inf @step=2"
+    assert data.tags[NONFINITE_COUNT_TAG] == "3"
+
+
+def test_parent_and_children(tmp_path, _uri):
+    uri = _uri(tmp_path)
+    tracker = MlflowTracker(uri, "sweep")
+    with tracker.run("parent") as parent:
+        for i in range(2):
+            with MlflowTracker(uri, "sweep").run(f"child{i}", parent_run_id=parent.run_id) as child:
+                child.log_metrics({"x": i})
+    client = _client(uri)
+    exp = client.get_experiment_by_name("sweep")
+    runs = client.search_runs([exp.experiment_id])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.run_id]
+    assert len(runs) == 3
+    assert sorted(r.info.run_name for r in children) == ["child0", "child1"]
+
+
+def test_ensure_store_is_idempotent(tmp_path, _uri):
+    uri = _uri(tmp_path)
+    first = ensure_store(uri, "exp")
+    second = ensure_store(uri, "exp")
+    assert first == second
+    client = _client(uri)
+    assert [e.name for e in client.search_experiments()].count("exp") == 1
+    assert client.get_experiment(first).artifact_location == (tmp_path / "store" / "mlartifacts").as_uri()
+    # a deleted experiment is restored, not duplicated
+    client.delete_experiment(first)
+    assert ensure_store(uri, "exp") == first
+    assert client.get_experiment(first).lifecycle_stage == "active"
+    # a plain path means the same SQLite store
+    assert ensure_store(tmp_path / "store" / "mlruns.db", "exp") == first
+
+
+def test_custom_artifact_root_and_uri_forms(tmp_path, _uri):
+    uri = _uri(tmp_path)
+    exp_id = ensure_store(uri, "custom", tmp_path / "arts")
+    assert _client(uri).get_experiment(exp_id).artifact_location == (tmp_path / "arts").as_uri()
+    assert normalise_uri(str(tmp_path / "a.db")) == f"sqlite:///{tmp_path / 'a.db'}"
+    with pytest.raises(ValueError, match="file:"):
+        normalise_uri("file:///tmp/mlruns")
+
+
+def test_flatten_nested():
+    cfg = {
+        "space": {"name": "nb201", "archs": [0, 5, {"k": 1.5}]},
+        "proxy": {"names": ["wrcor", "synflow"], "bn": False},
+        "seed": None,
+        "empty": {},
+        "nil": [],
+    }
+    assert flatten(cfg) == {
+        "space.name": "nb201",
+        "space.archs.0": "0",
+        "space.archs.1": "5",
+        "space.archs.2.k": "1.5",
+        "proxy.names.0": "wrcor",
+        "proxy.names.1": "synflow",
+        "proxy.bn": "false",
+        "seed": "null",
+        "empty": "{}",
+        "nil": "[]",
+    }
+    assert flatten({"a": {"b": 1}}, prefix="cfg") == {"cfg.a.b": "1"}
+
+
+def test_flatten_omegaconf_container():
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"a": 2, "b": {"c": "${a}", "d": [1, 2]}})
+    assert flatten(OmegaConf.to_container(cfg, resolve=True)) == {"a": "2", "b.c": "2", "b.d.0": "1", "b.d.1": "2"}
+
+
+def _git(cwd: Path, *args: str) -> None:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+
+def test_provenance_tags_in_git_repo(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "a.txt").write_text("1")
+    _git(repo, "add", "a.txt")
+    _git(repo, "commit", "-q", "-m", "init")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    tags = provenance_tags(repo, {"NAS-Bench-201/nb201.csv": "ab12"})
+    assert tags == {"git.commit": head, "git.dirty": "false", "data.sha256.NAS-Bench-201/nb201.csv": "ab12"}
+    (repo / "untracked.txt").write_text("x")  # untracked files do not count as dirty
+    assert provenance_tags(repo, {})["git.dirty"] == "false"
+    (repo / "a.txt").write_text("2")
+    assert provenance_tags(repo, {})["git.dirty"] == "true"
+
+
+def test_provenance_tags_outside_git(tmp_path):
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    env_ceiling = os.environ.get("GIT_CEILING_DIRECTORIES")
+    os.environ["GIT_CEILING_DIRECTORIES"] = str(tmp_path)
+    try:
+        tags = provenance_tags(outside, {"x.bin": "ff"})
+    finally:
+        if env_ceiling is None:
+            del os.environ["GIT_CEILING_DIRECTORIES"]
+        else:
+            os.environ["GIT_CEILING_DIRECTORIES"] = env_ceiling
+    assert tags == {"git.commit": "unknown", "git.dirty": "unknown", "data.sha256.x.bin": "ff"}
+
+
+def test_sweep_callback_writes_parent_id(tmp_path, _uri):
+    from omegaconf import OmegaConf
+
+    uri = _uri(tmp_path)
+    sweep_dir = tmp_path / "multirun" / "sweep0"
+    cfg = OmegaConf.create(
+        {
+            "tracking": {"enabled": True, "uri": uri, "experiment": "sweeps", "artifact_root": None},
+            "hydra": {"sweep": {"dir": str(sweep_dir)}, "overrides": {"task": ["proxy=wrcor,synflow"]},
+                      "job": {"name": "cli"}},
+        }
+    )
+    cb = MlflowSweepCallback()
+    cb.on_multirun_start(config=cfg, config_name="config")
+    parent = parent_run_id_for(sweep_dir)
+    assert parent is not None and (sweep_dir / PARENT_RUN_ID_FILE).is_file()
+    tracker = make_tracker(cfg.tracking)
+    with tracker.run("job0", parent_run_id=parent) as child:
+        child_id = child.run_id
+    client = _client(uri)
+    assert client.get_run(parent).info.status == "RUNNING"
+    assert client.get_run(parent).data.tags["sweep.overrides"] == "proxy=wrcor,synflow"
+    assert client.get_run(child_id).data.tags["mlflow.parentRunId"] == parent
+    cb.on_multirun_end(config=cfg)
+    assert client.get_run(parent).info.status == "FINISHED"
+
+
+def test_sweep_callback_noop_when_disabled(tmp_path):
+    from omegaconf import OmegaConf
+
+    sweep_dir = tmp_path / "sweep"
+    for cfg in (
+        OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}}),
+        OmegaConf.create({"tracking": {"enabled": False, "uri": f"sqlite:///{tmp_path / 'store' / 'm.db'}",
+                                       "experiment": "e"},
+                          "hydra": {"sweep": {"dir": str(sweep_dir)}}}),
+    ):
+        cb = MlflowSweepCallback()
+        cb.on_multirun_start(config=cfg)
+        cb.on_multirun_end(config=cfg)
+    assert not sweep_dir.exists()
+    assert parent_run_id_for(sweep_dir) is None
+    assert not (tmp_path / "store").exists()
+
+
+def test_hydra_multirun_end_to_end(tmp_path, _uri):
+    """A real `--multirun` with the callback: one parent, one child per job, parent FINISHED."""
+    uri = _uri(tmp_path)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "config.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            x: 0
+            tracking:
+              enabled: true
+              uri: {uri}
+              experiment: e2e
+              artifact_root: null
+            hydra:
+              sweep:
+                dir: {tmp_path / 'multirun'}
+              callbacks:
+                mlflow_sweep:
+                  _target_: harness.tracking.MlflowSweepCallback
+            """
+        )
+    )
+    (tmp_path / "app.py").write_text(
+        textwrap.dedent(
+            """
+            import hydra
+            from hydra.core.hydra_config import HydraConfig
+            from harness.tracking import make_tracker, parent_run_id_for
+
+            @hydra.main(version_base="1.3", config_path="conf", config_name="config")
+            def main(cfg):
+                parent = parent_run_id_for(HydraConfig.get().sweep.dir)
+                assert parent, "no parent run id"
+                with make_tracker(cfg.tracking).run(f"x={cfg.x}", parent_run_id=parent) as run:
+                    run.log_metrics({"x": cfg.x})
+
+            if __name__ == "__main__":
+                main()
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "app.py", "--multirun", "x=1,2"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    parent = parent_run_id_for(tmp_path / "multirun")
+    client = _client(uri)
+    exp = client.get_experiment_by_name("e2e")
+    runs = {r.info.run_id: r for r in client.search_runs([exp.experiment_id])}
+    assert len(runs) == 3 and parent in runs
+    assert runs[parent].info.status == "FINISHED"
+    children = [r for r in runs.values() if r.data.tags.get("mlflow.parentRunId") == parent]
+    assert sorted(r.data.metrics["x"] for r in children) == [1.0, 2.0]
