@@ -201,3 +201,14 @@ def test_latex_escape_specials():
     assert latex_escape("a_b & 5% #1 {x} ~ ^ \\") == (
         "a\\_b \\& 5\\% \\#1 \\{x\\} \\textasciitilde{} \\textasciicircum{} \\textbackslash{}"
     )
+
+
+def test_figures_survive_non_finite_and_missing_scores(records, tmp_path):
+    scores, metrics = load_records([records])
+    summary = summarise(metrics)
+    scores.loc[scores["proxy"] == "grad_norm", "score"] = np.nan  # a proxy with no finite score
+    paths = report.write_figures(scores, summary, tmp_path / "a", "x", metrics=metrics)
+    assert [p.name for p in paths] == ["x_scatter.png", "x_tau.png"]
+    with pytest.warns(UserWarning, match="scatter plot skipped"):
+        paths = report.write_figures(scores.iloc[0:0], summary, tmp_path / "b", "x")
+    assert [p.name for p in paths] == ["x_tau.png"]

@@ -1,0 +1,262 @@
+"""The scoring job: ``run(cfg) -> dict``.
+
+Scores a selection of architectures with the configured proxies on one batch, through the
+durable score store (a stored score is never recomputed), looks up the ground truth, computes
+Kendall's tau-b and Spearman's rho per proxy and per (dataset, split), writes the records the
+report reads (``scores.csv``, ``metrics.csv``, ``summary.json``) into the output directory, and
+logs the job to the tracker.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+
+import proxies
+import spaces
+from spaces.nb201 import seed_for
+
+from . import data
+from .metrics import rank_metrics
+from .store import Record, ScoreKey, ScoreStore
+
+log = logging.getLogger(__name__)
+
+#: Bump when a change to the scoring code changes stored numbers (it is part of every store key).
+SCORE_VERSION = "1"
+
+
+def _get(cfg: Any, path: str, default: Any = None) -> Any:
+    node = cfg
+    for part in path.split("."):
+        if node is None:
+            return default
+        node = node.get(part) if isinstance(node, Mapping) or hasattr(node, "get") else getattr(node, part, None)
+    return default if node is None else node
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` = the GPU when there is one, else the CPU."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available; use device=auto or cpu")
+    return dev
+
+
+def select_archs(space, *, select: str, n: int | None, seed: int) -> list:
+    """``first`` n in official index order, a ``random`` sample of n (seeded), or ``all``."""
+    if select == "all":
+        return list(space.enumerate())
+    if n is None or int(n) < 1:
+        raise ValueError(f"archs.n must be a positive integer for archs.select={select!r}, got {n!r}")
+    n = int(n)
+    if select == "first":
+        out = []
+        for arch in space.enumerate():
+            out.append(arch)
+            if len(out) == n:
+                break
+        return out
+    if select == "random":
+        population = list(space.enumerate())
+        if n > len(population):
+            raise ValueError(f"archs.n={n} exceeds the {len(population)} architectures of the space")
+        idx = np.random.default_rng(seed).choice(len(population), size=n, replace=False)
+        return [population[i] for i in sorted(idx)]
+    raise ValueError(f"unknown archs.select {select!r}; valid: ['first', 'random', 'all']")
+
+
+def score_params(name: str, *, sampling: str, device: torch.device, space_kw: Mapping[str, Any]) -> str:
+    """The canonical string of every other knob that changes a proxy's score (part of the key)."""
+    info = proxies.get_proxy(name)
+    knobs = {"proxy": info.params, "sampling": sampling, "device": device.type, "init": "sha256(seed:arch)",
+             "space": dict(space_kw)}
+    return json.dumps(knobs, sort_keys=True, separators=(",", ":"))
+
+
+def score_all(*, space, archs: list, proxy_names: list[str], store: ScoreStore, dataset: str,
+              seed: int, batch_size: int, input_kind: str, sampling: str, split: str,
+              device: torch.device, space_kw: Mapping[str, Any], data_dir=None,
+              progress_every: int = 25) -> dict[str, Any]:
+    """Score every (arch, proxy) missing from ``store``; return counts.  Each architecture's
+    records are committed in one transaction as soon as it is scored, so an interrupted job
+    loses at most the architecture in flight."""
+    keys_for = {}
+    for arch in archs:
+        arch_str = space.to_str(arch)
+        keys_for[arch_str] = {p: ScoreKey(space=space.name, arch=arch_str, dataset=dataset, proxy=p, seed=seed,
+                                          batch_size=batch_size, input_kind=input_kind, code_version=SCORE_VERSION,
+                                          params=score_params(p, sampling=sampling, device=device,
+                                                              space_kw=space_kw))
+                              for p in proxy_names}
+    stored = store.get_many([k for ks in keys_for.values() for k in ks.values()])
+    todo = [(a, ks) for a, ks in keys_for.items() if any(k not in stored for k in ks.values())]
+    log.info("%d architectures x %d proxies: %d architectures to score, the rest are stored",
+             len(archs), len(proxy_names), len(todo))
+    if not todo:
+        return {"computed": 0, "cached": len(archs), "keys": keys_for}
+    inputs, targets = data.batch(dataset, batch_size, seed=seed, kind=input_kind, split=split, sampling=sampling,
+                                 data_dir=data_dir, device=device)
+    n_classes = data.num_classes(dataset)
+    start = time.perf_counter()
+    for i, (arch_str, ks) in enumerate(todo, 1):
+        missing = [p for p, k in ks.items() if k not in stored]
+        try:
+            net = space.build(arch_str, n_classes, seed=seed_for(seed, arch_str)).to(device)
+            outcomes = proxies.compute_outcomes(missing, net, inputs, targets)
+        except Exception as err:  # a build failure is recorded for every proxy of the arch
+            msg = f"{type(err).__name__}: {err}"
+            log.error("architecture %s failed: %s", arch_str, msg)
+            outcomes = {p: proxies.ProxyOutcome(math.nan, "error", 0.0, 0, msg) for p in missing}
+        store.put_many([Record(ks[p], o.value, o.status, o.seconds, o.n_skipped, o.message)
+                        for p, o in outcomes.items()])
+        if i % progress_every == 0 or i == len(todo):
+            el = time.perf_counter() - start
+            log.info("scored %d/%d architectures (%.2f s/arch)", i, len(todo), el / i)
+    return {"computed": len(todo), "cached": len(archs) - len(todo), "keys": keys_for}
+
+
+def _rows(space, archs, proxy_names, records, targets, bench, dataset, seed):
+    truth = {t: bench.lookup_many(archs, *t) for t in targets}
+    rows = []
+    for j, arch in enumerate(archs):
+        arch_str = space.to_str(arch)
+        for p in proxy_names:
+            r = records[(arch_str, p)]
+            row = {"space": space.name, "dataset": dataset, "seed": seed, "arch_index": _index(space, arch),
+                   "arch": arch_str, "proxy": p, "score": r.value, "status": r.status, "seconds": r.seconds,
+                   "n_skipped": r.n_skipped}
+            for (ds, sp), vals in truth.items():
+                row[f"truth__{ds}__{sp}"] = float(vals[j])
+            rows.append(row)
+    return rows
+
+
+def _index(space, arch) -> int:
+    try:
+        return int(space.index(arch))
+    except Exception:
+        return -1
+
+
+def compute_metrics(*, space, archs, proxy_names, records, targets, bench, dataset, seed) -> list[dict]:
+    out = []
+    for ds, sp in targets:
+        truth = bench.lookup_many(archs, ds, sp)
+        for p in proxy_names:
+            recs = [records[(space.to_str(a), p)] for a in archs]
+            scores = np.array([r.value for r in recs], dtype=float)
+            failed = sum(r.status in ("error", "oom") for r in recs)
+            m = rank_metrics(scores, truth, higher_is_better=proxies.get_proxy(p).higher_is_better)
+            secs = [r.seconds for r in recs if r.status not in ("error", "oom")]
+            out.append({"space": space.name, "dataset": ds, "split": sp, "proxy": p, "seed": seed,
+                        "image_dataset": dataset, "tau": m.tau, "rho": m.rho, "n_archs": m.n, "n_nan": m.n_nan,
+                        "n_inf": m.n_inf, "n_failed": failed,
+                        "sec_per_arch": float(np.mean(secs)) if secs else math.nan,
+                        "protocol": bench.protocol(ds, sp)})
+    return out
+
+
+def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict[str, Any]:
+    """Score, evaluate, record and track one job described by ``cfg`` (a Hydra/OmegaConf config
+    or a nested mapping with the keys of ``conf/config.yaml``)."""
+    import pandas as pd  # harness layer: fine to import here
+
+    threads = _get(cfg, "threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+    data_dir = _get(cfg, "data_dir")
+    space_cfg = dict(_get(cfg, "space"))
+    space_kw = {k: v for k, v in space_cfg.items() if k != "name"}
+    space = spaces.get_space(space_cfg["name"], data_dir=data_dir, **space_kw)
+    proxy_names = list(_get(cfg, "proxies"))
+    for p in proxy_names:
+        proxies.get_proxy(p)  # fail fast, listing the valid names
+    dataset = _get(cfg, "dataset.images")
+    targets = [tuple(t) for t in _get(cfg, "dataset.targets")]
+    seed = int(_get(cfg, "seed", 0))
+    batch_size = int(_get(cfg, "batch.size"))
+    input_kind = _get(cfg, "batch.kind", "real")
+    sampling = _get(cfg, "batch.sampling", "random")
+    split = _get(cfg, "batch.split", "train")
+    device = resolve_device(_get(cfg, "device", "auto"))
+    archs = select_archs(space, select=_get(cfg, "archs.select"), n=_get(cfg, "archs.n"),
+                         seed=int(_get(cfg, "archs.seed", 0)))
+    bench = space.benchmark
+    for t in targets:
+        bench.protocol(*t)  # unknown (dataset, split) -> error listing the valid ones
+
+    out_dir = Path(output_dir or _get(cfg, "output_dir") or ".")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store_path = Path(_get(cfg, "store.path"))
+    with ScoreStore(store_path) as store:
+        counts = score_all(space=space, archs=archs, proxy_names=proxy_names, store=store, dataset=dataset,
+                           seed=seed, batch_size=batch_size, input_kind=input_kind, sampling=sampling, split=split,
+                           device=device, space_kw=space_kw, data_dir=data_dir)
+        keys = {(k.arch, k.proxy): k for ks in counts.pop("keys").values() for k in ks.values()}
+        got = store.get_many(keys.values())
+    missing = [k for k in keys.values() if k not in got]
+    if missing:
+        raise RuntimeError(f"{len(missing)} scores are missing from the store after scoring (e.g. {missing[0]})")
+    records = {sk: got[k] for sk, k in keys.items()}
+
+    common = dict(space=space, archs=archs, proxy_names=proxy_names, records=records, targets=targets,
+                  bench=bench, dataset=dataset, seed=seed)
+    metrics = compute_metrics(**common)
+    scores_df = pd.DataFrame(_rows(space, archs, proxy_names, records, targets, bench, dataset, seed))
+    metrics_df = pd.DataFrame(metrics)
+    scores_path, metrics_path = out_dir / "scores.csv", out_dir / "metrics.csv"
+    scores_df.to_csv(scores_path, index=False)
+    metrics_df.to_csv(metrics_path, index=False)
+    summary = {"space": space.name, "dataset": dataset, "seed": seed, "n_archs": len(archs),
+               "proxies": proxy_names, "device": device.type, **counts, "metrics": metrics}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    for m in metrics:
+        log.info("%-16s %-15s %-6s tau=%.4f rho=%.4f n=%d nan=%d inf=%d %.2f s/arch", m["proxy"], m["dataset"],
+                 m["split"], m["tau"], m["rho"], m["n_archs"], m["n_nan"], m["n_inf"], m["sec_per_arch"])
+    if tracker is not None:
+        _track(tracker, cfg, metrics, summary, [scores_path, metrics_path], out_dir, data_dir)
+    return summary
+
+
+def _track(tracker, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: Path, data_dir) -> None:
+    from spaces.datafiles import checksums
+
+    from .tracking import flatten, provenance_tags
+
+    try:
+        from omegaconf import OmegaConf
+
+        plain = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    except ImportError:  # pragma: no cover
+        plain = dict(cfg)
+    files = [f for f in ("nb201/nb201_ground_truth.csv", data.DATASETS[summary["dataset"]].file)]
+    tags = provenance_tags(Path(__file__).resolve().parents[1], checksums(files, data_dir))
+    parent = _get(cfg, "tracking.parent_run_id")
+    name = f"{summary['space']}-{summary['dataset']}-seed{summary['seed']}"
+    with tracker.run(name, parent_run_id=parent, tags=tags) as handle:
+        handle.log_params(flatten(plain))
+        values = {"n_archs": summary["n_archs"], "computed": summary["computed"], "cached": summary["cached"]}
+        for m in metrics:
+            for k in ("tau", "rho", "n_archs", "n_nan", "n_inf", "sec_per_arch"):
+                values[f"{k}/{m['proxy']}/{m['dataset']}/{m['split']}"] = m[k]
+        handle.log_metrics(values)
+        for a in artifacts:
+            handle.log_artifact(str(a))
+        try:
+            from .report import write_figures, summarise, load_records
+
+            scores, mets = load_records([out_dir])
+            for fig in write_figures(scores, summarise(mets), out_dir, "job"):
+                handle.log_artifact(str(fig))
+        except Exception as err:  # a figure failure must not lose the job's numbers
+            log.warning("could not draw the job's figures: %s", err)
