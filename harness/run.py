@@ -85,11 +85,12 @@ def score_params(name: str, *, sampling: str, device: torch.device, space_kw: Ma
 
 def score_all(*, space, archs: list, proxy_names: list[str], store: ScoreStore, dataset: str,
               seed: int, batch_size: int, input_kind: str, sampling: str, split: str,
-              device: torch.device, space_kw: Mapping[str, Any], data_dir=None,
+              device: torch.device, space_kw: Mapping[str, Any], data_dir=None, retry_failed: bool = False,
               progress_every: int = 25) -> dict[str, Any]:
     """Score every (arch, proxy) missing from ``store``; return counts.  Each architecture's
     records are committed in one transaction as soon as it is scored, so an interrupted job
-    loses at most the architecture in flight."""
+    loses at most the architecture in flight.  Failed outcomes (error, oom) are stored like
+    scores; ``retry_failed`` recomputes them (e.g. after freeing memory)."""
     keys_for = {}
     for arch in archs:
         arch_str = space.to_str(arch)
@@ -99,6 +100,8 @@ def score_all(*, space, archs: list, proxy_names: list[str], store: ScoreStore, 
                                                               space_kw=space_kw))
                               for p in proxy_names}
     stored = store.get_many([k for ks in keys_for.values() for k in ks.values()])
+    if retry_failed:
+        stored = {k: r for k, r in stored.items() if r.status not in ("error", "oom")}
     todo = [(a, ks) for a, ks in keys_for.items() if any(k not in stored for k in ks.values())]
     log.info("%d architectures x %d proxies: %d architectures to score, the rest are stored",
              len(archs), len(proxy_names), len(todo))
@@ -134,7 +137,7 @@ def _rows(space, archs, proxy_names, records, targets, bench, dataset, seed):
             r = records[(arch_str, p)]
             row = {"space": space.name, "dataset": dataset, "seed": seed, "arch_index": _index(space, arch),
                    "arch": arch_str, "proxy": p, "score": r.value, "status": r.status, "seconds": r.seconds,
-                   "n_skipped": r.n_skipped}
+                   "n_skipped": r.n_skipped, "message": r.message}
             for (ds, sp), vals in truth.items():
                 row[f"truth__{ds}__{sp}"] = float(vals[j])
             rows.append(row)
@@ -201,7 +204,8 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     with ScoreStore(store_path) as store:
         counts = score_all(space=space, archs=archs, proxy_names=proxy_names, store=store, dataset=dataset,
                            seed=seed, batch_size=batch_size, input_kind=input_kind, sampling=sampling, split=split,
-                           device=device, space_kw=space_kw, data_dir=data_dir)
+                           device=device, space_kw=space_kw, data_dir=data_dir,
+                           retry_failed=bool(_get(cfg, "retry_failed", False)))
         keys = {(k.arch, k.proxy): k for ks in counts.pop("keys").values() for k in ks.values()}
         got = store.get_many(keys.values())
     missing = [k for k in keys.values() if k not in got]

@@ -1,0 +1,47 @@
+# zsnas-bench — `make help` lists the targets.
+SHELL := /bin/bash
+PY    ?= python3.11
+VENV  := .venv
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export OMP_NUM_THREADS ?= 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-slow reproduce reproduce-full ui bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "need $(PY) (the local torch wheel is for Python 3.11)"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project with its test extras
+
+test: $(STAMP)  ## run the default test suite (well under 20 minutes, CPU only)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-slow: $(STAMP)  ## run the slow tests too
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'slow or not slow'
+
+reproduce: $(STAMP)  ## quick CPU profile: first 100 NB201 archs, CIFAR-10 -> results/tables, results/figures
+	OMP_NUM_THREADS=2 $(BIN)/python -m harness.cli +experiment=nb201_quick threads=2 hydra.run.dir=runs/nb201_quick/latest
+	$(BIN)/python -m harness.report --records runs/nb201_quick/latest --out results --name nb201_quick
+	$(BIN)/python -m harness.reference check results/reference/nb201_quick.json runs/nb201_quick/latest
+
+reproduce-full: $(STAMP)  ## full profile (meant for a GPU): 1000 archs x 3 datasets x 3 seeds, --multirun
+	$(BIN)/python -m harness.cli --multirun +experiment=nb201_full hydra.sweep.dir=runs/nb201_full/latest
+	$(BIN)/python -m harness.report --records runs/nb201_full/latest --out results --name nb201_full
+
+ui: $(STAMP)  ## serve the MLflow UI on 127.0.0.1:5000 (the embedded SQLite store)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
+
+bench: $(STAMP)  ## WRCor time / plain forward+backward per arch (median over 50 archs, CPU; GPU too when present)
+	$(BIN)/python -m harness.bench --archs 50
+
+clean:  ## remove run outputs and caches (keeps .venv and results/)
+	rm -rf runs outputs multirun .cache mlruns.db mlruns.db.lock mlartifacts

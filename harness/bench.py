@@ -1,0 +1,109 @@
+"""``make bench``: what a proxy costs relative to one plain forward+backward of the same network.
+
+For each of ``--archs`` NB201 architectures (sampled with a fixed seed), on a batch of 64 real
+CIFAR-10 images, it times one plain forward+backward (cross-entropy) and then one proxy
+computation through ``proxies.compute`` (which includes the Probe's private copy of the net), each
+the minimum of ``--repeat`` runs, and prints the per-architecture ratio's median and quartiles.
+Runs on the CPU, and on the GPU too when there is one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import proxies
+import spaces
+
+from . import data
+
+SETS = {"wrcor": ["wrcor"], "wrcor_official": ["wrcor_official"],
+        "5 response proxies, one pass": ["wrcor", "wrcor_official", "rcor", "acor", "gcor"]}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        _sync(device)
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def bench(device: torch.device, n_archs: int, repeat: int, seed: int = 0) -> dict:
+    space = spaces.get_space("nb201")
+    rng = np.random.default_rng(seed)
+    archs = []
+    while len(archs) < n_archs:
+        a = space.sample(rng)
+        if a not in archs:
+            archs.append(a)
+    try:
+        x, y = data.batch("cifar10", 64, seed=seed, device=device)
+    except Exception as err:  # no data: Gaussian inputs cost the same
+        print(f"(real images unavailable: {err}; timing on Gaussian inputs)")
+        x, y = data.batch("cifar10", 64, seed=seed, kind="noise", device=device)
+    ratios: dict[str, list[float]] = {k: [] for k in SETS}
+    plain_s: list[float] = []
+    for i, arch in enumerate(archs):
+        net = space.build(arch, 10, seed=i).to(device)
+
+        def plain():
+            net.zero_grad(set_to_none=True)
+            F.cross_entropy(net(x), y).backward()
+
+        plain()  # warm-up (allocator, kernels)
+        t_plain = _timed(plain, device, repeat)
+        plain_s.append(t_plain)
+        for label, names in SETS.items():
+            t = _timed(lambda: proxies.compute(names, net, x, y), device, repeat)
+            ratios[label].append(t / t_plain)
+    out = {"device": device.type, "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+           else platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+           "torch": torch.__version__, "n_archs": n_archs, "repeat": repeat,
+           "plain_fwd_bwd_s_median": statistics.median(plain_s), "ratios": {}}
+    for label, r in ratios.items():
+        q = np.percentile(r, [25, 50, 75])
+        out["ratios"][label] = {"median": float(q[1]), "q25": float(q[0]), "q75": float(q[2]), "max": float(max(r))}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--archs", type=int, default=50)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    ap.add_argument("--out", default="results/bench")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    for dev in devices:
+        res = bench(dev, args.archs, args.repeat)
+        print(f"\n{dev.type} ({res['device_name']}, {res['threads']} thread(s), torch {res['torch']}): "
+              f"{res['n_archs']} NB201 archs, batch 64, min of {res['repeat']} runs each")
+        print(f"  plain forward+backward: median {res['plain_fwd_bwd_s_median']:.3f} s")
+        print(f"  {'proxy set':32s} {'median':>7s} {'q25':>6s} {'q75':>6s} {'max':>6s}   (time / plain fwd+bwd)")
+        for label, r in res["ratios"].items():
+            print(f"  {label:32s} {r['median']:7.2f} {r['q25']:6.2f} {r['q75']:6.2f} {r['max']:6.2f}")
+        (Path(args.out) / f"nb201_{dev.type}.json").write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""Reference metrics with tolerances (``results/reference/*.json``): the regression bands.
+
+A reference file holds, for one profile, the expected Kendall tau and Spearman rho of each
+(proxy, dataset, split) with a tolerance, for the full profile and for a *reduced* version that
+the test suite re-runs (``tests/test_reference.py``)::
+
+    python -m harness.reference check results/reference/nb201_quick.json runs/nb201_quick/latest
+    python -m harness.reference make  runs/nb201_quick/latest --out ... --tol 0.02 [--reduced DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Iterable
+
+KEYS = ("proxy", "dataset", "split")
+METRICS = ("tau", "rho")
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"no metrics.csv in {run_dir}: run the job first")
+    with open(path, newline="") as fh:
+        return [{**r, "tau": float(r["tau"]), "rho": float(r["rho"])} for r in csv.DictReader(fh)]
+
+
+def values_of(rows: Iterable[dict]) -> list[dict]:
+    return [{**{k: r[k] for k in KEYS}, **{m: round(float(r[m]), 6) for m in METRICS}} for r in rows]
+
+
+def compare(expected: list[dict], actual: list[dict], tol: dict[str, float]) -> list[str]:
+    """Lines describing every expected value that is missing or outside its band (empty = pass)."""
+    got = {tuple(r[k] for k in KEYS): r for r in actual}
+    problems = []
+    for e in expected:
+        key = tuple(e[k] for k in KEYS)
+        a = got.get(key)
+        if a is None:
+            problems.append(f"{'/'.join(key)}: missing from the run")
+            continue
+        for m in METRICS:
+            if not (abs(float(a[m]) - float(e[m])) <= tol[m]) or math.isnan(float(a[m])):
+                problems.append(f"{'/'.join(key)} {m}: got {float(a[m]):.4f}, expected {e[m]:.4f} ± {tol[m]}")
+    return problems
+
+
+def check(ref_path: str | Path, run_dir: str | Path, *, part: str = "full") -> list[str]:
+    ref = json.loads(Path(ref_path).read_text())
+    section = ref if part == "full" else ref[part]
+    return compare(section["values"], read_metrics(run_dir), ref["tolerance"])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="reference metric bands")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("check")
+    c.add_argument("reference")
+    c.add_argument("run_dir")
+    mk = sub.add_parser("make")
+    mk.add_argument("run_dir")
+    mk.add_argument("--out", required=True)
+    mk.add_argument("--tol", type=float, default=0.02)
+    mk.add_argument("--reduced", help="run dir of the reduced profile the test re-runs")
+    mk.add_argument("--reduced-overrides", nargs="*", default=[])
+    mk.add_argument("--profile", required=True)
+    args = ap.parse_args(argv)
+    if args.cmd == "check":
+        problems = check(args.reference, args.run_dir)
+        for line in problems:
+            print("OUT OF BAND:", line)
+        n = len(json.loads(Path(args.reference).read_text())["values"])
+        print(f"reference check: {n - len(problems)}/{n} values within their bands ({args.reference})")
+        return 1 if problems else 0
+    ref = {"profile": args.profile, "tolerance": {m: args.tol for m in METRICS},
+           "note": "expected tau/rho of the profile; regenerate with `python -m harness.reference make` "
+                   "only when a change of numbers is intended, and say why in the commit",
+           "values": values_of(read_metrics(args.run_dir))}
+    if args.reduced:
+        ref["reduced"] = {"overrides": args.reduced_overrides, "values": values_of(read_metrics(args.reduced))}
+    Path(args.out).write_text(json.dumps(ref, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

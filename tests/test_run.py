@@ -1,0 +1,143 @@
+"""The scoring job end to end: composed Hydra configs, the durable store, resumption after kill -9."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+import harness.run as hrun
+from conftest import needs_data
+from harness.store import ScoreStore
+from spaces.base import UnknownNameError
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = str(ROOT / "conf")
+SMALL = ["space.channels=4", "space.cells_per_stage=1", "tracking=none", "batch.size=16"]
+
+
+def make_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
+def test_every_experiment_config_composes(experiment):
+    cfg = make_cfg(f"+experiment={experiment}")
+    assert cfg.profile == experiment
+    for p in cfg.proxies:
+        hrun.proxies.get_proxy(p)
+
+
+@needs_data
+def test_run_scores_stores_and_never_recomputes(tmp_path):
+    cfg = make_cfg(*SMALL, "archs.n=4", "proxies=[wrcor,rcor]", f"store.path={tmp_path}/s.sqlite")
+    first = hrun.run(cfg, output_dir=tmp_path / "a")
+    assert first["computed"] == 4 and first["cached"] == 0
+    again = hrun.run(cfg, output_dir=tmp_path / "b")
+    assert again["computed"] == 0 and again["cached"] == 4
+    assert again["metrics"] == first["metrics"]
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        assert len(store) == 8
+    for name in ("scores.csv", "metrics.csv", "summary.json"):
+        assert (tmp_path / "a" / name).stat().st_size > 0
+    # metrics: one row per proxy x target, with the protocol stated
+    assert {(m["proxy"], m["dataset"], m["split"]) for m in first["metrics"]} == {
+        (p, d, s) for p in ("wrcor", "rcor") for d, s in (("cifar10-valid", "valid"), ("cifar10", "test"))}
+    assert all("200 epochs" in m["protocol"] for m in first["metrics"])
+    # a different seed is a different key: computed anew
+    other = hrun.run(make_cfg(*SMALL, "archs.n=4", "proxies=[wrcor,rcor]", "seed=1",
+                              f"store.path={tmp_path}/s.sqlite"), output_dir=tmp_path / "c")
+    assert other["computed"] == 4
+
+
+@needs_data
+def test_bad_input_is_a_clear_error(tmp_path):
+    with pytest.raises(UnknownNameError, match="registered proxies"):
+        hrun.run(make_cfg(*SMALL, "proxies=[wrcor,nope]", f"store.path={tmp_path}/s.sqlite"), output_dir=tmp_path)
+    with pytest.raises(UnknownNameError, match="valid"):
+        hrun.run(make_cfg(*SMALL, "dataset.targets=[[cifar10,bogus]]", f"store.path={tmp_path}/s.sqlite"),
+                 output_dir=tmp_path)
+    with pytest.raises(ValueError, match="archs.select"):
+        hrun.run(make_cfg(*SMALL, "archs.select=some", f"store.path={tmp_path}/s.sqlite"), output_dir=tmp_path)
+    assert not (tmp_path / "s.sqlite").exists() or len(ScoreStore(tmp_path / "s.sqlite")) == 0
+
+
+@needs_data
+def test_failed_architecture_is_recorded_not_lost(tmp_path, monkeypatch):
+    """A proxy failure becomes a stored outcome; the other architectures' scores are kept."""
+    real = hrun.proxies.compute_outcomes
+    calls = {"n": 0}
+
+    def flaky(names, net, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("boom")
+        return real(names, net, *a, **kw)
+
+    monkeypatch.setattr(hrun.proxies, "compute_outcomes", flaky)
+    cfg = make_cfg(*SMALL, "archs.n=3", "proxies=[wrcor]", f"store.path={tmp_path}/s.sqlite")
+    out = hrun.run(cfg, output_dir=tmp_path)
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        statuses = sorted(r.status for r in store.records())
+    assert statuses == ["error", "ok", "ok"]
+    assert [m["n_failed"] for m in out["metrics"]] == [1, 1]
+    assert "boom" in (tmp_path / "scores.csv").read_text()
+    # a plain re-run keeps the recorded failure; retry_failed recomputes only it
+    assert hrun.run(cfg, output_dir=tmp_path / "again")["computed"] == 0
+    retry = hrun.run(make_cfg(*SMALL, "archs.n=3", "proxies=[wrcor]", f"store.path={tmp_path}/s.sqlite",
+                              "retry_failed=true"), output_dir=tmp_path / "retry")
+    assert retry["computed"] == 1
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        assert sorted(r.status for r in store.records()) == ["ok", "ok", "ok"]
+
+
+def _stored(db: Path) -> dict[tuple, float]:
+    if not db.exists():
+        return {}
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        rows = con.execute("SELECT arch, proxy, created FROM scores").fetchall()
+        con.close()
+    except sqlite3.OperationalError:
+        return {}
+    return {(a, p): c for a, p, c in rows}
+
+
+@needs_data
+def test_sweep_killed_with_sigkill_resumes_without_loss_or_recomputation(tmp_path):
+    db = tmp_path / "scores.sqlite"
+    args = [sys.executable, "-m", "harness.cli", *SMALL, "archs.n=40", "proxies=[wrcor,rcor]",
+            f"store.path={db}", f"hydra.run.dir={tmp_path}/run"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while len(_stored(db)) < 10 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the job finished before it could be killed: make it longer"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    before = _stored(db)
+    archs_before = {a for a, _ in before}
+    # whole architectures are committed at once: no half-scored architecture
+    assert all((a, p) in before for a in archs_before for p in ("wrcor", "rcor"))
+    assert 5 <= len(archs_before) < 40
+
+    done = subprocess.run(args[:-1] + [f"hydra.run.dir={tmp_path}/run2"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = _stored(db)
+    assert len(after) == 80
+    # nothing stored before the kill was lost or recomputed
+    assert all(after[k] == v for k, v in before.items())
+    summary = json.loads((tmp_path / "run2" / "summary.json").read_text())
+    assert summary["computed"] == 40 - len(archs_before)
+    assert summary["cached"] == len(archs_before)
