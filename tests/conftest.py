@@ -20,14 +20,14 @@ from spaces.base import DataFileError  # noqa: E402
 from spaces.datafiles import resolve_data_dir  # noqa: E402
 
 
-def _data_dir_ok() -> bool:
+def _real_data_dir():
     try:
-        resolve_data_dir()
-        return True
+        return resolve_data_dir()
     except DataFileError:
-        return False
+        return None
 
 
-HAVE_DATA = _data_dir_ok()
-needs_data = pytest.mark.skipif(not HAVE_DATA, reason="benchmark data (../shared/data or $ZSNAS_DATA_DIR) not found")
+#: the benchmark data directory, or None when it is absent (data-dependent tests then skip)
+REAL = _real_data_dir()
+needs_data = pytest.mark.skipif(REAL is None, reason="benchmark data (../shared/data or $ZSNAS_DATA_DIR) not found")
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "golden")

@@ -15,15 +15,7 @@ from spaces.benchmarks import NB201_FILE, TableBenchmark, nb201_benchmark
 from spaces.datafiles import resolve_data_dir
 
 
-def _real_data_dir() -> Path | None:
-    try:
-        return resolve_data_dir()
-    except DataFileError:
-        return None
-
-
-REAL = _real_data_dir()
-needs_data = pytest.mark.skipif(REAL is None, reason="benchmark data directory not available")
+from conftest import REAL, needs_data  # noqa: E402
 
 ROW0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 PAIRS = [

@@ -13,15 +13,7 @@ from spaces.base import DataFileError, UnknownNameError
 from spaces.datafiles import resolve_data_dir
 
 
-def _real_data_dir() -> Path | None:
-    try:
-        return resolve_data_dir()
-    except DataFileError:
-        return None
-
-
-REAL = _real_data_dir()
-needs_data = pytest.mark.skipif(REAL is None, reason="benchmark data directory not available")
+from conftest import REAL, needs_data  # noqa: E402
 
 SHAPES = {"cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "ImageNet16-120": (3, 16, 16)}
 CLASSES = {"cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}

@@ -15,15 +15,7 @@ from spaces.datafiles import checksums, data_file, file_sha256, resolve_data_dir
 SMALL = "images/imagenet16_120_classes.txt"
 
 
-def _real_data_dir() -> Path | None:
-    try:
-        return resolve_data_dir()
-    except DataFileError:
-        return None
-
-
-REAL = _real_data_dir()
-needs_data = pytest.mark.skipif(REAL is None, reason="benchmark data directory not available")
+from conftest import REAL, needs_data  # noqa: E402
 
 
 def _make_dir(root: Path, files: dict[str, bytes], *, listed: dict[str, bytes] | None = None) -> Path:
