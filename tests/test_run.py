@@ -141,3 +141,32 @@ def test_sweep_killed_with_sigkill_resumes_without_loss_or_recomputation(tmp_pat
     summary = json.loads((tmp_path / "run2" / "summary.json").read_text())
     assert summary["computed"] == 40 - len(archs_before)
     assert summary["cached"] == len(archs_before)
+
+
+@needs_data
+def test_multirun_sweep_is_one_parent_run_with_a_child_per_job(tmp_path):
+    """``--multirun`` over seeds: one job directory each, and in MLflow one parent with two children."""
+    db = tmp_path / "mlruns.db"
+    args = [sys.executable, "-m", "harness.cli", "--multirun", "space.channels=4", "space.cells_per_stage=1",
+            "batch.size=16", "archs.n=3", "proxies=[wrcor]", "seed=0,1", f"store.path={tmp_path}/s.sqlite",
+            f"tracking.uri={db}", f"hydra.sweep.dir={tmp_path}/sweep"]
+    done = subprocess.run(args, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = sorted(p.parent for p in (tmp_path / "sweep").glob("*/metrics.csv"))
+    assert len(jobs) == 2
+    assert {json.loads((j / "summary.json").read_text())["seed"] for j in jobs} == {0, 1}
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    exp = client.get_experiment_by_name("zsnas-bench")
+    runs = client.search_runs([exp.experiment_id])
+    parent_id = (tmp_path / "sweep" / "mlflow_parent_run_id").read_text().strip()
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+    assert len(children) == 2
+    child = children[0]
+    assert "rho/wrcor/cifar10-valid/valid" in child.data.metrics
+    assert child.data.params["space.channels"] == "4"
+    assert child.data.tags["git.commit"]
+    assert any(k.startswith("data.sha256.") for k in child.data.tags)
