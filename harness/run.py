@@ -30,7 +30,7 @@ from .store import Record, ScoreKey, ScoreStore
 log = logging.getLogger(__name__)
 
 #: Bump when a change to the scoring code changes stored numbers (it is part of every store key).
-SCORE_VERSION = "1"
+SCORE_VERSION = "2"
 
 
 def _get(cfg: Any, path: str, default: Any = None) -> Any:

@@ -72,7 +72,7 @@ class NB201Arch:
                     f"node {target} must have {target} incoming edge(s), got {len(edges)} ({node!r}) in {text!r}")
             for source, edge in enumerate(edges):
                 op, sep, src = edge.partition("~")
-                if not sep or not src.isdigit():
+                if not sep or not (src.isascii() and src.isdigit()):
                     raise InvalidArchitectureError(f"edge {edge!r} must be 'op~source' in {text!r}")
                 if int(src) != source:
                     raise InvalidArchitectureError(

@@ -79,8 +79,9 @@ def test_random_sampling_is_distinct_and_uses_default_rng():
 def test_first_sampling_is_the_exact_formula():
     with np.load(REAL / "images/cifar10_real_subset.npz") as z:
         u8, labels = z["x_train"][:64], z["y_train"][:64]
-    mean = torch.tensor([125.3 / 255, 123.0 / 255, 113.9 / 255], dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor([63.0 / 255, 62.1 / 255, 66.7 / 255], dtype=torch.float32).view(1, 3, 1, 1)
+    # the golden batch's arithmetic: float32 constants divided by 255 in float32
+    mean = torch.tensor([125.3, 123.0, 113.9], dtype=torch.float32).view(1, 3, 1, 1) / 255
+    std = torch.tensor([63.0, 62.1, 66.7], dtype=torch.float32).view(1, 3, 1, 1) / 255
     expected = torch.from_numpy(u8).float() / 255
     expected = (expected - mean) / std
     x, y = batch("cifar10", 64, seed=123, sampling="first")
