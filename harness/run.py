@@ -21,7 +21,8 @@ import torch
 
 import proxies
 import spaces
-from spaces.nb201 import seed_for
+from spaces.datafiles import checksums
+from spaces.base import seed_for
 
 from . import data
 from .metrics import rank_metrics
@@ -145,9 +146,10 @@ def _rows(space, archs, proxy_names, records, targets, bench, dataset, seed):
 
 
 def _index(space, arch) -> int:
+    """The benchmark's index of ``arch``, or -1 for a space/architecture without one."""
     try:
         return int(space.index(arch))
-    except Exception:
+    except (AttributeError, KeyError):
         return -1
 
 
@@ -228,13 +230,14 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
         log.info("%-16s %-15s %-6s tau=%.4f rho=%.4f n=%d nan=%d inf=%d %.2f s/arch", m["proxy"], m["dataset"],
                  m["split"], m["tau"], m["rho"], m["n_archs"], m["n_nan"], m["n_inf"], m["sec_per_arch"])
     if tracker is not None:
-        _track(tracker, cfg, metrics, summary, [scores_path, metrics_path], out_dir, data_dir)
+        data_files = [getattr(bench, "relpath", None), data.DATASETS[dataset].file]
+        _track(tracker, cfg, metrics, summary, [scores_path, metrics_path], out_dir,
+               checksums([f for f in data_files if f], data_dir))
     return summary
 
 
-def _track(tracker, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: Path, data_dir) -> None:
-    from spaces.datafiles import checksums
-
+def _track(tracker, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: Path,
+           data_checksums: Mapping[str, str]) -> None:
     from .tracking import flatten, provenance_tags
 
     try:
@@ -243,8 +246,7 @@ def _track(tracker, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: P
         plain = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
     except ImportError:  # pragma: no cover
         plain = dict(cfg)
-    files = [f for f in ("nb201/nb201_ground_truth.csv", data.DATASETS[summary["dataset"]].file)]
-    tags = provenance_tags(Path(__file__).resolve().parents[1], checksums(files, data_dir))
+    tags = provenance_tags(Path(__file__).resolve().parents[1], data_checksums)
     parent = _get(cfg, "tracking.parent_run_id")
     name = f"{summary['space']}-{summary['dataset']}-seed{summary['seed']}"
     with tracker.run(name, parent_run_id=parent, tags=tags) as handle:

@@ -6,6 +6,7 @@ never branches on the name of a space.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Hashable, Iterator, Literal, Protocol, runtime_checkable
 
@@ -26,6 +27,12 @@ class UnknownNameError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; we want the plain sentence
         return str(self.args[0]) if self.args else ""
+
+
+def seed_for(seed: int, arch: Any) -> int:
+    """A stable per-architecture initialisation seed derived from a run seed (no global RNG)."""
+    digest = hashlib.sha256(f"{int(seed)}:{arch}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 @dataclass(frozen=True)

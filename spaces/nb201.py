@@ -12,7 +12,6 @@ reference implementation, so a reference ``state_dict`` loads into it by positio
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -244,12 +243,6 @@ class NB201Network(nn.Module):
 
 # ---------------------------------------------------------------------------------------------
 # the space
-
-
-def seed_for(seed: int, arch: Any) -> int:
-    """A stable per-architecture initialisation seed derived from a run seed (no global RNG)."""
-    digest = hashlib.sha256(f"{int(seed)}:{arch}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 class NB201Space:
