@@ -25,7 +25,7 @@ import spaces
 
 from . import data
 
-SETS = {"wrcor": ["wrcor"], "wrcor_official": ["wrcor_official"],
+SETS = {"wrcor": ["wrcor"],
         "5 response proxies, one pass": ["wrcor", "wrcor_official", "rcor", "acor", "gcor"]}
 
 
