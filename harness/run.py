@@ -176,9 +176,6 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     or a nested mapping with the keys of ``conf/config.yaml``)."""
     import pandas as pd  # harness layer: fine to import here
 
-    threads = _get(cfg, "threads")
-    if threads:
-        torch.set_num_threads(int(threads))
     data_dir = _get(cfg, "data_dir")
     space_cfg = dict(_get(cfg, "space"))
     space_kw = {k: v for k, v in space_cfg.items() if k != "name"}
