@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import proxies
+from proxies.probe import synchronize
 import spaces
 
 from . import data
@@ -29,18 +30,13 @@ SETS = {"wrcor": ["wrcor"],
         "5 response proxies, one pass": ["wrcor", "wrcor_official", "rcor", "acor", "gcor"]}
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(fn, device, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
-        _sync(device)
+        synchronize(device)
         t = time.perf_counter()
         fn()
-        _sync(device)
+        synchronize(device)
         best = min(best, time.perf_counter() - t)
     return best
 

@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -21,11 +20,12 @@ import torch
 
 import proxies
 import spaces
-from spaces.datafiles import checksums
 from spaces.base import seed_for
+from spaces.datafiles import checksums
 
 from . import data
 from .metrics import rank_metrics
+from .report import truth_column
 from .store import Record, ScoreKey, ScoreStore
 
 log = logging.getLogger(__name__)
@@ -84,30 +84,32 @@ def score_params(name: str, *, sampling: str, device: torch.device, space_kw: Ma
     return json.dumps(knobs, sort_keys=True, separators=(",", ":"))
 
 
-def score_all(*, space, archs: list, proxy_names: list[str], store: ScoreStore, dataset: str,
+def score_keys(*, space, archs: list, proxy_names: list[str], dataset: str, seed: int, batch_size: int,
+               input_kind: str, sampling: str, device: torch.device,
+               space_kw: Mapping[str, Any]) -> dict[str, dict[str, ScoreKey]]:
+    """arch string -> proxy -> the store key of that score."""
+    params = {p: score_params(p, sampling=sampling, device=device, space_kw=space_kw) for p in proxy_names}
+    return {arch_str: {p: ScoreKey(space=space.name, arch=arch_str, dataset=dataset, proxy=p, seed=seed,
+                                   batch_size=batch_size, input_kind=input_kind, code_version=SCORE_VERSION,
+                                   params=params[p]) for p in proxy_names}
+            for arch_str in map(space.to_str, archs)}
+
+
+def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: ScoreStore, dataset: str,
               seed: int, batch_size: int, input_kind: str, sampling: str, split: str,
-              device: torch.device, space_kw: Mapping[str, Any], data_dir=None, retry_failed: bool = False,
-              progress_every: int = 25) -> dict[str, Any]:
-    """Score every (arch, proxy) missing from ``store``; return counts.  Each architecture's
+              device: torch.device, data_dir=None, retry_failed: bool = False,
+              progress_every: int = 25) -> dict[str, int]:
+    """Score every key of ``keys_for`` missing from ``store``; return counts.  Each architecture's
     records are committed in one transaction as soon as it is scored, so an interrupted job
     loses at most the architecture in flight.  Failed outcomes (error, oom) are stored like
     scores; ``retry_failed`` recomputes them (e.g. after freeing memory)."""
-    keys_for = {}
-    for arch in archs:
-        arch_str = space.to_str(arch)
-        keys_for[arch_str] = {p: ScoreKey(space=space.name, arch=arch_str, dataset=dataset, proxy=p, seed=seed,
-                                          batch_size=batch_size, input_kind=input_kind, code_version=SCORE_VERSION,
-                                          params=score_params(p, sampling=sampling, device=device,
-                                                              space_kw=space_kw))
-                              for p in proxy_names}
     stored = store.get_many([k for ks in keys_for.values() for k in ks.values()])
     if retry_failed:
         stored = {k: r for k, r in stored.items() if r.status not in ("error", "oom")}
     todo = [(a, ks) for a, ks in keys_for.items() if any(k not in stored for k in ks.values())]
-    log.info("%d architectures x %d proxies: %d architectures to score, the rest are stored",
-             len(archs), len(proxy_names), len(todo))
+    log.info("%d architectures: %d to score, the rest are stored", len(keys_for), len(todo))
     if not todo:
-        return {"computed": 0, "cached": len(archs), "keys": keys_for}
+        return {"computed": 0, "cached": len(keys_for)}
     inputs, targets = data.batch(dataset, batch_size, seed=seed, kind=input_kind, split=split, sampling=sampling,
                                  data_dir=data_dir, device=device)
     n_classes = data.num_classes(dataset)
@@ -126,11 +128,10 @@ def score_all(*, space, archs: list, proxy_names: list[str], store: ScoreStore, 
         if i % progress_every == 0 or i == len(todo):
             el = time.perf_counter() - start
             log.info("scored %d/%d architectures (%.2f s/arch)", i, len(todo), el / i)
-    return {"computed": len(todo), "cached": len(archs) - len(todo), "keys": keys_for}
+    return {"computed": len(todo), "cached": len(keys_for) - len(todo)}
 
 
-def _rows(space, archs, proxy_names, records, targets, bench, dataset, seed):
-    truth = {t: bench.lookup_many(archs, *t) for t in targets}
+def _rows(space, archs, proxy_names, records, truth, dataset, seed):
     rows = []
     for j, arch in enumerate(archs):
         arch_str = space.to_str(arch)
@@ -140,7 +141,7 @@ def _rows(space, archs, proxy_names, records, targets, bench, dataset, seed):
                    "arch": arch_str, "proxy": p, "score": r.value, "status": r.status, "seconds": r.seconds,
                    "n_skipped": r.n_skipped, "message": r.message}
             for (ds, sp), vals in truth.items():
-                row[f"truth__{ds}__{sp}"] = float(vals[j])
+                row[truth_column(ds, sp)] = float(vals[j])
             rows.append(row)
     return rows
 
@@ -153,15 +154,16 @@ def _index(space, arch) -> int:
         return -1
 
 
-def compute_metrics(*, space, archs, proxy_names, records, targets, bench, dataset, seed) -> list[dict]:
+def compute_metrics(*, space, archs, proxy_names, records, truth, bench, dataset, seed) -> list[dict]:
+    """One row per (target, proxy); ``truth`` maps each (dataset, split) target to the accuracies."""
     out = []
-    for ds, sp in targets:
-        truth = bench.lookup_many(archs, ds, sp)
+    arch_strs = [space.to_str(a) for a in archs]
+    for (ds, sp), acc in truth.items():
         for p in proxy_names:
-            recs = [records[(space.to_str(a), p)] for a in archs]
+            recs = [records[(a, p)] for a in arch_strs]
             scores = np.array([r.value for r in recs], dtype=float)
             failed = sum(r.status in ("error", "oom") for r in recs)
-            m = rank_metrics(scores, truth, higher_is_better=proxies.get_proxy(p).higher_is_better)
+            m = rank_metrics(scores, acc, higher_is_better=proxies.get_proxy(p).higher_is_better)
             secs = [r.seconds for r in recs if r.status not in ("error", "oom")]
             out.append({"space": space.name, "dataset": ds, "split": sp, "proxy": p, "seed": seed,
                         "image_dataset": dataset, "tau": m.tau, "rho": m.rho, "n_archs": m.n, "n_nan": m.n_nan,
@@ -200,22 +202,24 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     out_dir = Path(output_dir or _get(cfg, "output_dir") or ".")
     out_dir.mkdir(parents=True, exist_ok=True)
     store_path = Path(_get(cfg, "store.path"))
+    keys_for = score_keys(space=space, archs=archs, proxy_names=proxy_names, dataset=dataset, seed=seed,
+                          batch_size=batch_size, input_kind=input_kind, sampling=sampling, device=device,
+                          space_kw=space_kw)
     with ScoreStore(store_path) as store:
-        counts = score_all(space=space, archs=archs, proxy_names=proxy_names, store=store, dataset=dataset,
-                           seed=seed, batch_size=batch_size, input_kind=input_kind, sampling=sampling, split=split,
-                           device=device, space_kw=space_kw, data_dir=data_dir,
-                           retry_failed=bool(_get(cfg, "retry_failed", False)))
-        keys = {(k.arch, k.proxy): k for ks in counts.pop("keys").values() for k in ks.values()}
+        counts = score_all(space=space, keys_for=keys_for, store=store, dataset=dataset, seed=seed,
+                           batch_size=batch_size, input_kind=input_kind, sampling=sampling, split=split,
+                           device=device, data_dir=data_dir, retry_failed=bool(_get(cfg, "retry_failed", False)))
+        keys = {(k.arch, k.proxy): k for ks in keys_for.values() for k in ks.values()}
         got = store.get_many(keys.values())
     missing = [k for k in keys.values() if k not in got]
     if missing:
         raise RuntimeError(f"{len(missing)} scores are missing from the store after scoring (e.g. {missing[0]})")
     records = {sk: got[k] for sk, k in keys.items()}
 
-    common = dict(space=space, archs=archs, proxy_names=proxy_names, records=records, targets=targets,
-                  bench=bench, dataset=dataset, seed=seed)
-    metrics = compute_metrics(**common)
-    scores_df = pd.DataFrame(_rows(space, archs, proxy_names, records, targets, bench, dataset, seed))
+    truth = {t: bench.lookup_many(archs, *t) for t in targets}
+    metrics = compute_metrics(space=space, archs=archs, proxy_names=proxy_names, records=records, truth=truth,
+                              bench=bench, dataset=dataset, seed=seed)
+    scores_df = pd.DataFrame(_rows(space, archs, proxy_names, records, truth, dataset, seed))
     metrics_df = pd.DataFrame(metrics)
     scores_path, metrics_path = out_dir / "scores.csv", out_dir / "metrics.csv"
     scores_df.to_csv(scores_path, index=False)
@@ -235,7 +239,7 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
 
 def _track(tracker, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: Path,
            data_checksums: Mapping[str, str]) -> None:
-    from .tracking import flatten, provenance_tags
+    from .tracking import flatten, metric_key, provenance_tags
 
     try:
         from omegaconf import OmegaConf
@@ -251,7 +255,7 @@ def _track(tracker, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: P
         values = {"n_archs": summary["n_archs"], "computed": summary["computed"], "cached": summary["cached"]}
         for m in metrics:
             for k in ("tau", "rho", "n_archs", "n_nan", "n_inf", "sec_per_arch"):
-                values[f"{k}/{m['proxy']}/{m['dataset']}/{m['split']}"] = m[k]
+                values[metric_key(k, m["proxy"], m["dataset"], m["split"])] = m[k]
         handle.log_metrics(values)
         for a in artifacts:
             handle.log_artifact(str(a))

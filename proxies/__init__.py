@@ -9,7 +9,6 @@ modified (weights, gradients, buffers, hooks, mode): the Probe works on a privat
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Iterable
 
 import torch

@@ -16,8 +16,8 @@ import copy
 import math
 import time
 import weakref
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -187,7 +187,8 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU), so wall-clock times are honest."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -219,6 +220,6 @@ def run_pass(proxies: dict[str, Proxy], net: nn.Module, inputs: torch.Tensor, ta
             torch.cuda.empty_cache()
         msg = f"{type(err).__name__}: {err}"
         return {name: ProxyOutcome(math.nan, status, seconds, 0, msg) for name in proxies}
-    _synchronize(inputs.device)
+    synchronize(inputs.device)
     seconds = time.perf_counter() - start
     return {name: outcome_of(v, seconds, k) for name, (v, k) in values.items()}
