@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import correlation  # noqa: F401  (registers the response-correlation family)
-from .probe import ProxyOutcome, ResponseProvider, Session, default_responses, run_pass
+# importing a family module registers its proxies
+from . import correlation, jacobian, meco, naswot, pruning, synflow, vote, zen, zico  # noqa: F401
+from .probe import ProxyOutcome, ResponseProvider, Session, default_responses, is_shared_pass, run_pass
 from .registry import ProxyInfo, get_proxy, list_proxies, register
 
 __all__ = ["compute", "compute_outcomes", "get_proxy", "list_proxies", "register", "ProxyInfo",
@@ -38,20 +39,32 @@ def _names(names: str | Iterable[str]) -> list[str]:
 
 def compute_outcomes(names: str | Iterable[str], net: nn.Module, inputs: torch.Tensor,
                      targets: torch.Tensor | None = None, *, loss_fn: Callable = F.cross_entropy,
-                     responses: ResponseProvider | None = None) -> dict[str, ProxyOutcome]:
+                     responses: ResponseProvider | None = None, seed: int = 0) -> dict[str, ProxyOutcome]:
     """Every proxy's outcome (value, status, seconds, skipped matrices, message); failures
-    (an error, out of memory) are recorded as outcomes, not raised."""
+    (an error, out of memory) are recorded as outcomes, not raised.
+
+    Proxies with the same shared pass kind and BN setting share one session (one pass); a proxy
+    with a private pass kind gets a session of its own.  ``seed`` seeds the proxies that draw
+    random numbers (zen's Gaussian inputs, ...)."""
     names = _names(names)
     groups: dict[tuple, dict] = {}
     for n in names:
         info = get_proxy(n)
         if info.needs_labels and targets is None:
             raise ValueError(f"proxy {n!r} needs labels: pass targets")
-        groups.setdefault((info.pass_kind, info.bn), {})[n] = info.create()
+        if not info.components:
+            key = (info.pass_kind, info.bn) if is_shared_pass(info.pass_kind) else ("private", n)
+            groups.setdefault(key, {})[n] = info
+    for n in names:
+        if get_proxy(n).components:
+            raise ValueError(f"proxy {n!r} is a vote over {get_proxy(n).components}: it ranks a set of "
+                             f"architectures and has no value for one network (see proxies.vote)")
     out: dict[str, ProxyOutcome] = {}
-    for (_kind, _bn), proxies in groups.items():
-        out.update(run_pass(proxies, net, inputs, targets, loss_fn=loss_fn,
-                            responses=responses or default_responses))
+    for infos in groups.values():
+        first = next(iter(infos.values()))
+        out.update(run_pass({n: i.create() for n, i in infos.items()}, net, inputs, targets, loss_fn=loss_fn,
+                            responses=responses or default_responses, pass_kind=first.pass_kind,
+                            bn=first.bn, seed=seed))
     return {n: out[n] for n in names}
 
 

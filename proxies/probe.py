@@ -8,7 +8,21 @@ installed removed afterwards.  Everything stays on the inputs' device: hooks do 
 scores are read.
 
 Proxies plug in through two calls (see :class:`Proxy`): ``attach(session)`` before the pass, to ask
-for what they need (today: correlation matrices of responses), and ``finish(session)`` after it.
+for what they need (correlation matrices of responses, a module's output and the gradient there),
+and ``finish(session)`` after it, reading the pass's results (``session.outputs``, ``loss``,
+``input_grad``, the private net's parameter gradients).
+
+Pass kinds (``ProxyInfo.pass_kind``).  Proxies with the same *shared* kind and BN setting run in
+ONE session:
+
+- ``standard``: forward the real batch, cross-entropy loss, backward (parameter gradients);
+- ``input_jacobian``: forward with ``inputs.requires_grad``, backward of ``sum(outputs)``
+  (``session.input_grad`` = d sum(y) / dx, the NASWOT/EPE-NAS Jacobian);
+- ``forward``: a forward pass only, under ``torch.no_grad``;
+- ``static``: no pass (the proxy reads the network itself).
+
+Any other kind names a *private* pass (synflow's all-ones double pass, GraSP's Hessian-gradient
+pass, ...): the proxy gets a session of its own and does its whole computation in ``finish``.
 """
 from __future__ import annotations
 
@@ -107,21 +121,63 @@ class _Consumer:
     dtype: torch.dtype
 
 
+SHARED_PASSES = ("standard", "input_jacobian", "forward", "static")
+ModuleForwardHook = Callable[[nn.Module, tuple, Any], None]
+GradHook = Callable[[torch.Tensor], None]
+
+
+def is_shared_pass(kind: str) -> bool:
+    return kind in SHARED_PASSES
+
+
+def weight_layers(net: nn.Module) -> list[nn.Module]:
+    """The layers pruning-style proxies sum over: every ``Conv2d`` and ``Linear``, in
+    ``net.modules()`` order (the zero-cost-proxy convention)."""
+    return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def without_batchnorm(net: nn.Module) -> nn.Module:
+    """``net`` (modified in place: call it on a private copy) with every BatchNorm replaced by
+    an identity, the "BN off" setting of synflow."""
+    for name, child in list(net.named_children()):
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(net, name, nn.Identity())
+        else:
+            without_batchnorm(child)
+    return net
+
+
 class Session:
-    """One forward/backward pass of a private copy of a network, shared by several proxies."""
+    """One pass of a private copy of a network, shared by several proxies.
+
+    ``bn=False`` replaces the copy's BatchNorm layers by identities.  ``seed`` is the seed of
+    proxies that draw random numbers (their own generator: the global RNG is never touched).
+    """
 
     def __init__(self, net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None, *,
-                 loss_fn: Callable = F.cross_entropy, responses: ResponseProvider = default_responses) -> None:
+                 loss_fn: Callable = F.cross_entropy, responses: ResponseProvider = default_responses,
+                 pass_kind: str = "standard", bn: bool = True, seed: int = 0) -> None:
         self.net = copy.deepcopy(net)
+        if not bn:
+            without_batchnorm(self.net)
         self.inputs = inputs
         self.targets = targets
         self.loss_fn = loss_fn
         self.device = inputs.device
+        self.pass_kind = pass_kind
+        self.bn = bn
+        self.seed = int(seed)
         self._responses = responses
         self._consumers: dict[str, list[_Consumer]] = {}
         self._points: dict[str, list[ResponsePoint]] = {}
+        self._module_hooks: list[tuple[nn.Module, ModuleForwardHook | None, GradHook | None]] = []
         self.outputs: torch.Tensor | None = None
         self.loss: torch.Tensor | None = None
+        self.input_grad: torch.Tensor | None = None
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A fresh generator on the session's device seeded with ``seed + offset``."""
+        return torch.Generator(device=self.device).manual_seed(self.seed + offset)
 
     # -- what proxies ask for
     def response_points(self, convention: Convention) -> list[ResponsePoint]:
@@ -136,8 +192,18 @@ class Session:
         during the pass."""
         self._consumers.setdefault(convention, []).append(_Consumer(callback, activations, gradients, dtype))
 
+    def on_module(self, module: nn.Module, *, forward: ModuleForwardHook | None = None,
+                  output_grad: GradHook | None = None) -> None:
+        """During the pass, call ``forward(module, args, output)`` after ``module`` runs and
+        ``output_grad(grad)`` with the gradient w.r.t. its output (a tensor hook: the gradient
+        summed over every use of that output).  ``module`` must belong to ``session.net``."""
+        self._module_hooks.append((module, forward, output_grad))
+
     # -- the pass
     def run(self) -> None:
+        """Run the session's pass (nothing for ``static`` and private kinds)."""
+        if not is_shared_pass(self.pass_kind) or self.pass_kind == "static":
+            return
         net = self.net
         net.train()
         net.zero_grad(set_to_none=True)
@@ -147,9 +213,20 @@ class Session:
             for convention, consumers in self._consumers.items():
                 for point in self.response_points(convention):
                     handles.append(point.module.register_forward_hook(self._make_hook(point, consumers, cache)))
-            self.outputs = net(self.inputs)
-            self.loss = self.loss_fn(self.outputs, self.targets)
-            self.loss.backward()
+            for module, forward, output_grad in self._module_hooks:
+                handles.append(module.register_forward_hook(_module_hook(forward, output_grad)))
+            if self.pass_kind == "standard":
+                self.outputs = net(self.inputs)
+                self.loss = self.loss_fn(self.outputs, self.targets)
+                self.loss.backward()
+            elif self.pass_kind == "input_jacobian":
+                x = self.inputs.detach().clone().requires_grad_(True)
+                self.outputs = net(x)
+                self.outputs.backward(torch.ones_like(self.outputs))
+                self.input_grad = x.grad.detach()
+            else:  # forward
+                with torch.no_grad():
+                    self.outputs = net(self.inputs)
         finally:
             for h in handles:
                 h.remove()
@@ -181,6 +258,16 @@ class Session:
                 output.grad_fn.register_hook(on_grad)
 
         return forward_hook
+
+
+def _module_hook(forward: ModuleForwardHook | None, output_grad: GradHook | None):
+    def hook(module, args, output):
+        if forward is not None:
+            forward(module, args, output)
+        if output_grad is not None and isinstance(output, torch.Tensor) and output.requires_grad:
+            output.register_hook(lambda g: output_grad(g.detach()))
+
+    return hook
 
 
 def _is_oom(err: BaseException) -> bool:

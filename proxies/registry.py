@@ -19,7 +19,8 @@ class ProxyInfo:
     ``factory(**params)`` returns a fresh proxy object for one computation (see
     :class:`proxies.probe.Proxy`).  ``higher_is_better`` is the proxy's own sign convention; the
     runner applies it once, when ranking.  ``pass_kind`` names the forward/backward pass the
-    proxy needs: proxies with the same ``pass_kind`` and ``bn`` share one pass.
+    proxy needs (see :mod:`proxies.probe`): proxies with the same shared ``pass_kind`` and
+    ``bn`` share one pass; any other kind is the proxy's private pass.
     """
 
     name: str
@@ -30,6 +31,8 @@ class ProxyInfo:
     pass_kind: str = "standard"
     params: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: for a vote: the proxies it aggregates (it has no per-network value; see proxies.vote)
+    components: tuple[str, ...] = ()
 
     def create(self) -> Any:
         return self.factory(**self.params)
