@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow reproduce reproduce-full ui bench clean
+.PHONY: help install test test-slow reproduce reproduce-full reproduce-suite-zero ui bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -28,14 +28,25 @@ test: $(STAMP)  ## run the default test suite (well under 20 minutes, CPU only)
 test-slow: $(STAMP)  ## run the slow tests too
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'slow or not slow'
 
-reproduce: $(STAMP)  ## quick CPU profile: first 100 NB201 archs, CIFAR-10 -> results/tables, results/figures
+reproduce: $(STAMP)  ## quick CPU profile: WRCor & co. on 100 NB201 archs; every proxy x 3 datasets x 3 seeds on 10 -> results/
 	OMP_NUM_THREADS=2 $(BIN)/python -m harness.cli +experiment=nb201_quick threads=2 hydra.run.dir=runs/nb201_quick/latest
 	$(BIN)/python -m harness.report --records runs/nb201_quick/latest --out results --name nb201_quick
 	$(BIN)/python -m harness.reference check results/reference/nb201_quick.json runs/nb201_quick/latest
+	OMP_NUM_THREADS=2 $(BIN)/python -m harness.cli --multirun +experiment=proxies_quick threads=2 hydra.sweep.dir=runs/proxies_quick/latest
+	$(BIN)/python -m harness.report --records runs/proxies_quick/latest --out results --name proxies_quick
 
-reproduce-full: $(STAMP)  ## full profile (meant for a GPU): 1000 archs x 3 datasets x 3 seeds, --multirun
+reproduce-full: $(STAMP)  ## full profile (meant for a GPU): WRCor family and every proxy, 1000 archs x 3 datasets x 3 seeds
 	$(BIN)/python -m harness.cli --multirun +experiment=nb201_full hydra.sweep.dir=runs/nb201_full/latest
 	$(BIN)/python -m harness.report --records runs/nb201_full/latest --out results --name nb201_full
+	$(BIN)/python -m harness.cli --multirun +experiment=proxies_1000 hydra.sweep.dir=runs/proxies_1000/latest
+	$(BIN)/python -m harness.report --records runs/proxies_1000/latest --out results --name proxies_1000
+
+SZ_N ?= 1000
+reproduce-suite-zero: $(STAMP)  ## every proxy on a random 1000 (SZ_N=) of Suite-Zero's NB201 archs, 2 CPU workers (~1 h) + agreement table
+	for i in 0 1; do OMP_NUM_THREADS=1 $(BIN)/python -m harness.cli +experiment=proxies_suite_zero archs.n=$(SZ_N) threads=1 shard=$$i/2 tracking=none hydra.run.dir=runs/proxies_suite_zero/shard$$i & done; wait
+	$(BIN)/python -m harness.cli +experiment=proxies_suite_zero archs.n=$(SZ_N) hydra.run.dir=runs/proxies_suite_zero/latest
+	$(BIN)/python -m harness.report --records runs/proxies_suite_zero/latest --out results --name proxies_suite_zero
+	$(BIN)/python -m harness.agreement --records runs/proxies_suite_zero/latest --out results --name suite_zero_agreement
 
 ui: $(STAMP)  ## serve the MLflow UI on 127.0.0.1:5000 (the embedded SQLite store)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000

@@ -26,8 +26,14 @@ import spaces
 
 from . import data
 
+#: the eight activation/gradient proxies of the standard pass: WRCor, its unweighted RCor / ACor /
+#: GCor (paper convention), NASWOT's codes, and the gradient-based snip, grad_norm, fisher
+EIGHT = ["wrcor", "wrcor(weighting=none)", "wrcor(responses=act, weighting=none)",
+         "wrcor(responses=grad, weighting=none)", "naswot", "snip", "grad_norm", "fisher"]
 SETS = {"wrcor": ["wrcor"],
-        "5 response proxies, one pass": ["wrcor", "wrcor_official", "rcor", "acor", "gcor"]}
+        "5 response proxies, one pass": ["wrcor", "wrcor_official", "rcor", "acor", "gcor"],
+        "8 act/grad proxies, one pass": EIGHT,
+        "every proxy (all passes)": None}  # None: every registered single-network proxy
 
 
 def _timed(fn, device, repeat: int) -> float:
@@ -54,7 +60,9 @@ def bench(device: torch.device, n_archs: int, repeat: int, seed: int = 0) -> dic
     except Exception as err:  # no data: Gaussian inputs cost the same
         print(f"(real images unavailable: {err}; timing on Gaussian inputs)")
         x, y = data.batch("cifar10", 64, seed=seed, kind="noise", device=device)
-    ratios: dict[str, list[float]] = {k: [] for k in SETS}
+    sets = {k: v if v is not None else [n for n in proxies.list_proxies() if not proxies.get_proxy(n).components]
+            for k, v in SETS.items()}
+    ratios: dict[str, list[float]] = {k: [] for k in sets}
     plain_s: list[float] = []
     for i, arch in enumerate(archs):
         net = space.build(arch, 10, seed=i).to(device)
@@ -66,13 +74,13 @@ def bench(device: torch.device, n_archs: int, repeat: int, seed: int = 0) -> dic
         plain()  # warm-up (allocator, kernels)
         t_plain = _timed(plain, device, repeat)
         plain_s.append(t_plain)
-        for label, names in SETS.items():
+        for label, names in sets.items():
             t = _timed(lambda: proxies.compute(names, net, x, y), device, repeat)
             ratios[label].append(t / t_plain)
     out = {"device": device.type, "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
            else platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
            "torch": torch.__version__, "n_archs": n_archs, "repeat": repeat,
-           "plain_fwd_bwd_s_median": statistics.median(plain_s), "ratios": {}}
+           "plain_fwd_bwd_s_median": statistics.median(plain_s), "sets": sets, "ratios": {}}
     for label, r in ratios.items():
         q = np.percentile(r, [25, 50, 75])
         out["ratios"][label] = {"median": float(q[1]), "q25": float(q[0]), "q75": float(q[2]), "max": float(max(r))}

@@ -479,6 +479,34 @@ def _tau_bars(summary: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def _heatmap(summary: pd.DataFrame, path: Path) -> None:
+    """Proxies (rows) x targets (columns), cells = Spearman rho mean over seeds."""
+    import seaborn as sns
+
+    plt = _pyplot()
+    df = summary.copy()
+    multi_space = df["space"].nunique() > 1
+    df["target"] = [(f"{sp}: " if multi_space else "") + f"{d}/{s}"
+                    for sp, d, s in zip(df["space"], df["dataset"], df["split"])]
+    df["proxy"] = df["proxy"].astype(str)
+    grid = df.pivot_table(index="proxy", columns="target", values="rho_mean", aggfunc="first", dropna=False)
+    grid = grid.reindex(index=list(dict.fromkeys(df["proxy"])), columns=list(dict.fromkeys(df["target"])))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * grid.shape[1], 0.9 + 0.32 * grid.shape[0]))
+    sns.heatmap(grid, annot=True, fmt=".2f", cmap="RdBu_r", vmin=-1, vmax=1, center=0, linewidths=0.5,
+                cbar_kws={"label": "Spearman ρ (mean over seeds)"}, annot_kws={"fontsize": 7}, ax=ax)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+#: above this many proxies the per-proxy bar chart is unreadable: the heat map carries the numbers
+MAX_BAR_PROXIES = 8
+
+
 def write_figures(
     scores: pd.DataFrame,
     summary: pd.DataFrame,
@@ -487,7 +515,9 @@ def write_figures(
     *,
     metrics: pd.DataFrame | None = None,
 ) -> list[Path]:
-    """Write ``figures/{name}_scatter.png`` and ``figures/{name}_tau.png``; return the paths written.
+    """Write ``figures/{name}_scatter.png``, ``figures/{name}_heatmap.png`` (proxies x targets,
+    Spearman rho) and, for at most ``MAX_BAR_PROXIES`` proxies, ``figures/{name}_tau.png``;
+    return the paths written.
 
     ``metrics`` (optional) supplies the per-seed rho shown in the scatter titles; without it
     the titles show the mean rho over seeds from ``summary``. The scatter is skipped, with a
@@ -506,9 +536,13 @@ def write_figures(
         scatter = figures / f"{name}_scatter.png"
         if _scatter(scores, summary, metrics, scatter):
             written.append(scatter)
-        tau = figures / f"{name}_tau.png"
-        _tau_bars(summary, tau)
-        written.append(tau)
+        heat = figures / f"{name}_heatmap.png"
+        _heatmap(summary, heat)
+        written.append(heat)
+        if summary["proxy"].nunique() <= MAX_BAR_PROXIES:
+            tau = figures / f"{name}_tau.png"
+            _tau_bars(summary, tau)
+            written.append(tau)
     return written
 
 

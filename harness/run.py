@@ -8,6 +8,7 @@ logs the job to the tracker.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -53,27 +54,76 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def select_archs(space, *, select: str, n: int | None, seed: int) -> list:
-    """``first`` n in official index order, a ``random`` sample of n (seeded), or ``all``."""
+def split_proxies(names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(the proxies to score per network, the votes), by canonical name (a spec like
+    ``wrcor(power=2)`` is normalised); a vote's components are scored too."""
+    infos = [proxies.get_proxy(n) for n in names]  # unknown name -> error listing the valid ones
+    infos = list({i.name: i for i in infos}.values())
+    votes = [i.name for i in infos if i.components]
+    scored = [i.name for i in infos if not i.components]
+    for v in votes:
+        scored += [c for c in proxies.get_proxy(v).components if c not in scored]
+    return scored, votes
+
+
+def archs_from_file(space, *, file: str, column: str, data_dir=None) -> list:
+    """The architectures listed in a data file's column (e.g. the Suite-Zero subset of NB201)."""
+    import pandas as pd
+
+    from spaces.datafiles import data_file
+
+    path = data_file(file, data_dir)
+    return [space.parse(a) for a in dict.fromkeys(pd.read_csv(path, usecols=[column])[column].astype(str))]
+
+
+def select_archs(space, *, select: str, n: int | None, seed: int, population: list | None = None) -> list:
+    """``first`` n in official index order, a ``random`` sample of n (seeded), or ``all`` — of the
+    whole space, or of ``population`` when given (e.g. the architectures of a data file)."""
+    if population is not None:
+        population = list(population)
+        order = {space.to_str(a): i for i, a in enumerate(population)}
+        try:  # keep official index order where the space has one
+            population.sort(key=lambda a: space.index(a))
+        except (AttributeError, KeyError):
+            population.sort(key=lambda a: order[space.to_str(a)])
     if select == "all":
-        return list(space.enumerate())
+        return population if population is not None else list(space.enumerate())
     if n is None or int(n) < 1:
         raise ValueError(f"archs.n must be a positive integer for archs.select={select!r}, got {n!r}")
     n = int(n)
     if select == "first":
         out = []
-        for arch in space.enumerate():
+        for arch in (population if population is not None else space.enumerate()):
             out.append(arch)
             if len(out) == n:
                 break
         return out
     if select == "random":
-        population = list(space.enumerate())
+        population = population if population is not None else list(space.enumerate())
         if n > len(population):
             raise ValueError(f"archs.n={n} exceeds the {len(population)} architectures of the space")
-        idx = np.random.default_rng(seed).choice(len(population), size=n, replace=False)
+        # a prefix of one seeded permutation: the n=500 sample is part of the n=1000 one, so a
+        # larger run reuses every stored score of a smaller one
+        idx = np.random.default_rng(seed).permutation(len(population))[:n]
         return [population[i] for i in sorted(idx)]
     raise ValueError(f"unknown archs.select {select!r}; valid: ['first', 'random', 'all']")
+
+
+def parse_shard(text: Any) -> tuple[int, int]:
+    """``"i/n"`` (0 <= i < n) -> (i, n); None -> (0, 1).
+
+    >>> parse_shard("1/4"), parse_shard(None)
+    ((1, 4), (0, 1))
+    """
+    if text in (None, "", "0/1"):
+        return (0, 1)
+    try:
+        i, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like 'i/n' (e.g. 0/2), got {text!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"shard {text!r}: need 0 <= i < n")
+    return (i, n)
 
 
 def score_params(name: str, *, sampling: str, device: torch.device, space_kw: Mapping[str, Any]) -> str:
@@ -98,15 +148,20 @@ def score_keys(*, space, archs: list, proxy_names: list[str], dataset: str, seed
 def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: ScoreStore, dataset: str,
               seed: int, batch_size: int, input_kind: str, sampling: str, split: str,
               device: torch.device, data_dir=None, retry_failed: bool = False,
-              progress_every: int = 25) -> dict[str, int]:
+              shard: tuple[int, int] = (0, 1), progress_every: int = 25) -> dict[str, int]:
     """Score every key of ``keys_for`` missing from ``store``; return counts.  Each architecture's
     records are committed in one transaction as soon as it is scored, so an interrupted job
     loses at most the architecture in flight.  Failed outcomes (error, oom) are stored like
-    scores; ``retry_failed`` recomputes them (e.g. after freeing memory)."""
+    scores; ``retry_failed`` recomputes them (e.g. after freeing memory).
+
+    ``shard=(i, n)`` scores only the i-th of n interleaved slices of the architectures, so n
+    workers can fill one store in parallel (the job that finds everything stored reports)."""
     stored = store.get_many([k for ks in keys_for.values() for k in ks.values()])
     if retry_failed:
         stored = {k: r for k, r in stored.items() if r.status not in ("error", "oom")}
-    todo = [(a, ks) for a, ks in keys_for.items() if any(k not in stored for k in ks.values())]
+    i_shard, n_shard = shard
+    todo = [(a, ks) for j, (a, ks) in enumerate(keys_for.items())
+            if j % n_shard == i_shard and any(k not in stored for k in ks.values())]
     log.info("%d architectures: %d to score, the rest are stored", len(keys_for), len(todo))
     if not todo:
         return {"computed": 0, "cached": len(keys_for)}
@@ -118,7 +173,7 @@ def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: S
         missing = [p for p, k in ks.items() if k not in stored]
         try:
             net = space.build(arch_str, n_classes, seed=seed_for(seed, arch_str)).to(device)
-            outcomes = proxies.compute_outcomes(missing, net, inputs, targets)
+            outcomes = proxies.compute_outcomes(missing, net, inputs, targets, seed=seed_for(seed, f"{arch_str}:proxy"))
         except Exception as err:  # a build failure is recorded for every proxy of the arch
             msg = f"{type(err).__name__}: {err}"
             log.error("architecture %s failed: %s", arch_str, msg)
@@ -129,6 +184,43 @@ def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: S
             el = time.perf_counter() - start
             log.info("scored %d/%d architectures (%.2f s/arch)", i, len(todo), el / i)
     return {"computed": len(todo), "cached": len(keys_for) - len(todo)}
+
+
+#: how a vote's per-architecture score is derived from its components' scores (see proxies.vote)
+VOTE_METHODS = {"": "copeland", "@comparator": "comparator"}
+
+
+def vote_records(space, archs, votes: list[str], records: Mapping[tuple[str, str], Record]) -> dict:
+    """(arch, vote name) -> a Record for every vote over ``archs``, both orderings: ``vote`` (the
+    Copeland score: majority wins over the others) and ``vote@comparator`` (rank in the order a
+    sort with the majority comparator gives, as the released notebooks do).  A vote's seconds are
+    its components' distinct passes (components sharing a pass count it once)."""
+    from proxies.vote import vote_scores
+
+    out = {}
+    arch_strs = [space.to_str(a) for a in archs]
+    for v in votes:
+        comps = proxies.get_proxy(v).components
+        comp_scores = {c: np.array([records[(a, c)].value for a in arch_strs], dtype=float) for c in comps}
+        passes: dict[tuple, list[str]] = {}
+        for c in comps:
+            info = proxies.get_proxy(c)
+            key = (info.pass_kind, info.bn) if proxies.is_shared_pass(info.pass_kind) else (c,)
+            passes.setdefault(key, []).append(c)
+        for suffix, method in VOTE_METHODS.items():
+            values = vote_scores(v, comp_scores, method=method)
+            for j, a in enumerate(arch_strs):
+                recs = [records[(a, c)] for c in comps]
+                failed = [f"{c}: {r.message or r.status}" for c, r in zip(comps, recs) if r.status in ("error", "oom")]
+                seconds = sum(max(records[(a, c)].seconds for c in group) for group in passes.values())
+                key = dataclasses.replace(recs[0].key, proxy=v + suffix, params=f"vote over {list(comps)}")
+                out[(a, v + suffix)] = Record(key, float(values[j]), "ok", seconds, 0, "; ".join(failed))
+    return out
+
+
+def higher_is_better(name: str) -> bool:
+    """The sign convention of a proxy or of a vote ordering (``vote@comparator``)."""
+    return proxies.get_proxy(name.split("@", 1)[0]).higher_is_better
 
 
 def _rows(space, archs, proxy_names, records, truth, dataset, seed):
@@ -163,7 +255,7 @@ def compute_metrics(*, space, archs, proxy_names, records, truth, bench, dataset
             recs = [records[(a, p)] for a in arch_strs]
             scores = np.array([r.value for r in recs], dtype=float)
             failed = sum(r.status in ("error", "oom") for r in recs)
-            m = rank_metrics(scores, acc, higher_is_better=proxies.get_proxy(p).higher_is_better)
+            m = rank_metrics(scores, acc, higher_is_better=higher_is_better(p))
             secs = [r.seconds for r in recs if r.status not in ("error", "oom")]
             out.append({"space": space.name, "dataset": ds, "split": sp, "proxy": p, "seed": seed,
                         "image_dataset": dataset, "tau": m.tau, "rho": m.rho, "n_archs": m.n, "n_nan": m.n_nan,
@@ -182,9 +274,8 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     space_cfg = dict(_get(cfg, "space"))
     space_kw = {k: v for k, v in space_cfg.items() if k != "name"}
     space = spaces.get_space(space_cfg["name"], data_dir=data_dir, **space_kw)
-    proxy_names = list(_get(cfg, "proxies"))
-    for p in proxy_names:
-        proxies.get_proxy(p)  # fail fast, listing the valid names
+    requested = list(dict.fromkeys(proxies.get_proxy(n).name for n in _get(cfg, "proxies")))
+    scored, votes = split_proxies(requested)  # fails fast on an unknown name, listing the valid ones
     dataset = _get(cfg, "dataset.images")
     targets = [tuple(t) for t in _get(cfg, "dataset.targets")]
     seed = int(_get(cfg, "seed", 0))
@@ -193,8 +284,12 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     sampling = _get(cfg, "batch.sampling", "random")
     split = _get(cfg, "batch.split", "train")
     device = resolve_device(_get(cfg, "device", "auto"))
+    archs_file = _get(cfg, "archs.file")
+    population = (archs_from_file(space, file=archs_file, column=_get(cfg, "archs.column", "arch_str"),
+                                  data_dir=data_dir) if archs_file else None)
     archs = select_archs(space, select=_get(cfg, "archs.select"), n=_get(cfg, "archs.n"),
-                         seed=int(_get(cfg, "archs.seed", 0)))
+                         seed=int(_get(cfg, "archs.seed", 0)), population=population)
+    shard = parse_shard(_get(cfg, "shard"))
     bench = space.benchmark
     for t in targets:
         bench.protocol(*t)  # unknown (dataset, split) -> error listing the valid ones
@@ -202,19 +297,28 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     out_dir = Path(output_dir or _get(cfg, "output_dir") or ".")
     out_dir.mkdir(parents=True, exist_ok=True)
     store_path = Path(_get(cfg, "store.path"))
-    keys_for = score_keys(space=space, archs=archs, proxy_names=proxy_names, dataset=dataset, seed=seed,
+    keys_for = score_keys(space=space, archs=archs, proxy_names=scored, dataset=dataset, seed=seed,
                           batch_size=batch_size, input_kind=input_kind, sampling=sampling, device=device,
                           space_kw=space_kw)
     with ScoreStore(store_path) as store:
         counts = score_all(space=space, keys_for=keys_for, store=store, dataset=dataset, seed=seed,
                            batch_size=batch_size, input_kind=input_kind, sampling=sampling, split=split,
-                           device=device, data_dir=data_dir, retry_failed=bool(_get(cfg, "retry_failed", False)))
+                           device=device, data_dir=data_dir, retry_failed=bool(_get(cfg, "retry_failed", False)),
+                           shard=shard)
         keys = {(k.arch, k.proxy): k for ks in keys_for.values() for k in ks.values()}
         got = store.get_many(keys.values())
     missing = [k for k in keys.values() if k not in got]
+    if missing and shard[1] > 1:
+        log.info("shard %d/%d done; %d scores still missing (other shards): no records written",
+                 shard[0], shard[1], len(missing))
+        return {"space": space.name, "dataset": dataset, "seed": seed, "n_archs": len(archs),
+                "proxies": requested, "shard": list(shard), **counts, "missing": len(missing), "metrics": []}
     if missing:
         raise RuntimeError(f"{len(missing)} scores are missing from the store after scoring (e.g. {missing[0]})")
     records = {sk: got[k] for sk, k in keys.items()}
+    records.update(vote_records(space, archs, votes, records))
+    proxy_names = [n for n in requested if n not in votes] + [c for c in scored if c not in requested]
+    proxy_names += [v + suffix for v in votes for suffix in VOTE_METHODS]
 
     truth = {t: bench.lookup_many(archs, *t) for t in targets}
     metrics = compute_metrics(space=space, archs=archs, proxy_names=proxy_names, records=records, truth=truth,
@@ -225,7 +329,7 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     scores_df.to_csv(scores_path, index=False)
     metrics_df.to_csv(metrics_path, index=False)
     summary = {"space": space.name, "dataset": dataset, "seed": seed, "n_archs": len(archs),
-               "proxies": proxy_names, "device": device.type, **counts, "metrics": metrics}
+               "proxies": proxy_names, "device": device.type, "shard": list(shard), **counts, "metrics": metrics}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     for m in metrics:
         log.info("%-16s %-15s %-6s tau=%.4f rho=%.4f n=%d nan=%d inf=%d %.2f s/arch", m["proxy"], m["dataset"],

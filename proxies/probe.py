@@ -199,6 +199,17 @@ class Session:
         summed over every use of that output).  ``module`` must belong to ``session.net``."""
         self._module_hooks.append((module, forward, output_grad))
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """For a private pass: ``net(x)`` under ``no_grad`` with the ``on_module`` hooks installed
+        (and removed afterwards)."""
+        handles = [m.register_forward_hook(_module_hook(f, g)) for m, f, g in self._module_hooks]
+        try:
+            with torch.no_grad():
+                return self.net(x)
+        finally:
+            for h in handles:
+                h.remove()
+
     # -- the pass
     def run(self) -> None:
         """Run the session's pass (nothing for ``static`` and private kinds)."""

@@ -1,11 +1,17 @@
 """The proxy registry: names -> proxy factories with their metadata.
 
+A proxy is asked for by its registered name, or by a *spec* that overrides its parameters —
+``wrcor(weighting=linear, power=2)`` — which is how ablations are run without registering
+copies (the spec string is the proxy's name in stores, tables and MLflow).
+
 >>> "wrcor" in list_proxies("*cor*")
 True
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -56,12 +62,68 @@ def register(name: str, *, params: dict[str, Any] | None = None, **meta: Any) ->
     return deco
 
 
+_SPEC = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*\((.*)\)\s*$")
+
+
+def _literal(text: str) -> Any:
+    """A spec value: int, float, true/false/none, or a bare string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text.strip("'\"")
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"wrcor(weighting=linear, power=2)"`` -> ``("wrcor", {"weighting": "linear", "power": 2})``.
+
+    >>> parse_spec("wrcor(weighting=linear, power=0.5)")
+    ('wrcor', {'weighting': 'linear', 'power': 0.5})
+    >>> parse_spec("synflow")
+    ('synflow', {})
+    """
+    m = _SPEC.match(spec)
+    if m is None:
+        if "(" in spec or ")" in spec:
+            raise ValueError(f"malformed proxy spec {spec!r}; expected name(key=value, ...)")
+        return spec, {}
+    base, body = m.group(1), m.group(2).strip()
+    params: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in body.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip().isidentifier():
+            raise ValueError(f"malformed proxy spec {spec!r}: {part!r} is not key=value")
+        params[key.strip()] = _literal(value.strip())
+    return base, params
+
+
 def get_proxy(name: str) -> ProxyInfo:
+    """The registered proxy ``name``, or the proxy a spec ``base(key=value, ...)`` describes."""
+    base, overrides = parse_spec(name)
     try:
-        return _REGISTRY[name]
+        info = _REGISTRY[base]
     except KeyError:
-        raise UnknownNameError(f"unknown proxy {name!r}; registered proxies: {sorted(_REGISTRY)}") from None
+        raise UnknownNameError(f"unknown proxy {base!r}; registered proxies: {sorted(_REGISTRY)}") from None
+    if not overrides:
+        return info
+    if info.components:
+        raise ValueError(f"proxy {base!r} is a vote: it takes no parameters")
+    unknown = sorted(set(overrides) - set(info.params))
+    if unknown:
+        raise ValueError(f"proxy {base!r} has no parameter(s) {unknown}; its parameters: {sorted(info.params)}")
+    spec = f"{base}(" + ", ".join(f"{k}={overrides[k]}" for k in sorted(overrides)) + ")"
+    params = {**info.params, **overrides}
+    info.factory(**params)  # an invalid value raises here, naming the valid ones
+    return dataclasses.replace(info, name=spec, params=params)
 
 
-def list_proxies(pattern: str = "*") -> list[str]:
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+def list_proxies(pattern: str = "*", *, votes: bool = True) -> list[str]:
+    """Registered names matching ``pattern``; ``votes=False`` leaves out the votes (which rank a
+    set of architectures and have no value for one network)."""
+    return sorted(n for n, i in _REGISTRY.items() if fnmatch.fnmatchcase(n, pattern) and (votes or not i.components))

@@ -206,12 +206,16 @@ class NB201Network(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature map just before global pooling (after the final BN+ReLU), as Zen-NAS's
+        ``forward_pre_GAP`` / NASLib's ``forward_before_global_avg_pool``."""
         x = self.stem(x)
         for cell in self.cells:
             x = cell(x)
-        x = self.lastact(x)
-        return self.classifier(self.global_pooling(x).flatten(1))
+        return self.lastact(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.global_pooling(self.forward_features(x)).flatten(1))
 
     def response_modules(self, convention: Convention = "paper") -> list[ResponsePoint]:
         """Where the correlation proxies read responses; the weighting layer is the cell index.

@@ -144,7 +144,7 @@ def test_build_tables_figures(records, tmp_path):
     assert "±" not in tex and "τ" not in tex  # unicode replaced by math in LaTeX
 
     figures = result["figures"]
-    assert [p.name for p in figures] == ["nb201_quick_scatter.png", "nb201_quick_tau.png"]
+    assert [p.name for p in figures] == ["nb201_quick_scatter.png", "nb201_quick_heatmap.png", "nb201_quick_tau.png"]
     for p in figures:
         data = p.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -208,7 +208,7 @@ def test_figures_survive_non_finite_and_missing_scores(records, tmp_path):
     summary = summarise(metrics)
     scores.loc[scores["proxy"] == "grad_norm", "score"] = np.nan  # a proxy with no finite score
     paths = report.write_figures(scores, summary, tmp_path / "a", "x", metrics=metrics)
-    assert [p.name for p in paths] == ["x_scatter.png", "x_tau.png"]
+    assert [p.name for p in paths] == ["x_scatter.png", "x_heatmap.png", "x_tau.png"]
     with pytest.warns(UserWarning, match="scatter plot skipped"):
         paths = report.write_figures(scores.iloc[0:0], summary, tmp_path / "b", "x")
-    assert [p.name for p in paths] == ["x_tau.png"]
+    assert [p.name for p in paths] == ["x_heatmap.png", "x_tau.png"]

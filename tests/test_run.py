@@ -170,3 +170,85 @@ def test_multirun_sweep_is_one_parent_run_with_a_child_per_job(tmp_path):
     assert child.data.params["space.channels"] == "4"
     assert child.data.tags["git.commit"]
     assert any(k.startswith("data.sha256.") for k in child.data.tags)
+
+
+# ------------------------------------------------------------------------------------------------
+# votes, proxy specs, shards, populations from a data file
+
+
+@needs_data
+def test_votes_are_derived_from_their_scored_components(tmp_path):
+    import pandas as pd
+
+    from proxies.vote import vote_scores
+
+    cfg = make_cfg(*SMALL, "archs.n=6", "proxies=[vote_spw,wrcor]", f"store.path={tmp_path}/s.sqlite")
+    summary = hrun.run(cfg, output_dir=tmp_path / "a")
+    # the components are scored (once: wrcor is requested and a component) and reported
+    assert summary["proxies"] == ["wrcor", "synflow", "l2_norm", "vote_spw", "vote_spw@comparator"]
+    scores = pd.read_csv(tmp_path / "a" / "scores.csv")
+    wide = scores.pivot(index="arch", columns="proxy", values="score").loc[scores["arch"].unique()]
+    expected = vote_scores("vote_spw", {c: wide[c].to_numpy() for c in ("synflow", "l2_norm", "wrcor")})
+    assert wide["vote_spw"].tolist() == pytest.approx(expected.tolist())
+    # a vote costs its components' distinct passes
+    secs = scores.pivot(index="arch", columns="proxy", values="seconds")
+    total = secs["synflow"] + secs["l2_norm"] + secs["wrcor"]
+    assert (secs["vote_spw"] - total).abs().max() < 1e-9
+    metrics = pd.read_csv(tmp_path / "a" / "metrics.csv")
+    assert {"vote_spw", "vote_spw@comparator"} <= set(metrics["proxy"])
+    with ScoreStore(tmp_path / "s.sqlite") as store:  # votes are derived, never stored
+        stored = {r.key.proxy for r in store.records()}
+    assert stored == {"wrcor", "synflow", "l2_norm"}
+
+
+@needs_data
+def test_proxy_spec_runs_an_ablation_under_its_canonical_name(tmp_path):
+    cfg = make_cfg(*SMALL, "archs.n=3", 'proxies=[wrcor,"wrcor(power=2,weighting=linear)"]',
+                   f"store.path={tmp_path}/s.sqlite")
+    summary = hrun.run(cfg, output_dir=tmp_path / "a")
+    assert summary["proxies"] == ["wrcor", "wrcor(power=2, weighting=linear)"]
+    rhos = {m["proxy"]: m["rho"] for m in summary["metrics"] if m["split"] == "valid"}
+    assert len(rhos) == 2
+    with pytest.raises(ValueError, match="no parameter"):
+        hrun.run(make_cfg(*SMALL, "archs.n=3", 'proxies=["wrcor(pwr=2)"]', f"store.path={tmp_path}/s.sqlite"),
+                 output_dir=tmp_path / "b")
+
+
+@needs_data
+def test_shards_fill_one_store_and_the_last_job_reports(tmp_path):
+    base = [*SMALL, "archs.n=5", "proxies=[wrcor]", f"store.path={tmp_path}/s.sqlite"]
+    s0 = hrun.run(make_cfg(*base, "shard=0/2"), output_dir=tmp_path / "s0")
+    assert s0["computed"] == 3 and s0["metrics"] == [] and s0["missing"] == 2
+    assert not (tmp_path / "s0" / "metrics.csv").exists()
+    s1 = hrun.run(make_cfg(*base, "shard=1/2"), output_dir=tmp_path / "s1")
+    assert s1["computed"] == 2 and s1["metrics"]
+    final = hrun.run(make_cfg(*base), output_dir=tmp_path / "all")
+    assert final["computed"] == 0 and final["metrics"] == s1["metrics"]
+    with pytest.raises(ValueError, match="i/n"):
+        hrun.parse_shard("2")
+    with pytest.raises(ValueError, match="0 <= i < n"):
+        hrun.parse_shard("2/2")
+
+
+@needs_data
+def test_population_from_a_data_file(tmp_path):
+    import pandas as pd
+
+    from conftest import REAL
+
+    cfg = make_cfg(*SMALL, "archs.select=random", "archs.n=4", "archs.file=nb201/suite_zero_proxies_cifar10.csv",
+                   "archs.column=net_str", "proxies=[l2_norm]", f"store.path={tmp_path}/s.sqlite")
+    summary = hrun.run(cfg, output_dir=tmp_path / "a")
+    listed = set(pd.read_csv(Path(REAL) / "nb201" / "suite_zero_proxies_cifar10.csv")["net_str"])
+    archs = pd.read_csv(tmp_path / "a" / "scores.csv")["arch"].tolist()
+    assert summary["n_archs"] == 4 and set(archs) <= listed
+    assert archs == sorted(archs, key=lambda a: hrun.spaces.get_space("nb201").index(a))  # index order
+
+
+def test_random_selection_of_n_is_a_prefix_of_a_larger_one():
+    space = hrun.spaces.get_space("nb201", channels=4, cells_per_stage=1)
+    population = [space.parse(a) for a in list(space.product_order())[:200]]
+    small = hrun.select_archs(space, select="random", n=20, seed=3, population=population)
+    large = hrun.select_archs(space, select="random", n=60, seed=3, population=population)
+    assert len(set(small)) == 20 and set(small) < set(large)
+    assert hrun.select_archs(space, select="random", n=20, seed=4, population=population) != small

@@ -1,0 +1,117 @@
+"""Rank agreement with independently published proxy scores (NAS-Bench-Suite-Zero).
+
+Our scores and Suite-Zero's come from different batches, seeds, initialisations and network code
+(NASLib's NB201 model), so they cannot be equal; a proxy implementing the same definition ranks
+the same architectures the same way, which Spearman's rho over the shared architectures shows.
+
+    python -m harness.agreement --records runs/proxies_suite_zero/latest --out results \\
+        --name suite_zero_agreement
+
+reads ``scores.csv`` records, joins them by architecture string with
+``nb201/suite_zero_proxies_{cifar10,imagenet16}.csv`` and writes a Markdown table and a CSV.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from spaces.datafiles import data_file
+
+from .report import load_records
+
+#: our proxy name -> the Suite-Zero column with the same definition
+SUITE_ZERO_COLUMNS = {
+    "epe_nas": "epe_nas", "fisher": "fisher", "flops": "flops", "grad_norm": "grad_norm", "grasp": "grasp",
+    "jacob_cov": "jacov", "l2_norm": "l2_norm", "naswot": "nwot", "params": "params", "plain": "plain",
+    "snip": "snip", "synflow": "synflow", "zen": "zen",
+}
+#: the image dataset of our records -> the Suite-Zero file scored on it
+SUITE_ZERO_FILES = {"cifar10": "nb201/suite_zero_proxies_cifar10.csv",
+                    "ImageNet16-120": "nb201/suite_zero_proxies_imagenet16.csv"}
+
+
+def agreement(scores: pd.DataFrame, reference: pd.DataFrame, *, arch_column: str = "net_str",
+              columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """Spearman rho and Kendall tau-b of our scores vs the reference per shared proxy and seed.
+
+    ``scores`` has the columns of ``scores.csv`` (arch, proxy, seed, score, ...); rows whose
+    score or reference value is not finite are left out and counted (``n_dropped``).
+    """
+    columns = SUITE_ZERO_COLUMNS if columns is None else columns
+    ref = reference.drop_duplicates(arch_column).set_index(arch_column)
+    rows = []
+    for (proxy, seed), group in scores.groupby(["proxy", "seed"], sort=False):
+        col = columns.get(str(proxy))
+        if col is None or col not in ref.columns:
+            continue
+        shared = group[group["arch"].isin(ref.index)]
+        ours = shared["score"].to_numpy(dtype=float)
+        theirs = ref.loc[shared["arch"], col].to_numpy(dtype=float)
+        ok = np.isfinite(ours) & np.isfinite(theirs)
+        n = int(ok.sum())
+        rho = stats.spearmanr(ours[ok], theirs[ok])[0] if n > 2 else math.nan
+        tau = stats.kendalltau(ours[ok], theirs[ok])[0] if n > 2 else math.nan
+        rows.append({"proxy": proxy, "suite_zero_column": col, "seed": seed, "n_archs": n,
+                     "n_dropped": int(len(shared) - n), "spearman": float(rho), "kendall": float(tau)})
+    return pd.DataFrame(rows, columns=["proxy", "suite_zero_column", "seed", "n_archs", "n_dropped",
+                                       "spearman", "kendall"])
+
+
+def markdown(table: pd.DataFrame, *, dataset: str, threshold: float = 0.9) -> str:
+    lines = [f"Rank agreement with NAS-Bench-Suite-Zero's published scores ({dataset}): Spearman rho / "
+             "Kendall tau-b over the shared architectures (different batch, seed and network code, same "
+             f"definition). Rows below {threshold} are marked and explained in the README.", "",
+             "| proxy | Suite-Zero column | seed | archs | dropped | Spearman ρ | Kendall τ |  |",
+             "|:---|:---|---:|---:|---:|---:|---:|:---|"]
+    for r in table.itertuples():
+        flag = "" if r.spearman >= threshold else "below"
+        lines.append(f"| {r.proxy} | {r.suite_zero_column} | {r.seed} | {r.n_archs} | {r.n_dropped} | "
+                     f"{r.spearman:.3f} | {r.kendall:.3f} | {flag} |")
+    return "\n".join(lines) + "\n"
+
+
+def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str, *, data_dir=None) -> list[Path]:
+    scores, _ = load_records([Path(p) for p in record_dirs])
+    out = Path(out_dir) / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for dataset, group in scores.groupby("dataset", sort=False):
+        file = SUITE_ZERO_FILES.get(str(dataset))
+        if file is None:
+            continue
+        table = agreement(group, pd.read_csv(data_file(file, data_dir)))
+        if table.empty:
+            continue
+        md, csv = out / f"{name}_{dataset}.md", out / f"{name}_{dataset}.csv"
+        md.write_text(markdown(table, dataset=str(dataset)))
+        table.to_csv(csv, index=False)
+        written += [md, csv]
+    if not written:
+        raise ValueError("no records share architectures and proxies with the Suite-Zero files")
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.agreement", description=__doc__.split("\n")[0])
+    parser.add_argument("--records", nargs="+", required=True, type=Path, help="job output dirs (searched recursively)")
+    parser.add_argument("--out", type=Path, default=Path("results"))
+    parser.add_argument("--name", default="suite_zero_agreement")
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args(argv)
+    try:
+        paths = build(args.records, args.out, args.name, data_dir=args.data_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        parser.exit(2, f"error: {exc}\n")
+    for p in paths:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

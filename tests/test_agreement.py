@@ -1,0 +1,55 @@
+"""Rank agreement with published (Suite-Zero) scores."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from conftest import REAL, needs_data
+from harness.agreement import SUITE_ZERO_COLUMNS, agreement, markdown
+
+
+def _frames(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    archs = [f"a{i}" for i in range(n)]
+    theirs = rng.normal(size=n)
+    ours = theirs + 0.3 * rng.normal(size=n)
+    ours[3] = np.nan  # a NaN score is dropped and counted
+    scores = pd.DataFrame({"arch": archs, "proxy": "synflow", "seed": 0, "score": ours})
+    other = pd.DataFrame({"arch": archs, "proxy": "wrcor", "seed": 0, "score": ours})  # no Suite-Zero column
+    reference = pd.DataFrame({"net_str": archs[::-1] + ["extra"], "synflow": list(theirs[::-1]) + [1.0]})
+    return pd.concat([scores, other]), reference, ours, theirs
+
+
+def test_agreement_matches_scipy_and_counts_dropped_rows():
+    scores, reference, ours, theirs = _frames()
+    table = agreement(scores, reference)
+    assert table["proxy"].tolist() == ["synflow"]  # wrcor has no Suite-Zero counterpart
+    row = table.iloc[0]
+    ok = np.isfinite(ours)
+    assert row.n_archs == ok.sum() == 29 and row.n_dropped == 1
+    assert row.spearman == pytest.approx(stats.spearmanr(ours[ok], theirs[ok])[0], abs=1e-12)
+    assert row.kendall == pytest.approx(stats.kendalltau(ours[ok], theirs[ok])[0], abs=1e-12)
+    text = markdown(table, dataset="cifar10")
+    assert "| synflow | synflow | 0 | 29 | 1 |" in text
+
+
+def test_agreement_joins_by_architecture_not_by_row_order():
+    scores, reference, _, _ = _frames()
+    shuffled = reference.sample(frac=1.0, random_state=3)
+    assert agreement(scores, shuffled).equals(agreement(scores, reference))
+
+
+def test_disagreeing_proxy_is_flagged():
+    scores, reference, ours, _ = _frames()
+    scores.loc[scores["proxy"] == "synflow", "score"] = -scores.loc[scores["proxy"] == "synflow", "score"]
+    table = agreement(scores, reference)
+    assert table.iloc[0].spearman < -0.8
+    assert markdown(table, dataset="cifar10").rstrip().endswith("below |")
+
+
+@needs_data
+def test_every_mapped_column_exists_in_the_suite_zero_file():
+    header = pd.read_csv(REAL / "nb201" / "suite_zero_proxies_cifar10.csv", nrows=1).columns
+    assert set(SUITE_ZERO_COLUMNS.values()) <= set(header)
