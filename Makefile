@@ -51,7 +51,7 @@ reproduce-suite-zero: $(STAMP)  ## every proxy on a random 1000 (SZ_N=) of Suite
 ui: $(STAMP)  ## serve the MLflow UI on 127.0.0.1:5000 (the embedded SQLite store)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
 
-bench: $(STAMP)  ## WRCor time / plain forward+backward per arch (median over 50 archs, CPU; GPU too when present)
+bench: $(STAMP)  ## proxy time / plain forward+backward per arch: WRCor, 5 response proxies, 8 act/grad proxies (median over 50 archs)
 	$(BIN)/python -m harness.bench --archs 50
 
 clean:  ## remove run outputs and caches (keeps .venv and results/)

@@ -32,8 +32,9 @@ EIGHT = ["wrcor", "wrcor(weighting=none)", "wrcor(responses=act, weighting=none)
          "wrcor(responses=grad, weighting=none)", "naswot", "snip", "grad_norm", "fisher"]
 SETS = {"wrcor": ["wrcor"],
         "5 response proxies, one pass": ["wrcor", "wrcor_official", "rcor", "acor", "gcor"],
-        "8 act/grad proxies, one pass": EIGHT,
-        "every proxy (all passes)": None}  # None: every registered single-network proxy
+        "8 act/grad proxies, one pass": EIGHT}
+#: with --all: every registered single-network proxy, all passes (about 10x a plain pass)
+EVERY = "every proxy (all passes)"
 
 
 def _timed(fn, device, repeat: int) -> float:
@@ -47,7 +48,7 @@ def _timed(fn, device, repeat: int) -> float:
     return best
 
 
-def bench(device: torch.device, n_archs: int, repeat: int, seed: int = 0) -> dict:
+def bench(device: torch.device, n_archs: int, repeat: int, seed: int = 0, every: bool = False) -> dict:
     space = spaces.get_space("nb201")
     rng = np.random.default_rng(seed)
     archs = []
@@ -60,8 +61,9 @@ def bench(device: torch.device, n_archs: int, repeat: int, seed: int = 0) -> dic
     except Exception as err:  # no data: Gaussian inputs cost the same
         print(f"(real images unavailable: {err}; timing on Gaussian inputs)")
         x, y = data.batch("cifar10", 64, seed=seed, kind="noise", device=device)
-    sets = {k: v if v is not None else [n for n in proxies.list_proxies() if not proxies.get_proxy(n).components]
-            for k, v in SETS.items()}
+    sets = dict(SETS)
+    if every:
+        sets[EVERY] = proxies.list_proxies(votes=False)
     ratios: dict[str, list[float]] = {k: [] for k in sets}
     plain_s: list[float] = []
     for i, arch in enumerate(archs):
@@ -93,18 +95,20 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     ap.add_argument("--out", default="results/bench")
+    ap.add_argument("--all", action="store_true", help="also time every registered proxy together")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     Path(args.out).mkdir(parents=True, exist_ok=True)
     for dev in devices:
-        res = bench(dev, args.archs, args.repeat)
+        res = bench(dev, args.archs, args.repeat, every=args.all)
         print(f"\n{dev.type} ({res['device_name']}, {res['threads']} thread(s), torch {res['torch']}): "
               f"{res['n_archs']} NB201 archs, batch 64, min of {res['repeat']} runs each")
         print(f"  plain forward+backward: median {res['plain_fwd_bwd_s_median']:.3f} s")
         print(f"  {'proxy set':32s} {'median':>7s} {'q25':>6s} {'q75':>6s} {'max':>6s}   (time / plain fwd+bwd)")
         for label, r in res["ratios"].items():
             print(f"  {label:32s} {r['median']:7.2f} {r['q25']:6.2f} {r['q75']:6.2f} {r['max']:6.2f}")
+        print(f"  (8 act/grad proxies: {', '.join(EIGHT)})")
         (Path(args.out) / f"nb201_{dev.type}.json").write_text(json.dumps(res, indent=2))
     return 0
 

@@ -53,8 +53,7 @@ alone is what the paper's script does, and costs 1/N of the batch forward.
 from __future__ import annotations
 
 import weakref
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -75,26 +74,6 @@ def channel_correlation(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     c = (cov / d[:, None] / d[None, :]).clamp(-1.0, 1.0)
     finite = torch.isfinite(c)
     return torch.where(finite, c, 0.0), ~finite.all()
-
-
-@contextmanager
-def full_batch_errors(net: nn.Module, x: torch.Tensor) -> Iterator[None]:
-    """For proxies that forward parts of the batch (MeCo's one sample, ZiCo's mini-batches): when
-    the block fails and the network cannot forward the caller's whole batch either, raise THAT
-    error (it names the caller's shapes, as ``net(x)`` would), chained to the original; otherwise
-    the original error.  Costs nothing unless something failed; out-of-memory errors pass as they
-    are."""
-    try:
-        yield
-    except Exception as err:
-        if isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower():
-            raise
-        try:
-            with torch.no_grad():
-                net(x)
-        except Exception as full:
-            raise full from err
-        raise
 
 
 class MeCo:
@@ -170,22 +149,21 @@ class MeCo:
                     bad.append(flag)
 
         net.train()
-        with full_batch_errors(net, x):  # outside the hooks: a re-run on the whole batch is hook-free
-            handles = [m.register_forward_hook(hook) for m in self._hooked(net)]
-            try:
-                with torch.no_grad():
-                    if self.batch == "single":
-                        for i in range(first, first + count):
-                            rows[:] = [0]
-                            net(x[i:i + 1])
-                            cache.clear()
-                    else:
-                        rows[:] = list(range(first, first + count))
-                        net(x)
-            finally:
-                for h in handles:
-                    h.remove()
-                cache.clear()
+        handles = [m.register_forward_hook(hook) for m in self._hooked(net)]
+        try:
+            with torch.no_grad():
+                if self.batch == "single":
+                    for i in range(first, first + count):
+                        rows[:] = [0]
+                        net(x[i:i + 1])
+                        cache.clear()
+                else:
+                    rows[:] = list(range(first, first + count))
+                    net(x)
+        finally:
+            for h in handles:
+                h.remove()
+            cache.clear()
         score = torch.zeros((), dtype=torch.float64, device=session.device)
         for size, group in matrices.items():
             lam_min = torch.linalg.eigvalsh(torch.stack(group))[:, 0]

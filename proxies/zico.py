@@ -40,15 +40,11 @@ mini-batches with ``accumulate=False``, or a layer without gradient).  With ``ac
 and two identical mini-batches the recorded gradients are g and 2g, so mu / sigma = 1.5 / 0.5 = 3
 for every element with g != 0 and layer l gives log(3 * nnz(g_l)).  If every layer is skipped
 the score is 0.
-
-A network that fails on a mini-batch and also on the whole batch reports the whole batch's error
-(:func:`proxies.meco.full_batch_errors`), the message the caller would get from ``net(inputs)``.
 """
 from __future__ import annotations
 
 import torch
 
-from .meco import full_batch_errors
 from .probe import weight_layers
 from .registry import register
 
@@ -89,8 +85,7 @@ class ZiCo:
             if not self.accumulate:
                 net.zero_grad(set_to_none=True)
             lo, hi = s * n // k, (s + 1) * n // k
-            with full_batch_errors(net, x):
-                session.loss_fn(net(x[lo:hi]), y[lo:hi]).backward()
+            session.loss_fn(net(x[lo:hi]), y[lo:hi]).backward()
             for rec, layer in zip(records, layers):
                 g = layer.weight.grad  # .to(float64) copies it: .grad accumulates in place
                 rec.append(torch.zeros(layer.weight.numel(), dtype=torch.float64, device=layer.weight.device)

