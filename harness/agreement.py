@@ -57,22 +57,33 @@ def agreement(scores: pd.DataFrame, reference: pd.DataFrame, *, arch_column: str
         n = int(ok.sum())
         rho = stats.spearmanr(ours[ok], theirs[ok])[0] if n > 2 else math.nan
         tau = stats.kendalltau(ours[ok], theirs[ok])[0] if n > 2 else math.nan
-        rows.append({"proxy": proxy, "suite_zero_column": col, "seed": seed, "n_archs": n,
-                     "n_dropped": int(len(shared) - n), "spearman": float(rho), "kendall": float(tau)})
-    return pd.DataFrame(rows, columns=["proxy", "suite_zero_column", "seed", "n_archs", "n_dropped",
-                                       "spearman", "kendall"])
+        row = {"proxy": proxy, "suite_zero_column": col, "seed": seed, "n_archs": n,
+               "n_dropped": int(len(shared) - n), "spearman": float(rho), "kendall": float(tau),
+               "truth": "", "rho_truth_ours": math.nan, "rho_truth_suite_zero": math.nan}
+        truth_cols = [c for c in shared.columns if c.startswith("truth__")]
+        if truth_cols and n > 2:  # both proxies' Spearman rho vs the first ground-truth target
+            acc = shared[truth_cols[0]].to_numpy(dtype=float)[ok]
+            row.update(truth=truth_cols[0][len("truth__"):].replace("__", "/"),
+                       rho_truth_ours=float(stats.spearmanr(ours[ok], acc)[0]),
+                       rho_truth_suite_zero=float(stats.spearmanr(theirs[ok], acc)[0]))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["proxy", "suite_zero_column", "seed", "n_archs", "n_dropped", "spearman",
+                                       "kendall", "truth", "rho_truth_ours", "rho_truth_suite_zero"])
 
 
 def markdown(table: pd.DataFrame, *, dataset: str, threshold: float = 0.9) -> str:
     lines = [f"Rank agreement with NAS-Bench-Suite-Zero's published scores ({dataset}): Spearman rho / "
              "Kendall tau-b over the shared architectures (different batch, seed and network code, same "
              f"definition). Rows below {threshold} are marked and explained in the README.", "",
-             "| proxy | Suite-Zero column | seed | archs | dropped | Spearman ρ | Kendall τ |  |",
-             "|:---|:---|---:|---:|---:|---:|---:|:---|"]
+             "The last two columns: each proxy's own Spearman ρ against the ground truth named, ours and "
+             "Suite-Zero's, on the same architectures.", "",
+             "| proxy | Suite-Zero column | seed | archs | dropped | Spearman ρ | Kendall τ |  | truth | ρ ours | ρ Suite-Zero |",
+             "|:---|:---|---:|---:|---:|---:|---:|:---|:---|---:|---:|"]
     for r in table.itertuples():
         flag = "" if r.spearman >= threshold else "below"
         lines.append(f"| {r.proxy} | {r.suite_zero_column} | {r.seed} | {r.n_archs} | {r.n_dropped} | "
-                     f"{r.spearman:.3f} | {r.kendall:.3f} | {flag} |")
+                     f"{r.spearman:.3f} | {r.kendall:.3f} | {flag} | {r.truth} | {r.rho_truth_ours:.3f} | "
+                     f"{r.rho_truth_suite_zero:.3f} |")
     return "\n".join(lines) + "\n"
 
 

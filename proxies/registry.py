@@ -66,12 +66,11 @@ _SPEC = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*\((.*)\)\s*$")
 
 
 def _literal(text: str) -> Any:
-    """A spec value: int, float, true/false/none, or a bare string."""
+    """A spec value: int, float, true/false, or a bare string (``none`` stays the string: it is
+    a valid value, e.g. ``weighting=none``)."""
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
-    if low in ("none", "null"):
-        return None
     for cast in (int, float):
         try:
             return cast(text)
@@ -85,6 +84,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
     >>> parse_spec("wrcor(weighting=linear, power=0.5)")
     ('wrcor', {'weighting': 'linear', 'power': 0.5})
+    >>> parse_spec("wrcor(weighting=none, responses=act)")
+    ('wrcor', {'weighting': 'none', 'responses': 'act'})
     >>> parse_spec("synflow")
     ('synflow', {})
     """

@@ -1,6 +1,8 @@
 """Rank agreement with published (Suite-Zero) scores."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,6 +35,18 @@ def test_agreement_matches_scipy_and_counts_dropped_rows():
     assert row.kendall == pytest.approx(stats.kendalltau(ours[ok], theirs[ok])[0], abs=1e-12)
     text = markdown(table, dataset="cifar10")
     assert "| synflow | synflow | 0 | 29 | 1 |" in text
+    assert row.truth == "" and math.isnan(row.rho_truth_ours)  # no ground truth in these records
+
+
+def test_agreement_reports_both_proxies_rho_against_the_truth():
+    scores, reference, ours, theirs = _frames()
+    acc = np.arange(len(ours), dtype=float)
+    scores["truth__cifar10-valid__valid"] = np.tile(acc, 2)
+    row = agreement(scores, reference).iloc[0]
+    ok = np.isfinite(ours)
+    assert row.truth == "cifar10-valid/valid"
+    assert row.rho_truth_ours == pytest.approx(stats.spearmanr(ours[ok], acc[ok])[0], abs=1e-12)
+    assert row.rho_truth_suite_zero == pytest.approx(stats.spearmanr(theirs[ok], acc[ok])[0], abs=1e-12)
 
 
 def test_agreement_joins_by_architecture_not_by_row_order():
@@ -46,7 +60,7 @@ def test_disagreeing_proxy_is_flagged():
     scores.loc[scores["proxy"] == "synflow", "score"] = -scores.loc[scores["proxy"] == "synflow", "score"]
     table = agreement(scores, reference)
     assert table.iloc[0].spearman < -0.8
-    assert markdown(table, dataset="cifar10").rstrip().endswith("below |")
+    assert "| below |" in markdown(table, dataset="cifar10")
 
 
 @needs_data

@@ -541,3 +541,22 @@ def test_golden_scores(index, golden):
     print(summary)
     for name, err in errors.items():
         assert err <= GOLDEN_TOL, summary
+
+
+@pytest.mark.parametrize("spec", ["wrcor(weighting=none)", "wrcor(responses=act, weighting=none)",
+                                  "zico(accumulate=false)", "naswot(convention=paper)"])
+def test_proxy_specs_used_by_configs_and_bench_resolve(spec):
+    info = proxies.get_proxy(spec)
+    base = spec.split("(")[0]
+    assert info.params != proxies.get_proxy(base).params
+    assert math.isfinite(proxies.compute([spec], small_net(), *small_batch())[spec])
+
+
+def test_every_spec_of_the_ablation_config_resolves():
+    import yaml
+
+    path = os.path.join(os.path.dirname(__file__), "..", "conf", "proxy_set", "wrcor_ablation.yaml")
+    with open(path) as f:
+        specs = yaml.safe_load(f)["proxies"]
+    names = [proxies.get_proxy(s).name for s in specs]
+    assert len(set(names)) == len(specs) == 12
