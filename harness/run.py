@@ -202,19 +202,20 @@ def vote_records(space, archs, votes: list[str], records: Mapping[tuple[str, str
     for v in votes:
         comps = proxies.get_proxy(v).components
         comp_scores = {c: np.array([records[(a, c)].value for a in arch_strs], dtype=float) for c in comps}
-        passes: dict[tuple, list[str]] = {}
-        for c in comps:
-            info = proxies.get_proxy(c)
-            key = (info.pass_kind, info.bn) if proxies.is_shared_pass(info.pass_kind) else (c,)
-            passes.setdefault(key, []).append(c)
+        passes: dict[tuple, list[int]] = {}
+        for i, c in enumerate(comps):
+            passes.setdefault(proxies.pass_group(proxies.get_proxy(c)), []).append(i)
+        per_arch = []  # (first component's key, seconds, message) of every arch
+        for a in arch_strs:
+            recs = [records[(a, c)] for c in comps]
+            failed = [f"{c}: {r.message or r.status}" for c, r in zip(comps, recs) if r.status in ("error", "oom")]
+            seconds = sum(max(recs[i].seconds for i in group) for group in passes.values())
+            per_arch.append((recs[0].key, seconds, "; ".join(failed)))
         for suffix, method in VOTE_METHODS.items():
             values = vote_scores(v, comp_scores, method=method)
-            for j, a in enumerate(arch_strs):
-                recs = [records[(a, c)] for c in comps]
-                failed = [f"{c}: {r.message or r.status}" for c, r in zip(comps, recs) if r.status in ("error", "oom")]
-                seconds = sum(max(records[(a, c)].seconds for c in group) for group in passes.values())
-                key = dataclasses.replace(recs[0].key, proxy=v + suffix, params=f"vote over {list(comps)}")
-                out[(a, v + suffix)] = Record(key, float(values[j]), "ok", seconds, 0, "; ".join(failed))
+            for a, value, (key, seconds, message) in zip(arch_strs, values, per_arch):
+                key = dataclasses.replace(key, proxy=v + suffix, params=f"vote over {list(comps)}")
+                out[(a, v + suffix)] = Record(key, float(value), "ok", seconds, 0, message)
     return out
 
 

@@ -20,7 +20,7 @@ from . import correlation, jacobian, meco, naswot, pruning, synflow, vote, zen, 
 from .probe import ProxyOutcome, ResponseProvider, Session, default_responses, is_shared_pass, run_pass
 from .registry import ProxyInfo, get_proxy, list_proxies, register
 
-__all__ = ["compute", "compute_outcomes", "get_proxy", "list_proxies", "register", "ProxyInfo",
+__all__ = ["compute", "compute_outcomes", "get_proxy", "list_proxies", "register", "ProxyInfo", "pass_group",
            "ProxyOutcome", "Session", "ProxyError"]
 
 
@@ -35,6 +35,12 @@ def _names(names: str | Iterable[str]) -> list[str]:
     for n in names:
         get_proxy(n)  # unknown name -> error listing the valid ones
     return names
+
+
+def pass_group(info: ProxyInfo) -> tuple:
+    """Proxies with the same group share one pass: a shared pass kind with its BN setting, or
+    the proxy's own private pass."""
+    return (info.pass_kind, info.bn) if is_shared_pass(info.pass_kind) else ("private", info.name)
 
 
 def compute_outcomes(names: str | Iterable[str], net: nn.Module, inputs: torch.Tensor,
@@ -52,13 +58,10 @@ def compute_outcomes(names: str | Iterable[str], net: nn.Module, inputs: torch.T
         info = get_proxy(n)
         if info.needs_labels and targets is None:
             raise ValueError(f"proxy {n!r} needs labels: pass targets")
-        if not info.components:
-            key = (info.pass_kind, info.bn) if is_shared_pass(info.pass_kind) else ("private", n)
-            groups.setdefault(key, {})[n] = info
-    for n in names:
-        if get_proxy(n).components:
-            raise ValueError(f"proxy {n!r} is a vote over {get_proxy(n).components}: it ranks a set of "
+        if info.components:
+            raise ValueError(f"proxy {n!r} is a vote over {info.components}: it ranks a set of "
                              f"architectures and has no value for one network (see proxies.vote)")
+        groups.setdefault(pass_group(info), {})[n] = info
     out: dict[str, ProxyOutcome] = {}
     for infos in groups.values():
         first = next(iter(infos.values()))

@@ -43,20 +43,10 @@ from __future__ import annotations
 
 import torch
 
+from .probe import corrcoef
 from .registry import register
 
 K_EPS = 1e-5
-
-
-def corrcoef(x: torch.Tensor, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Signed correlation between the rows (samples) of ``x`` flattened per sample, as
-    ``numpy.corrcoef`` (float64, clipped to [-1, 1]), and a 0-dim flag: True when it has a NaN."""
-    z = x.reshape(x.shape[0], -1).to(dtype)
-    z = z - z.mean(dim=1, keepdim=True)
-    g = z @ z.T
-    std = torch.diagonal(g).sqrt()
-    c = (g / std[:, None] / std[None, :]).clamp_(-1.0, 1.0)
-    return c, torch.isnan(c).any()
 
 
 def jacob_cov_score(jacobian: torch.Tensor, k: float = K_EPS) -> torch.Tensor:

@@ -52,12 +52,12 @@ alone is what the paper's script does, and costs 1/N of the batch forward.
 """
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import torch
 from torch import nn
 
+from .probe import TensorCache, corrcoef
 from .registry import register
 
 BATCH = ("single", "full")
@@ -67,11 +67,7 @@ MODULES = ("all", "leaves")
 def channel_correlation(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Pearson correlation between the rows of ``f`` (C, L), in float64, with NaN/inf entries set
     to 0 (the MeCo code's rule), and a 0-dim bool flag: whether any entry was set."""
-    z = f.to(torch.float64)
-    z = z - z.mean(dim=1, keepdim=True)
-    cov = z @ z.T
-    d = torch.diagonal(cov).sqrt()
-    c = (cov / d[:, None] / d[None, :]).clamp(-1.0, 1.0)
+    c, _ = corrcoef(f, torch.float64)
     finite = torch.isfinite(c)
     return torch.where(finite, c, 0.0), ~finite.all()
 
@@ -115,7 +111,7 @@ class MeCo:
         matrices: dict[int, list[torch.Tensor]] = {}
         calls: list[tuple[int, int, float]] = []  # (size, index in matrices[size], weight)
         bad: list[torch.Tensor] = []  # per call
-        cache: dict[tuple, tuple[weakref.ref, list[tuple[int, int, torch.Tensor]]]] = {}
+        cache = TensorCache()
         rows: list[int] = []  # the batch positions to read in the current forward
 
         def add(f: torch.Tensor) -> tuple[int, int, torch.Tensor]:
@@ -129,13 +125,8 @@ class MeCo:
                 return
             t = output.detach()
             if self.channels is None:
-                key = (id(output), output._version)
-                hit = cache.get(key)
-                if hit is not None and hit[0]() is output:
-                    entries = hit[1]
-                else:
-                    entries = [add(t[r].reshape(t.shape[1], -1)) for r in rows]
-                    cache[key] = (weakref.ref(output), entries)
+                # a tensor that several nested modules return is correlated once
+                entries = cache.get(output, lambda t: [add(t[r].reshape(t.shape[1], -1)) for r in rows], tuple(rows))
                 for size, index, flag in entries:
                     calls.append((size, index, 1.0))
                     bad.append(flag)

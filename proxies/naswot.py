@@ -34,33 +34,13 @@ An all-``none`` NB201 cell gives a rank-one K, hence ``-inf``, as the reference 
 """
 from __future__ import annotations
 
-import weakref
 
 import torch
 
+from .probe import TensorCache
 from .registry import register
 
 _EXACT_FLOAT32 = 2 ** 24  # float32 sums of 0/1 products are exact below this many units
-
-
-class _CodeKernels:
-    """``c c^T + (1-c)(1-c)^T`` of tensors already seen in this pass, keyed like the Probe's
-    activation cache (storage, version, geometry) and guarded by a weak reference."""
-
-    def __init__(self) -> None:
-        self._entries: dict[tuple, tuple[weakref.ref, torch.Tensor]] = {}
-
-    def get(self, t: torch.Tensor) -> torch.Tensor:
-        key = (t.data_ptr(), t._version, tuple(t.shape), tuple(t.stride()), t.storage_offset(), t.dtype)
-        hit = self._entries.get(key)
-        if hit is not None and hit[0]() is t:
-            return hit[1]
-        k = hamming_kernel(t.detach())
-        self._entries[key] = (weakref.ref(t), k)
-        return k
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 def hamming_kernel(x: torch.Tensor) -> torch.Tensor:
@@ -86,13 +66,13 @@ class NASWOT:
     def attach(self, session) -> None:
         n = session.inputs.shape[0]
         self.K = torch.zeros(n, n, dtype=torch.float64, device=session.device)
-        cache = _CodeKernels()
+        cache = TensorCache()  # c c^T + (1-c)(1-c)^T of tensors already seen in this pass
         self._cache = cache
 
         def make(point):
             def forward(module, args, output):
                 t = args[0] if point.activation == "input" else output
-                self.K.add_(cache.get(t))
+                self.K.add_(cache.get(t, hamming_kernel))
 
             return forward
 

@@ -31,6 +31,7 @@ import math
 import time
 import weakref
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Protocol, Sequence
 
 import torch
@@ -63,18 +64,24 @@ class Proxy(Protocol):
         """(value, number of skipped response matrices), tensors allowed (read once, at the end)."""
 
 
-def abs_correlation(x: torch.Tensor, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-    """|corr| between the rows (samples) of ``x`` flattened per sample, and a NaN flag.
+def corrcoef(x: torch.Tensor, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signed correlation between the rows (samples) of ``x`` flattened per row, and a NaN flag.
 
-    Matches ``numpy.corrcoef`` (which computes in float64 and clips to [-1, 1]); a sample whose
-    response is constant makes its row NaN, and the flag says so without a host sync.
+    Matches ``numpy.corrcoef`` (which computes in float64 and clips to [-1, 1]); a row that is
+    constant makes its row and column NaN, and the 0-dim flag says so without a host sync.
     """
     z = x.reshape(x.shape[0], -1).to(dtype)
     z = z - z.mean(dim=1, keepdim=True)
     g = z @ z.T
     std = torch.diagonal(g).sqrt()
-    c = (g / std[:, None] / std[None, :]).clamp_(-1.0, 1.0).abs_()
+    c = (g / std[:, None] / std[None, :]).clamp_(-1.0, 1.0)
     return c, torch.isnan(c).any()
+
+
+def abs_correlation(x: torch.Tensor, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """|corr| between the rows (samples) of ``x`` (see :func:`corrcoef`), and a NaN flag."""
+    c, bad = corrcoef(x, dtype)
+    return c.abs_(), bad
 
 
 def default_responses(net: nn.Module, convention: Convention) -> list[ResponsePoint]:
@@ -91,23 +98,25 @@ def default_responses(net: nn.Module, convention: Convention) -> list[ResponsePo
     return points
 
 
-class _ActivationCache:
-    """|C| of tensors already seen in this pass (edges sharing a source node share it).
+class TensorCache:
+    """Results of ``compute(tensor)`` for tensors already seen in this pass (edges sharing a source
+    node share them).
 
-    Keyed on the tensor's storage, version and geometry, and guarded by a weak reference to the
-    tensor itself, so a freed tensor whose memory is reused never gives a false hit."""
+    Keyed on the tensor's storage, version and geometry (plus ``extra``), and guarded by a weak
+    reference to the tensor itself, so a freed tensor whose memory is reused never gives a false
+    hit."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple, tuple[weakref.ref, torch.Tensor, torch.Tensor]] = {}
+        self._entries: dict[tuple, tuple[weakref.ref, Any]] = {}
 
-    def get(self, t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (t.data_ptr(), t._version, tuple(t.shape), tuple(t.stride()), t.storage_offset(), t.dtype, dtype)
+    def get(self, t: torch.Tensor, compute: Callable[[torch.Tensor], Any], *extra: Any) -> Any:
+        key = (t.data_ptr(), t._version, tuple(t.shape), tuple(t.stride()), t.storage_offset(), t.dtype, *extra)
         hit = self._entries.get(key)
         if hit is not None and hit[0]() is t:
-            return hit[1], hit[2]
-        c, bad = abs_correlation(t.detach(), dtype)
-        self._entries[key] = (weakref.ref(t), c, bad)
-        return c, bad
+            return hit[1]
+        value = compute(t.detach())
+        self._entries[key] = (weakref.ref(t), value)
+        return value
 
     def clear(self) -> None:
         self._entries.clear()
@@ -218,7 +227,7 @@ class Session:
         net = self.net
         net.train()
         net.zero_grad(set_to_none=True)
-        cache = _ActivationCache()
+        cache = TensorCache()
         handles: list[Any] = []
         try:
             for convention, consumers in self._consumers.items():
@@ -243,7 +252,7 @@ class Session:
                 h.remove()
             cache.clear()
 
-    def _make_hook(self, point: ResponsePoint, consumers: Sequence[_Consumer], cache: _ActivationCache):
+    def _make_hook(self, point: ResponsePoint, consumers: Sequence[_Consumer], cache: TensorCache):
         want_act = [c for c in consumers if c.activations]
         want_grad = [c for c in consumers if c.gradients]
 
@@ -261,7 +270,8 @@ class Session:
             if want_act:
                 t = args[0] if point.activation == "input" else output
                 for consumer in want_act:
-                    consumer.callback(point, "act", *cache.get(t, consumer.dtype))
+                    consumer.callback(point, "act", *cache.get(t, partial(abs_correlation, dtype=consumer.dtype),
+                                                                 consumer.dtype))
             if want_grad and isinstance(output, torch.Tensor) and output.grad_fn is not None:
                 # the gradient at the first input of the module's last autograd node (for a ReLU:
                 # at its input), through a hook on that node: per-module, unlike a tensor hook on
