@@ -14,7 +14,7 @@ import csv
 import math
 import os
 import threading
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -58,6 +58,20 @@ class TableBenchmark:
         (otherwise the 0-based row number is returned).
     data_dir:
         Overrides the data directory (else ``$ZSNAS_DATA_DIR``, else ``../shared/data``).
+    row_key:
+        Derives each row's key from the row (a ``{column: cell}`` mapping) instead of reading
+        ``key_column`` as it is — e.g. NB-101's graph hash from the matrix and ops columns, or a
+        DARTS genotype string normalised.  ``keys()`` then lists the derived keys.
+    arch_key:
+        The key of an architecture for lookups (default ``str``).
+    missing_hint:
+        A sentence added to the error when the file is missing (e.g. how to convert it).
+    duplicates:
+        ``"error"`` (a key in two rows is a corrupt table) or ``"mean"``: rows sharing a key are
+        one architecture measured several times (e.g. NASLib's NB-101 table lists one cell under
+        several unpruned specs, each with one training seed's accuracy); a lookup returns the mean
+        of their values (NaN cells ignored), ``keys()`` lists each key once (first appearance)
+        and ``index_of`` gives the first row.
 
     The file is located, checksum-verified and parsed once, on first use; empty or ``nan`` cells
     read as NaN.
@@ -72,6 +86,10 @@ class TableBenchmark:
         protocols: Mapping[tuple[str, str], str],
         index_column: str | None = "index",
         data_dir: str | os.PathLike[str] | None = None,
+        row_key: Callable[[Mapping[str, str]], str] | None = None,
+        arch_key: Callable[[Any], str] = str,
+        missing_hint: str | None = None,
+        duplicates: str = "error",
     ) -> None:
         columns = {(str(d), str(s)): str(c) for (d, s), c in dict(columns).items()}
         protocols = {(str(d), str(s)): str(p) for (d, s), p in dict(protocols).items()}
@@ -82,12 +100,20 @@ class TableBenchmark:
         self.key_column = key_column
         self.index_column = index_column
         self.data_dir = data_dir
+        self._row_key = row_key
+        self._arch_key = arch_key
+        self._missing_hint = missing_hint
+        if duplicates not in ("error", "mean"):
+            raise ValueError(f"duplicates must be 'error' or 'mean', got {duplicates!r}")
+        self.duplicates = duplicates
+        self._groups: dict[str, list[int]] = {}
         self._columns = columns
         self._protocols = protocols
         self._lock = threading.Lock()
         self._loaded = False
         self._header: list[str] = []
         self._raw: dict[str, list[str]] = {}
+        self._keys: list[str] = []
         self._row_of: dict[str, int] = {}
         self._float_cache: dict[str, np.ndarray] = {}
         self._column_cache: dict[str, np.ndarray] = {}
@@ -103,7 +129,12 @@ class TableBenchmark:
         with self._lock:
             if self._loaded:
                 return
-            path = data_file(self.relpath, self.data_dir)
+            try:
+                path = data_file(self.relpath, self.data_dir)
+            except DataFileError as exc:
+                if self._missing_hint and "not found" in str(exc):
+                    raise DataFileError(f"{self._missing_hint} ({exc})") from None
+                raise
             with open(path, newline="", encoding="utf-8") as f:
                 reader = csv.reader(f)
                 try:
@@ -124,15 +155,29 @@ class TableBenchmark:
                         f"{str(path)!r} line {lineno}: {len(row)} fields, the header has {width}"
                     )
             raw = {name: [row[j] for row in rows] for j, name in enumerate(header)}
+            if self._row_key is None:
+                keys = raw[self.key_column]
+            else:
+                keys = []
+                for lineno, row in enumerate(rows, 2):
+                    try:
+                        keys.append(self._row_key(dict(zip(header, row))))
+                    except Exception as exc:
+                        raise DataFileError(f"{str(path)!r} line {lineno}: cannot read the architecture: {exc}") from exc
             row_of: dict[str, int] = {}
-            for i, key in enumerate(raw[self.key_column]):
+            groups: dict[str, list[int]] = {}
+            for i, key in enumerate(keys):
                 if key in row_of:
-                    raise DataFileError(
-                        f"benchmark table {str(path)!r}: key {key!r} appears twice "
-                        f"(rows {row_of[key]} and {i} of column {self.key_column!r})"
-                    )
+                    if self.duplicates == "error":
+                        raise DataFileError(
+                            f"benchmark table {str(path)!r}: key {key!r} appears twice "
+                            f"(rows {row_of[key]} and {i} of column {self.key_column!r})"
+                        )
+                    groups.setdefault(key, [row_of[key]]).append(i)
+                    continue
                 row_of[key] = i
-            self._header, self._raw, self._row_of = header, raw, row_of
+            self._header, self._raw, self._row_of, self._keys = header, raw, row_of, list(row_of)
+            self._groups = groups
             self._source = str(path)
             self._loaded = True
 
@@ -158,7 +203,7 @@ class TableBenchmark:
             ) from None
 
     def _row(self, arch: Any) -> int:
-        key = str(arch)
+        key = self._arch_key(arch)
         try:
             return self._row_of[key]
         except KeyError:
@@ -178,17 +223,32 @@ class TableBenchmark:
         return self._protocols[(dataset, split)]
 
     def lookup(self, arch: Any, dataset: str, split: str) -> float:
-        """The ground-truth accuracy of ``arch`` (keyed by ``str(arch)``); NaN cells give NaN."""
-        col = self._pair_column(dataset, split)
-        self._ensure_loaded()
-        return float(self._floats(col)[self._row(arch)])
+        """The ground-truth accuracy of ``arch`` (keyed by ``arch_key(arch)``); NaN cells give NaN."""
+        return float(self.lookup_many([arch], dataset, split)[0])
 
     def lookup_many(self, archs: Iterable[Any], dataset: str, split: str) -> np.ndarray:
         """``lookup`` for many architectures at once, as a float64 array."""
         col = self._pair_column(dataset, split)
         self._ensure_loaded()
         rows = np.fromiter((self._row(a) for a in archs), dtype=np.intp)
-        return self._floats(col)[rows].copy()
+        values = self._floats(col)[rows].copy()
+        if self._groups:
+            first = {r: k for k, r in self._row_of.items() if k in self._groups}
+            for j, r in enumerate(rows):
+                if r in first:
+                    group = self._floats(col)[self._groups[first[r]]]
+                    values[j] = np.nanmean(group) if not np.isnan(group).all() else np.nan
+        return values
+
+    def key_of(self, arch: Any) -> str:
+        """The key ``arch`` is looked up by (e.g. NB-101's graph hash)."""
+        return self._arch_key(arch)
+
+    def rows_of(self, arch: Any) -> list[int]:
+        """Every row of ``arch``'s key (one unless ``duplicates="mean"`` merged several)."""
+        self._ensure_loaded()
+        row = self._row(arch)
+        return list(self._groups.get(self._arch_key(arch), [row]))
 
     def index_of(self, arch: Any) -> int:
         """The official index of ``arch`` (the ``index_column``), or its row number if there is none."""
@@ -199,19 +259,29 @@ class TableBenchmark:
         return row
 
     def keys(self) -> list[str]:
-        """The key strings, in file order."""
+        """The key strings (derived by ``row_key`` when given), in file order, each once."""
         self._ensure_loaded()
-        return list(self._raw[self.key_column])
+        return list(self._keys)
 
     def column_names(self) -> list[str]:
         """Every column of the CSV, in file order."""
         self._ensure_loaded()
         return list(self._header)
 
-    def column(self, name: str) -> np.ndarray:
+    def column(self, name: str, *, per: str = "row", as_str: bool = False) -> np.ndarray:
         """Any column, in file order, read-only: int64 if every cell is an integer, else float64
-        (NaN for empty cells) if every cell parses as a number, else an array of strings."""
+        (NaN for empty cells) if every cell parses as a number, else an array of strings
+        (``as_str``: always the cells as written).  ``per="key"``: one value per key of
+        :meth:`keys` (its first row), aligned with it."""
         self._ensure_loaded()
+        if per == "key":
+            return self.column(name, as_str=as_str)[np.fromiter(self._row_of.values(), dtype=np.intp)]
+        if per != "row":
+            raise ValueError(f"per must be 'row' or 'key', got {per!r}")
+        if as_str:
+            if name not in self._raw:
+                raise UnknownNameError(f"{self.relpath} has no column {name!r}; columns: {self._header}")
+            return np.array(self._raw[name], dtype=str)
         if name not in self._raw:
             raise UnknownNameError(f"{self.relpath} has no column {name!r}; columns: {self._header}")
         arr = self._column_cache.get(name)
@@ -230,7 +300,7 @@ class TableBenchmark:
 
     def __contains__(self, arch: Any) -> bool:
         self._ensure_loaded()
-        return str(arch) in self._row_of
+        return self._arch_key(arch) in self._row_of
 
     def __len__(self) -> int:
         self._ensure_loaded()
