@@ -7,15 +7,19 @@ the same architectures the same way, which Spearman's rho over the shared archit
     python -m harness.agreement --records runs/proxies_suite_zero/latest --out results \\
         --name suite_zero_agreement
 
-reads ``scores.csv`` records, joins them by architecture string with
-``nb201/suite_zero_proxies_{cifar10,imagenet16}.csv`` and writes a Markdown table and a CSV.
+reads ``scores.csv`` records and joins them, per (space, dataset), with Suite-Zero's scores of the
+same architectures: for NB201 (and NATS-TSS) the files ``nb201/suite_zero_proxies_{cifar10,
+imagenet16}.csv`` (by architecture string); for NB-101 and DARTS the Suite-Zero columns of the
+benchmark table itself (by the benchmark's key: NB-101's graph hash, so a cell's score is
+Suite-Zero's for the table's first spec of that cell).  Writes a Markdown table and a CSV per
+(space, dataset).
 """
 from __future__ import annotations
 
 import argparse
 import math
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,9 +35,30 @@ SUITE_ZERO_COLUMNS = {
     "jacob_cov": "jacov", "l2_norm": "l2_norm", "naswot": "nwot", "params": "params", "plain": "plain",
     "snip": "snip", "synflow": "synflow", "zen": "zen",
 }
-#: the image dataset of our records -> the Suite-Zero file scored on it
-SUITE_ZERO_FILES = {"cifar10": "nb201/suite_zero_proxies_cifar10.csv",
-                    "ImageNet16-120": "nb201/suite_zero_proxies_imagenet16.csv"}
+#: (benchmark table, image dataset of our records) -> the Suite-Zero file scored on them; a
+#: benchmark table that carries Suite-Zero columns itself (NB-101, DARTS) needs no entry
+SUITE_ZERO_FILES = {("nb201/nb201_ground_truth.csv", "cifar10"): "nb201/suite_zero_proxies_cifar10.csv",
+                    ("nb201/nb201_ground_truth.csv", "ImageNet16-120"): "nb201/suite_zero_proxies_imagenet16.csv"}
+
+
+def suite_zero_reference(space_name: str, dataset: str, data_dir=None) -> tuple[pd.DataFrame, Any] | None:
+    """(Suite-Zero's scores with a ``key`` column, the function mapping our arch strings to keys),
+    or None when there are none for this space and image dataset."""
+    import spaces
+
+    space = spaces.get_space(space_name, data_dir=data_dir)
+    bench = space.benchmark
+    file = SUITE_ZERO_FILES.get((getattr(bench, "relpath", None), dataset))
+    if file is not None:
+        ref = pd.read_csv(data_file(file, data_dir)).rename(columns={"net_str": "key"})
+        return ref, space.to_str
+    if dataset != "cifar10":  # the tables' Suite-Zero columns were scored on CIFAR-10
+        return None
+    present = [c for c in dict.fromkeys(SUITE_ZERO_COLUMNS.values()) if c in bench.column_names()]
+    if not present:
+        return None
+    ref = pd.DataFrame({"key": bench.keys(), **{c: bench.column(c, per="key") for c in present}})
+    return ref, lambda arch: bench.key_of(space.parse(arch))
 
 
 def agreement(scores: pd.DataFrame, reference: pd.DataFrame, *, arch_column: str = "net_str",
@@ -92,15 +117,19 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str, *, 
     out = Path(out_dir) / "tables"
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for dataset, group in scores.groupby("dataset", sort=False):
-        file = SUITE_ZERO_FILES.get(str(dataset))
-        if file is None:
+    several = scores["space"].nunique() > 1
+    for (space, dataset), group in scores.groupby(["space", "dataset"], sort=False):
+        found = suite_zero_reference(str(space), str(dataset), data_dir)
+        if found is None:
             continue
-        table = agreement(group, pd.read_csv(data_file(file, data_dir)))
+        ref, key_of = found
+        keys = {a: key_of(a) for a in group["arch"].unique()}
+        table = agreement(group.assign(arch=group["arch"].map(keys)), ref, arch_column="key")
         if table.empty:
             continue
-        md, csv = out / f"{name}_{dataset}.md", out / f"{name}_{dataset}.csv"
-        md.write_text(markdown(table, dataset=str(dataset)))
+        stem = f"{name}_{space}_{dataset}" if several else f"{name}_{dataset}"
+        md, csv = out / f"{stem}.md", out / f"{stem}.csv"
+        md.write_text(markdown(table, dataset=f"{space}, {dataset}"))
         table.to_csv(csv, index=False)
         written += [md, csv]
     if not written:

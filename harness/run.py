@@ -266,19 +266,43 @@ def compute_metrics(*, space, archs, proxy_names, records, truth, bench, dataset
     return out
 
 
+#: space config keys that are not constructor arguments
+SPACE_META_KEYS = ("name", "targets")
+#: constructor arguments that do not change a network (left out of the score keys)
+SPACE_DATA_KEYS = ("table",)
+
+
+def space_from_cfg(cfg: Any):
+    """(the space, the keyword arguments that shape its networks: part of every score key)."""
+    space_cfg = dict(_get(cfg, "space"))
+    kwargs = {k: v for k, v in space_cfg.items() if k not in SPACE_META_KEYS}
+    space = spaces.get_space(space_cfg["name"], data_dir=_get(cfg, "data_dir"), **kwargs)
+    return space, {k: v for k, v in kwargs.items() if k not in SPACE_DATA_KEYS}
+
+
+def targets_from_cfg(cfg: Any, space) -> list[tuple[str, str]]:
+    """The ground-truth targets: ``dataset.targets`` (by default the space's targets for the
+    batch's image dataset); a space without ground truth for those images is an error."""
+    images = _get(cfg, "dataset.images")
+    targets = _get(cfg, "dataset.targets")
+    if targets is None:
+        have = sorted((_get(cfg, "space.targets") or {}).keys())
+        raise ValueError(f"space {space.name!r} has no ground-truth targets for images {images!r}; it has targets "
+                         f"for {have} (or set dataset.targets=[[dataset,split],...])")
+    return [tuple(t) for t in targets]
+
+
 def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict[str, Any]:
     """Score, evaluate, record and track one job described by ``cfg`` (a Hydra/OmegaConf config
     or a nested mapping with the keys of ``conf/config.yaml``)."""
     import pandas as pd  # harness layer: fine to import here
 
     data_dir = _get(cfg, "data_dir")
-    space_cfg = dict(_get(cfg, "space"))
-    space_kw = {k: v for k, v in space_cfg.items() if k != "name"}
-    space = spaces.get_space(space_cfg["name"], data_dir=data_dir, **space_kw)
+    space, space_kw = space_from_cfg(cfg)
     requested = list(dict.fromkeys(proxies.get_proxy(n).name for n in _get(cfg, "proxies")))
     scored, votes = split_proxies(requested)  # fails fast on an unknown name, listing the valid ones
     dataset = _get(cfg, "dataset.images")
-    targets = [tuple(t) for t in _get(cfg, "dataset.targets")]
+    targets = targets_from_cfg(cfg, space)
     seed = int(_get(cfg, "seed", 0))
     batch_size = int(_get(cfg, "batch.size"))
     input_kind = _get(cfg, "batch.kind", "real")

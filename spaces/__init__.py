@@ -32,9 +32,18 @@ def list_spaces(pattern: str = "*") -> list[str]:
     return sorted(n for n in _SPACES if fnmatch.fnmatchcase(n, pattern))
 
 
+from .darts import DartsGenotype, DartsSpace  # noqa: E402
+from .nats import NATSSizeSpace, NATSTopologySpace, SizeArch  # noqa: E402
+from .nb101 import NB101Arch, NB101Space  # noqa: E402
 from .nb201 import NB201Arch, NB201Space  # noqa: E402
 
 register_space("nb201")(NB201Space)
+register_space("nb101")(NB101Space)
+register_space("nats_tss")(NATSTopologySpace)
+register_space("nats_sss")(NATSSizeSpace)
+register_space("darts")(DartsSpace)
 
 __all__ = ["get_space", "list_spaces", "register_space", "Space", "Benchmark", "ResponsePoint",
-           "InvalidArchitectureError", "DataFileError", "UnknownNameError", "NB201Arch", "NB201Space"]
+           "InvalidArchitectureError", "DataFileError", "UnknownNameError", "NB201Arch", "NB201Space",
+           "NB101Arch", "NB101Space", "NATSTopologySpace", "NATSSizeSpace", "SizeArch",
+           "DartsGenotype", "DartsSpace"]

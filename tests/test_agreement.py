@@ -67,3 +67,22 @@ def test_disagreeing_proxy_is_flagged():
 def test_every_mapped_column_exists_in_the_suite_zero_file():
     header = pd.read_csv(REAL / "nb201" / "suite_zero_proxies_cifar10.csv", nrows=1).columns
     assert set(SUITE_ZERO_COLUMNS.values()) <= set(header)
+
+
+@needs_data
+def test_nb101_reference_comes_from_the_benchmark_table_keyed_by_cell():
+    from harness.agreement import suite_zero_reference
+
+    ref, key_of = suite_zero_reference("nb101", "cifar10")
+    import spaces
+
+    space = spaces.get_space("nb101")
+    archs = list(space.enumerate())
+    assert len(ref) == len(archs) == 292 and {"synflow", "jacov", "params"} <= set(ref.columns)
+    # keyed by graph hash: any labelling of a cell finds its row; the value is the first row's
+    first = pd.read_csv(REAL / "nb101" / "naslib_nb101_500.csv", dtype={"matrix_rowmajor": str}).iloc[0]
+    key = key_of(space.to_str(archs[0]))
+    assert ref.set_index("key").loc[key, "synflow"] == pytest.approx(first["synflow"])
+    assert suite_zero_reference("nb101", "cifar100") is None
+    ref201, key201 = suite_zero_reference("nb201", "cifar10")
+    assert len(ref201) == 9445 and key201(ref201["key"][0]) == ref201["key"][0]

@@ -252,3 +252,29 @@ def test_random_selection_of_n_is_a_prefix_of_a_larger_one():
     large = hrun.select_archs(space, select="random", n=60, seed=3, population=population)
     assert len(set(small)) == 20 and set(small) < set(large)
     assert hrun.select_archs(space, select="random", n=20, seed=4, population=population) != small
+
+
+@needs_data
+def test_targets_come_from_the_space_and_a_missing_pair_is_a_clear_error(tmp_path):
+    cfg = make_cfg("space=nb101", "dataset=cifar100", "tracking=none")
+    assert cfg.dataset.targets is None
+    with pytest.raises(ValueError, match="no ground-truth targets for images 'cifar100'.*cifar10"):
+        hrun.run(cfg, output_dir=tmp_path)
+    assert [list(t) for t in make_cfg("space=darts").dataset.targets] == [["cifar10", "valid"]]
+    assert [list(t) for t in make_cfg("dataset=cifar100").dataset.targets] == [["cifar100", "valid"],
+                                                                               ["cifar100", "test"]]
+
+
+@needs_data
+def test_nb101_job_end_to_end_on_reduced_networks(tmp_path):
+    cfg = make_cfg("space=nb101", "space.stem_channels=8", "space.cells_per_stack=1", "tracking=none",
+                   "batch.size=16", "archs.n=6", "proxies=[wrcor,synflow,params]", f"store.path={tmp_path}/s.sqlite")
+    summary = hrun.run(cfg, output_dir=tmp_path / "out")
+    assert summary["n_archs"] == 6 and summary["computed"] == 6
+    rows = {m["proxy"]: m for m in summary["metrics"]}
+    assert set(rows) == {"wrcor", "synflow", "params"}
+    assert all(m["dataset"] == "cifar10" and m["split"] == "valid" and m["n_failed"] == 0 for m in rows.values())
+    assert "292 distinct cells" in rows["wrcor"]["protocol"]
+    import json
+    keys = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert keys["space"] == "nb101"
