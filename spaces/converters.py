@@ -60,6 +60,7 @@ the benchmarks' authors.
 from __future__ import annotations
 
 import base64
+import contextlib
 import binascii
 import csv
 import importlib
@@ -207,25 +208,14 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _write_csv_atomic(out_csv: str | os.PathLike[str], columns: Sequence[str],
-                      rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Write ``rows`` (dicts keyed by ``columns``) to ``out_csv`` atomically; the summary dict."""
-    out = Path(out_csv).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    missing = {c: 0 for c in columns}
-    n = 0
+@contextlib.contextmanager
+def _atomic_text(out: Path, newline: str = "") -> Iterator[Any]:
+    """A text file handle whose content replaces ``out`` only when the block ends without error
+    (a temporary file in the same directory, fsync'ed, then renamed; the old mode is kept)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(columns)
-            for row in rows:
-                cells = [_cell(row.get(c)) for c in columns]
-                for c, cell in zip(columns, cells):
-                    if cell == "":
-                        missing[c] += 1
-                writer.writerow(cells)
-                n += 1
+        with os.fdopen(fd, "w", newline=newline, encoding="utf-8") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, (out.stat().st_mode & 0o777) if out.exists() else 0o644)
@@ -236,6 +226,25 @@ def _write_csv_atomic(out_csv: str | os.PathLike[str], columns: Sequence[str],
         except FileNotFoundError:
             pass
         raise
+
+
+def _write_csv_atomic(out_csv: str | os.PathLike[str], columns: Sequence[str],
+                      rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Write ``rows`` (dicts keyed by ``columns``) to ``out_csv`` atomically; the summary dict."""
+    out = Path(out_csv).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    missing = {c: 0 for c in columns}
+    n = 0
+    with _atomic_text(out) as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            cells = [_cell(row.get(c)) for c in columns]
+            for c, cell in zip(columns, cells):
+                if cell == "":
+                    missing[c] += 1
+            writer.writerow(cells)
+            n += 1
     return {
         "path": str(out),
         "rows": n,
@@ -281,20 +290,8 @@ def record_checksum(out_csv: str | os.PathLike[str], data_dir: str | os.PathLike
         kept.append(old)
     if not replaced:
         kept.append(line)
-    fd, tmp = tempfile.mkstemp(prefix=f".{SUMS_FILE}.", suffix=".tmp", dir=root)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n".join(kept) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, (sums.stat().st_mode & 0o777) if sums.exists() else 0o644)
-        os.replace(tmp, sums)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with _atomic_text(sums, newline="\n") as f:
+        f.write("\n".join(kept) + "\n")
     return line
 
 
