@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow reproduce reproduce-full reproduce-suite-zero ui bench clean
+.PHONY: help install test test-slow reproduce reproduce-full reproduce-suite-zero reproduce-cross-space convert ui bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -28,12 +28,16 @@ test: $(STAMP)  ## run the default test suite (well under 20 minutes, CPU only)
 test-slow: $(STAMP)  ## run the slow tests too
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'slow or not slow'
 
-reproduce: $(STAMP)  ## quick CPU profile: WRCor & co. on 100 NB201 archs; every proxy x 3 datasets x 3 seeds on 10 -> results/
+CROSS_SPACES := nb101 nb201 darts
+CS_N ?= 10
+reproduce: $(STAMP)  ## quick CPU profile: WRCor & co. on 100 NB201 archs; every proxy x 3 datasets x 3 seeds on 10; cross-space on 10 per space -> results/
 	OMP_NUM_THREADS=2 $(BIN)/python -m harness.cli +experiment=nb201_quick threads=2 hydra.run.dir=runs/nb201_quick/latest
 	$(BIN)/python -m harness.report --records runs/nb201_quick/latest --out results --name nb201_quick
 	$(BIN)/python -m harness.reference check results/reference/nb201_quick.json runs/nb201_quick/latest
 	OMP_NUM_THREADS=2 $(BIN)/python -m harness.cli --multirun +experiment=proxies_quick threads=2 hydra.sweep.dir=runs/proxies_quick/latest
 	$(BIN)/python -m harness.report --records runs/proxies_quick/latest --out results --name proxies_quick
+	for s in $(CROSS_SPACES); do OMP_NUM_THREADS=2 $(BIN)/python -m harness.cli --multirun +experiment=cross_space_$$s archs.select=first archs.n=$(CS_N) threads=2 hydra.sweep.dir=runs/cross_space_quick/$$s || exit 1; done
+	$(BIN)/python -m harness.report --records runs/cross_space_quick --out results --name cross_space_quick
 
 reproduce-full: $(STAMP)  ## full profile (meant for a GPU): WRCor family and every proxy, 1000 archs x 3 datasets x 3 seeds
 	$(BIN)/python -m harness.cli --multirun +experiment=nb201_full hydra.sweep.dir=runs/nb201_full/latest
@@ -47,6 +51,17 @@ reproduce-suite-zero: $(STAMP)  ## every proxy on a random 1000 (SZ_N=) of Suite
 	$(BIN)/python -m harness.cli +experiment=proxies_suite_zero archs.n=$(SZ_N) hydra.run.dir=runs/proxies_suite_zero/latest
 	$(BIN)/python -m harness.report --records runs/proxies_suite_zero/latest --out results --name proxies_suite_zero
 	$(BIN)/python -m harness.agreement --records runs/proxies_suite_zero/latest --out results --name suite_zero_agreement
+
+reproduce-cross-space: $(STAMP)  ## the cross-space table: proxies x {NB-101 292 cells, NB201 100, DARTS 725} x 3 seeds, CPU widths, 2 workers (~2 h) + Suite-Zero agreement
+	for s in $(CROSS_SPACES); do \
+	  for i in 0 1; do OMP_NUM_THREADS=1 $(BIN)/python -m harness.cli --multirun +experiment=cross_space_$$s threads=1 shard=$$i/2 tracking=none hydra.sweep.dir=runs/cross_space_$$s/shard$$i & done; wait; \
+	  $(BIN)/python -m harness.cli --multirun +experiment=cross_space_$$s hydra.sweep.dir=runs/cross_space_$$s/latest || exit 1; \
+	done
+	$(BIN)/python -m harness.report --records $(foreach s,$(CROSS_SPACES),runs/cross_space_$(s)/latest) --out results --name cross_space
+	$(BIN)/python -m harness.agreement --records $(foreach s,$(CROSS_SPACES),runs/cross_space_$(s)/latest) --out results --name cross_space_suite_zero
+
+convert: $(STAMP)  ## convert an official benchmark file: make convert KIND=nb101 SRC=nasbench_only108.tfrecord [DATA_DIR=...]
+	$(BIN)/python -m harness.convert $(KIND) $(SRC) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 ui: $(STAMP)  ## serve the MLflow UI on 127.0.0.1:5000 (the embedded SQLite store)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000

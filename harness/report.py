@@ -356,8 +356,30 @@ def _latex(model: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _by_space_markdown(summary: pd.DataFrame) -> str:
+    """Proxies (rows) x spaces (columns: τ and ρ against each space's first target)."""
+    df = summary.astype({"space": str, "proxy": str, "dataset": str, "split": str})
+    firsts = {sp: next(iter(zip(g["dataset"], g["split"]))) for sp, g in df.groupby("space", sort=False)}
+    pick = df[[firsts[sp] == (d, s) for sp, d, s in zip(df["space"], df["dataset"], df["split"])]]
+    index = {(r.space, r.proxy): r for r in pick.itertuples()}
+    spaces = list(firsts)
+    lines = ["Cross-space view: each proxy's Kendall τ and Spearman ρ (mean ± std over seeds) against each "
+             "space's first ground-truth target: " + "; ".join(f"{sp}: {d}/{s}" for sp, (d, s) in firsts.items())
+             + ". Protocols are in the main table's header.", "",
+             "| proxy | " + " | ".join(f"{sp} τ | {sp} ρ" for sp in spaces) + " |",
+             "|:---|" + "---:|" * (2 * len(spaces))]
+    for proxy in dict.fromkeys(df["proxy"]):
+        cells = []
+        for sp in spaces:
+            r = index.get((sp, proxy))
+            cells += ["–", "–"] if r is None else [_pm(r.tau_mean, r.tau_std, False), _pm(r.rho_mean, r.rho_std, False)]
+        lines.append(f"| {_md_escape(proxy)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_tables(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
-    """Write ``out_dir/tables/{name}.md`` and ``.tex``; return their paths."""
+    """Write ``out_dir/tables/{name}.md`` and ``.tex`` (and, when the records span several spaces,
+    ``{name}_by_space.md``: proxies x spaces); return their paths."""
     if summary.empty:
         raise ValueError("empty summary: nothing to tabulate")
     tables = Path(out_dir) / "tables"
@@ -366,7 +388,12 @@ def write_tables(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     md, tex = tables / f"{name}.md", tables / f"{name}.tex"
     md.write_text(_markdown(model), encoding="utf-8")
     tex.write_text(_latex(model), encoding="utf-8")
-    return [md, tex]
+    written = [md, tex]
+    if model["multi_space"]:
+        by_space = tables / f"{name}_by_space.md"
+        by_space.write_text(_by_space_markdown(summary), encoding="utf-8")
+        written.append(by_space)
+    return written
 
 
 # --------------------------------------------------------------------------- figures

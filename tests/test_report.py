@@ -212,3 +212,29 @@ def test_figures_survive_non_finite_and_missing_scores(records, tmp_path):
     with pytest.warns(UserWarning, match="scatter plot skipped"):
         paths = report.write_figures(scores.iloc[0:0], summary, tmp_path / "b", "x")
     assert [p.name for p in paths] == ["x_heatmap.png", "x_tau.png"]
+
+
+def test_cross_space_records_get_a_proxies_by_space_table(records, tmp_path):
+    # the same records relabelled as a second space (its metrics shifted by 0.1)
+    other = tmp_path / "records" / "nb101"
+    for seed in SEEDS:
+        job = records / "sweep" / f"seed={seed}"
+        dst = other / f"seed={seed}"
+        dst.mkdir(parents=True)
+        s = pd.read_csv(job / report.SCORES_FILE).assign(space="nb101")
+        m = pd.read_csv(job / report.METRICS_FILE).assign(space="nb101")
+        m["rho"] = m["rho"] - 0.1
+        s.to_csv(dst / report.SCORES_FILE, index=False)
+        m.to_csv(dst / report.METRICS_FILE, index=False)
+    out = build([records], tmp_path / "out", "cross")
+    by_space = next(p for p in out["tables"] if p.name == "cross_by_space.md")
+    md = by_space.read_text()
+    header = _row(md, "proxy")
+    assert sorted(header[1:]) == sorted(["nb201 τ", "nb201 ρ", "nb101 τ", "nb101 ρ"])
+    row = dict(zip(header, _row(md, "wrcor")))
+    first = TARGETS[0]
+    assert row["nb201 τ"] == row["nb101 τ"] == _pm(TAU["wrcor"][first])
+    assert row["nb201 ρ"] == _pm(RHO["wrcor"][first])
+    assert row["nb101 ρ"] == _pm(np.array(RHO["wrcor"][first]) - 0.1)
+    single = build([records / "sweep"], tmp_path / "out1", "single")
+    assert not any(p.name.endswith("_by_space.md") for p in single["tables"])
