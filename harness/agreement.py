@@ -85,7 +85,9 @@ def agreement(scores: pd.DataFrame, reference: pd.DataFrame, *, arch_column: str
         row = {"proxy": proxy, "suite_zero_column": col, "seed": seed, "n_archs": n,
                "n_dropped": int(len(shared) - n), "spearman": float(rho), "kendall": float(tau),
                "truth": "", "rho_truth_ours": math.nan, "rho_truth_suite_zero": math.nan}
-        truth_cols = [c for c in shared.columns if c.startswith("truth__")]
+        # the first ground-truth target this space has (records of several spaces leave the
+        # other spaces' targets empty)
+        truth_cols = [c for c in shared.columns if c.startswith("truth__") and shared[c].notna().any()]
         if truth_cols and n > 2:  # both proxies' Spearman rho vs the first ground-truth target
             acc = shared[truth_cols[0]].to_numpy(dtype=float)[ok]
             row.update(truth=truth_cols[0][len("truth__"):].replace("__", "/"),

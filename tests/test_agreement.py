@@ -86,3 +86,15 @@ def test_nb101_reference_comes_from_the_benchmark_table_keyed_by_cell():
     assert suite_zero_reference("nb101", "cifar100") is None
     ref201, key201 = suite_zero_reference("nb201", "cifar10")
     assert len(ref201) == 9445 and key201(ref201["key"][0]) == ref201["key"][0]
+
+
+def test_truth_column_is_the_first_one_this_space_has():
+    rng = np.random.default_rng(0)
+    archs = [f"a{i}" for i in range(30)]
+    acc = rng.random(30)
+    ref = pd.DataFrame({"net_str": archs, "synflow": acc + 0.01 * rng.random(30)})
+    scores = pd.DataFrame({"arch": archs, "proxy": "synflow", "seed": 0, "score": acc,
+                           "truth__cifar10__valid": np.nan,            # another space's target
+                           "truth__cifar10-valid__valid": acc})
+    row = agreement(scores, ref).iloc[0]
+    assert row.truth == "cifar10-valid/valid" and row.rho_truth_ours == pytest.approx(1.0)
