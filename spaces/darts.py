@@ -289,11 +289,6 @@ class SepConv(nn.Module):
         return self.op(x)
 
 
-class Identity(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 class FactorizedReduce(nn.Module):
     """ReLU, then two 1x1 stride-2 convs on the map and on the map shifted by one pixel, concat, BN."""
 
@@ -317,7 +312,7 @@ def _make_op(op: str, c: int, stride: int, affine: bool) -> nn.Module:
     if op == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
     if op == "skip_connect":
-        return Identity() if stride == 1 else FactorizedReduce(c, c, affine)
+        return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
     if op == "sep_conv_3x3":
         return SepConv(c, c, 3, stride, 1, affine)
     if op == "sep_conv_5x5":
