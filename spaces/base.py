@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterator, Literal, Protocol, runtime_checkable
+from typing import Any, Callable, Hashable, Iterator, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
+import torch
 from torch import nn
+
+T = TypeVar("T")
 
 
 class InvalidArchitectureError(ValueError):
@@ -27,6 +30,16 @@ class UnknownNameError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; we want the plain sentence
         return str(self.args[0]) if self.args else ""
+
+
+def seeded(seed: int | None, make: Callable[[], T]) -> T:
+    """``make()`` — with ``seed``, inside a forked CPU RNG seeded with it, so a network's
+    initialisation depends on the seed alone and the caller's global RNG state is untouched."""
+    if seed is None:
+        return make()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return make()
 
 
 def seed_for(seed: int, arch: Any) -> int:

@@ -51,7 +51,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Convention, InvalidArchitectureError, ResponsePoint
+from .base import Convention, InvalidArchitectureError, ResponsePoint, seeded
+from .nb201 import ReLUConvBN  # ReLU -> conv -> BN: the 1x1 input preprocessing of a cell
 
 __all__ = ["OPS", "CONCAT", "DartsGenotype", "DartsNetwork", "DartsSpace", "darts_benchmark", "DARTS_FILE"]
 
@@ -234,21 +235,6 @@ def _literal(name: str, node: ast.expr, short: str) -> Any:
 
 # ---------------------------------------------------------------------------------------------
 # network: DARTS' operations.py and model.py (NetworkCIFAR), discrete ops, no drop path
-
-
-class ReLUConvBN(nn.Module):
-    """ReLU -> conv -> BN (the 1x1 input preprocessing of a cell)."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> None:
-        super().__init__()
-        self.op = nn.Sequential(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(c_out, affine=True),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.op(x)
 
 
 class DilConv(nn.Module):
@@ -586,11 +572,7 @@ class DartsSpace:
         arch = self.parse(arch)
         kwargs = dict(init_channels=self.init_channels, layers=self.layers, auxiliary=self.auxiliary,
                       affine_ops=self.affine_ops)
-        if seed is None:
-            return DartsNetwork(arch, num_classes, **kwargs)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            return DartsNetwork(arch, num_classes, **kwargs)
+        return seeded(seed, lambda: DartsNetwork(arch, num_classes, **kwargs))
 
     def response_modules(self, net: nn.Module, convention: Convention = "paper") -> list[ResponsePoint]:
         if not isinstance(net, DartsNetwork):

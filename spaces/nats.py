@@ -24,13 +24,13 @@ import itertools
 import os
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from .base import Convention, DataFileError, InvalidArchitectureError, ResponsePoint
+from .base import Convention, DataFileError, InvalidArchitectureError, ResponsePoint, seeded
 from .nb201 import EDGES, NB201Arch, NB201Space, Pooling, ReductionCell, ReLUConvBN, Zero
 
 #: the cell every NATS-SSS network uses
@@ -246,11 +246,7 @@ class NATSSizeSpace:
 
     def build(self, arch: Any, num_classes: int, *, seed: int | None = None) -> SizeNetwork:
         arch = self.parse(arch)
-        if seed is None:
-            return SizeNetwork(arch, num_classes)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            return SizeNetwork(arch, num_classes)
+        return seeded(seed, lambda: SizeNetwork(arch, num_classes))
 
     def response_modules(self, net: nn.Module, convention: Convention = "paper") -> list[ResponsePoint]:
         if not isinstance(net, SizeNetwork):

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Convention, InvalidArchitectureError, ResponsePoint
+from .base import Convention, InvalidArchitectureError, ResponsePoint, seeded
 
 INPUT, OUTPUT = "input", "output"
 #: interior operations, in nasbench's canonical order (their index labels the graph hash)
@@ -437,11 +437,7 @@ class NB101Space:
         kw = dict(stem_channels=self.stem_channels if stem_channels is None else int(stem_channels),
                   num_stacks=self.num_stacks if num_stacks is None else int(num_stacks),
                   cells_per_stack=self.cells_per_stack if cells_per_stack is None else int(cells_per_stack))
-        if seed is None:
-            return NB101Network(arch, num_classes, **kw)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            return NB101Network(arch, num_classes, **kw)
+        return seeded(seed, lambda: NB101Network(arch, num_classes, **kw))
 
     def response_modules(self, net: nn.Module, convention: Convention = "paper") -> list[ResponsePoint]:
         if not isinstance(net, NB101Network):

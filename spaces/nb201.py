@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Convention, InvalidArchitectureError, ResponsePoint
+from .base import Convention, InvalidArchitectureError, ResponsePoint, seeded
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: (target node, source node) of each edge, in the order the official string lists them.
@@ -315,11 +315,8 @@ class NB201Space:
         """The network for ``arch`` (string or value).  With ``seed`` its initialisation is drawn
         from that seed inside a forked RNG, leaving the caller's global RNG state untouched."""
         arch = self.parse(arch)
-        if seed is None:
-            return NB201Network(arch, num_classes, channels=self.channels, cells_per_stage=self.cells_per_stage)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            return NB201Network(arch, num_classes, channels=self.channels, cells_per_stage=self.cells_per_stage)
+        return seeded(seed, lambda: NB201Network(arch, num_classes, channels=self.channels,
+                                                 cells_per_stage=self.cells_per_stage))
 
     def response_modules(self, net: nn.Module, convention: Convention = "paper") -> list[ResponsePoint]:
         if not isinstance(net, NB201Network):
