@@ -4,7 +4,8 @@ from __future__ import annotations
 import fnmatch
 from typing import Any, Callable
 
-from .base import Benchmark, DataFileError, InvalidArchitectureError, ResponsePoint, Space, UnknownNameError
+from .base import (Benchmark, DataFileError, InvalidArchitectureError, MissingDataFileError, ResponsePoint, Space,
+                   UnknownNameError)
 
 _SPACES: dict[str, Callable[..., Any]] = {}
 
@@ -44,6 +45,6 @@ register_space("nats_sss")(NATSSizeSpace)
 register_space("darts")(DartsSpace)
 
 __all__ = ["get_space", "list_spaces", "register_space", "Space", "Benchmark", "ResponsePoint",
-           "InvalidArchitectureError", "DataFileError", "UnknownNameError", "NB201Arch", "NB201Space",
+           "InvalidArchitectureError", "DataFileError", "MissingDataFileError", "UnknownNameError", "NB201Arch", "NB201Space",
            "NB101Arch", "NB101Space", "NATSTopologySpace", "NATSSizeSpace", "SizeArch",
            "DartsGenotype", "DartsSpace"]

@@ -25,6 +25,10 @@ class DataFileError(RuntimeError):
     """A benchmark or image file is missing, unreadable or fails its checksum."""
 
 
+class MissingDataFileError(DataFileError):
+    """A data file is not in the data directory (the directory itself exists)."""
+
+
 class UnknownNameError(KeyError):
     """A name (proxy, space, dataset, split) is not registered; the message lists the valid ones."""
 

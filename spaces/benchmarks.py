@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .base import DataFileError, UnknownNameError
+from .base import DataFileError, MissingDataFileError, UnknownNameError
 from .datafiles import data_file
 
 __all__ = ["ArchitectureNotFoundError", "TableBenchmark", "nb201_benchmark", "NB201_FILE"]
@@ -107,13 +107,13 @@ class TableBenchmark:
             raise ValueError(f"duplicates must be 'error' or 'mean', got {duplicates!r}")
         self.duplicates = duplicates
         self._groups: dict[str, list[int]] = {}
+        self._merged_cache: dict[str, np.ndarray] = {}
         self._columns = columns
         self._protocols = protocols
         self._lock = threading.Lock()
         self._loaded = False
         self._header: list[str] = []
         self._raw: dict[str, list[str]] = {}
-        self._keys: list[str] = []
         self._row_of: dict[str, int] = {}
         self._float_cache: dict[str, np.ndarray] = {}
         self._column_cache: dict[str, np.ndarray] = {}
@@ -131,9 +131,9 @@ class TableBenchmark:
                 return
             try:
                 path = data_file(self.relpath, self.data_dir)
-            except DataFileError as exc:
-                if self._missing_hint and "not found" in str(exc):
-                    raise DataFileError(f"{self._missing_hint} ({exc})") from None
+            except MissingDataFileError as exc:
+                if self._missing_hint:
+                    raise MissingDataFileError(f"{self._missing_hint} ({exc})") from None
                 raise
             with open(path, newline="", encoding="utf-8") as f:
                 reader = csv.reader(f)
@@ -176,7 +176,7 @@ class TableBenchmark:
                     groups.setdefault(key, [row_of[key]]).append(i)
                     continue
                 row_of[key] = i
-            self._header, self._raw, self._row_of, self._keys = header, raw, row_of, list(row_of)
+            self._header, self._raw, self._row_of = header, raw, row_of
             self._groups = groups
             self._source = str(path)
             self._loaded = True
@@ -231,14 +231,22 @@ class TableBenchmark:
         col = self._pair_column(dataset, split)
         self._ensure_loaded()
         rows = np.fromiter((self._row(a) for a in archs), dtype=np.intp)
-        values = self._floats(col)[rows].copy()
-        if self._groups:
-            first = {r: k for k, r in self._row_of.items() if k in self._groups}
-            for j, r in enumerate(rows):
-                if r in first:
-                    group = self._floats(col)[self._groups[first[r]]]
-                    values[j] = np.nanmean(group) if not np.isnan(group).all() else np.nan
-        return values
+        return self._merged(col)[rows].copy()
+
+    def _merged(self, name: str) -> np.ndarray:
+        """A numeric column where each key's first row holds the mean over the key's rows (NaN
+        cells ignored; NaN if all are): what a lookup returns.  Without duplicates, the column."""
+        arr = self._merged_cache.get(name)
+        if arr is None:
+            arr = self._floats(name)
+            if self._groups:
+                arr = arr.copy()
+                for rows in self._groups.values():
+                    group = arr[rows]
+                    arr[rows[0]] = np.nan if np.isnan(group).all() else np.nanmean(group)
+                arr.flags.writeable = False
+            self._merged_cache[name] = arr
+        return arr
 
     def key_of(self, arch: Any) -> str:
         """The key ``arch`` is looked up by (e.g. NB-101's graph hash)."""
@@ -261,7 +269,7 @@ class TableBenchmark:
     def keys(self) -> list[str]:
         """The key strings (derived by ``row_key`` when given), in file order, each once."""
         self._ensure_loaded()
-        return list(self._keys)
+        return list(self._row_of)
 
     def column_names(self) -> list[str]:
         """Every column of the CSV, in file order."""
@@ -278,12 +286,10 @@ class TableBenchmark:
             return self.column(name, as_str=as_str)[np.fromiter(self._row_of.values(), dtype=np.intp)]
         if per != "row":
             raise ValueError(f"per must be 'row' or 'key', got {per!r}")
-        if as_str:
-            if name not in self._raw:
-                raise UnknownNameError(f"{self.relpath} has no column {name!r}; columns: {self._header}")
-            return np.array(self._raw[name], dtype=str)
         if name not in self._raw:
             raise UnknownNameError(f"{self.relpath} has no column {name!r}; columns: {self._header}")
+        if as_str:
+            return np.array(self._raw[name], dtype=str)
         arr = self._column_cache.get(name)
         if arr is None:
             cells = self._raw[name]

@@ -25,7 +25,7 @@ import threading
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from .base import DataFileError
+from .base import DataFileError, MissingDataFileError
 
 __all__ = [
     "ENV_VAR",
@@ -160,7 +160,7 @@ def data_file(relpath: str, data_dir: str | os.PathLike[str] | None = None, *, v
     rel = _normalise_relpath(relpath)
     path = root / rel
     if not path.is_file():
-        raise DataFileError(
+        raise MissingDataFileError(
             f"data file {rel!r} not found in data directory {str(root)!r} "
             f"(looked for {str(path)!r}). {_HOW_TO_FIX}"
         )

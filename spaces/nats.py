@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Convention, DataFileError, InvalidArchitectureError, ResponsePoint, seeded
+from .base import Convention, InvalidArchitectureError, MissingDataFileError, ResponsePoint, seeded
 from .nb201 import EDGES, NB201Arch, NB201Space, Pooling, ReductionCell, ReLUConvBN, Zero
 
 #: the cell every NATS-SSS network uses
@@ -223,7 +223,7 @@ class NATSSizeSpace:
         one, else in :meth:`product_order`."""
         try:
             keys = self.benchmark.keys()
-        except DataFileError:
+        except MissingDataFileError:  # a corrupt table is still an error
             return self.product_order()
         return (SizeArch.from_str(k) for k in keys)
 

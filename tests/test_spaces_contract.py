@@ -7,7 +7,7 @@ import torch
 
 import spaces
 from conftest import needs_data
-from spaces.base import DataFileError, InvalidArchitectureError, Space
+from spaces.base import DataFileError, InvalidArchitectureError, MissingDataFileError, Space
 from spaces.nats import CHANNELS, SSS_CELL, NATSSizeSpace, SizeArch, SizeNetwork
 
 #: reduced networks (same code paths, a fraction of the cost) for building 200 samples per space
@@ -132,7 +132,7 @@ def test_sss_mutation_changes_one_width():
 
 def test_sss_benchmark_missing_says_how_to_convert(tmp_path):
     space = NATSSizeSpace(data_dir=tmp_path)
-    with pytest.raises(DataFileError, match="harness.convert nats-sss"):
+    with pytest.raises(MissingDataFileError, match="harness.convert nats-sss"):
         space.benchmark.lookup("8:8:8:8:8", "cifar10", "test")
     # without a table, enumerate falls back to the product order
     assert next(iter(space.enumerate())).to_str() == "8:8:8:8:8"
@@ -150,3 +150,10 @@ def test_sss_benchmark_reads_a_converted_table(tmp_path):
     assert space.benchmark.lookup("8:8:8:8:8", "cifar10", "test") == 81.5
     assert space.index("8:8:8:8:8") == 1
     assert "90 epochs" in space.benchmark.protocol("cifar10", "test")
+
+
+def test_sss_enumerate_does_not_hide_a_broken_table(tmp_path):
+    (tmp_path / "nats").mkdir()
+    (tmp_path / "nats" / "nats_sss_ground_truth.csv").write_text("index,arch_str\n0,8:8:8:8:8\n")
+    with pytest.raises(DataFileError, match="lacks column"):
+        list(NATSSizeSpace(data_dir=tmp_path).enumerate())
