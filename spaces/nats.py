@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .base import Convention, InvalidArchitectureError, MissingDataFileError, ResponsePoint, seeded
+from .benchmarks import _NB201_COLUMNS
 from .nb201 import EDGES, NB201Arch, NB201Space, Pooling, ReductionCell, ReLUConvBN, Zero
 
 #: the cell every NATS-SSS network uses
@@ -262,14 +263,8 @@ class NATSSizeSpace:
 
 
 NATS_SSS_FILE = "nats/nats_sss_ground_truth.csv"
-_SSS_COLUMNS = {
-    ("cifar10-valid", "valid"): "c10valid_valid_90",
-    ("cifar10", "test"): "c10_test_90",
-    ("cifar100", "valid"): "c100_valid_90",
-    ("cifar100", "test"): "c100_test_90",
-    ("ImageNet16-120", "valid"): "in16_valid_90",
-    ("ImageNet16-120", "test"): "in16_test_90",
-}
+#: NB201's columns with the 90-epoch suffix (what ``python -m harness.convert nats-sss`` writes)
+_SSS_COLUMNS = {pair: column.replace("_200", "_90") for pair, column in _NB201_COLUMNS.items()}
 
 
 def nats_sss_benchmark(data_dir: str | os.PathLike[str] | None = None, *, table: str | None = None):

@@ -92,9 +92,9 @@ class NB101Arch:
             raise InvalidArchitectureError(f"an NB-101 matrix holds only 0 and 1, got {sorted(set(m.ravel().tolist()))}")
         m = m.astype(np.int64)
         v = m.shape[0]
-        ops = tuple(self.ops) if not isinstance(self.ops, str) else None
-        if ops is None:
+        if isinstance(self.ops, str):
             raise InvalidArchitectureError("NB-101 ops must be a sequence of names, got a str")
+        ops = tuple(self.ops)
         if v < 2:
             raise InvalidArchitectureError(f"an NB-101 cell has at least 2 vertices (input, output), got {v}")
         if v > MAX_VERTICES:
