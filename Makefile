@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow reproduce reproduce-full reproduce-suite-zero reproduce-cross-space convert ui bench clean
+.PHONY: help install test test-slow reproduce reproduce-full reproduce-suite-zero reproduce-cross-space reproduce-search reproduce-search-full search convert ui bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -30,7 +30,7 @@ test-slow: $(STAMP)  ## run the slow tests too
 
 CROSS_SPACES := nb101 nb201 darts
 CS_N ?= 10
-reproduce: $(STAMP)  ## quick CPU profile: WRCor & co. on 100 NB201 archs; every proxy x 3 datasets x 3 seeds on 10; cross-space on 10 per space -> results/
+reproduce: $(STAMP)  ## quick CPU profile: WRCor & co. on 100 NB201 archs; every proxy x 3 datasets x 3 seeds on 10; cross-space on 10 per space; R/RE/RL search x 3 seeds on ImageNet16-120 -> results/
 	OMP_NUM_THREADS=2 $(BIN)/python -m harness.cli +experiment=nb201_quick threads=2 hydra.run.dir=runs/nb201_quick/latest
 	$(BIN)/python -m harness.report --records runs/nb201_quick/latest --out results --name nb201_quick
 	$(BIN)/python -m harness.reference check results/reference/nb201_quick.json runs/nb201_quick/latest
@@ -38,6 +38,8 @@ reproduce: $(STAMP)  ## quick CPU profile: WRCor & co. on 100 NB201 archs; every
 	$(BIN)/python -m harness.report --records runs/proxies_quick/latest --out results --name proxies_quick
 	for s in $(CROSS_SPACES); do OMP_NUM_THREADS=2 $(BIN)/python -m harness.cli --multirun +experiment=cross_space_$$s archs.select=first archs.n=$(CS_N) threads=2 hydra.sweep.dir=runs/cross_space_quick/$$s || exit 1; done
 	$(BIN)/python -m harness.report --records runs/cross_space_quick --out results --name cross_space_quick
+	OMP_NUM_THREADS=2 $(BIN)/python -m harness.search --multirun +experiment=search_nb201_quick threads=2 dataset=ImageNet16-120 objective=wrcor,valacc12 'seed=range(0,3)' profile=search_quick hydra.sweep.dir=runs/search_quick/latest
+	$(BIN)/python -m harness.search_report --records runs/search_quick/latest --out results --name search_quick
 
 reproduce-full: $(STAMP)  ## full profile (meant for a GPU): WRCor family and every proxy, 1000 archs x 3 datasets x 3 seeds
 	$(BIN)/python -m harness.cli --multirun +experiment=nb201_full hydra.sweep.dir=runs/nb201_full/latest
@@ -60,13 +62,26 @@ reproduce-cross-space: $(STAMP)  ## the cross-space table: proxies x {NB-101 292
 	$(BIN)/python -m harness.report --records $(foreach s,$(CROSS_SPACES),runs/cross_space_$(s)/latest) --out results --name cross_space
 	$(BIN)/python -m harness.agreement --records $(foreach s,$(CROSS_SPACES),runs/cross_space_$(s)/latest) --out results --name cross_space_suite_zero
 
+reproduce-search: $(STAMP)  ## the NB201 search table, CPU profile: R/RE/RL x {wrcor, vote_sjw, synflow, ValAcc} x N=100 x 10 seeds x 3 datasets, 2 workers (~1 h cold)
+	OMP_NUM_THREADS=1 $(BIN)/python -m harness.search --multirun +experiment=search_nb201_quick threads=1 dataset=cifar10,ImageNet16-120 hydra.sweep.dir=runs/search_nb201_quick/part_a & a=$$!; \
+	OMP_NUM_THREADS=1 $(BIN)/python -m harness.search --multirun +experiment=search_nb201_quick threads=1 dataset=cifar100 hydra.sweep.dir=runs/search_nb201_quick/part_b & b=$$!; \
+	wait $$a && wait $$b
+	$(BIN)/python -m harness.search_report --records runs/search_nb201_quick --out results --name search_nb201_quick
+
+reproduce-search-full: $(STAMP)  ## the paper's NB201 search protocol, N=1000 x 10 seeds x 7 objectives (meant for a GPU)
+	$(BIN)/python -m harness.search --multirun +experiment=search_nb201 hydra.sweep.dir=runs/search_nb201/latest
+	$(BIN)/python -m harness.search_report --records runs/search_nb201/latest --out results --name search_nb201
+
+search: $(STAMP)  ## one search: make search ARGS="search=evolution objective=vote_sjw budget=1000 seed=0"
+	$(BIN)/python -m harness.search $(ARGS)
+
 convert: $(STAMP)  ## convert an official benchmark file: make convert KIND=nb101 SRC=nasbench_only108.tfrecord [DATA_DIR=...]
 	$(BIN)/python -m harness.convert $(KIND) $(SRC) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 ui: $(STAMP)  ## serve the MLflow UI on 127.0.0.1:5000 (the embedded SQLite store)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
 
-bench: $(STAMP)  ## proxy time / plain forward+backward per arch: WRCor, 5 response proxies, 8 act/grad proxies (median over 50 archs)
+bench: $(STAMP)  ## proxy time / plain forward+backward per arch (median over 50 archs); 1000-step cached searches of R/RE/RL
 	$(BIN)/python -m harness.bench --archs 50
 
 clean:  ## remove run outputs and caches (keeps .venv and results/)

@@ -31,10 +31,10 @@ def _configure_process(cfg: DictConfig) -> None:
         torch.set_num_threads(int(cfg.threads))
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> float | None:
-    from .run import run
-    from .tracking import make_tracker, parent_run_id_for
+def prepare_job(cfg: DictConfig) -> str:
+    """Configure the process, attach the job to its sweep's MLflow parent run (in a --multirun);
+    return the job's output directory."""
+    from .tracking import parent_run_id_for
 
     _configure_process(cfg)
     hc = HydraConfig.get()
@@ -42,8 +42,17 @@ def main(cfg: DictConfig) -> float | None:
     parent = parent_run_id_for(sweep_dir) if sweep_dir else None
     if parent:
         cfg.tracking.parent_run_id = parent
-    summary = run(cfg, tracker=make_tracker(cfg.tracking), output_dir=hc.runtime.output_dir)
-    log.info("records in %s", hc.runtime.output_dir)
+    return hc.runtime.output_dir
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    from .run import run
+    from .tracking import make_tracker
+
+    out_dir = prepare_job(cfg)
+    summary = run(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
+    log.info("records in %s", out_dir)
     first = summary["metrics"][0] if summary["metrics"] else None
     return None if first is None else first["rho"]
 

@@ -145,6 +145,54 @@ def score_keys(*, space, archs: list, proxy_names: list[str], dataset: str, seed
             for arch_str in map(space.to_str, archs)}
 
 
+class NetworkScorer:
+    """Scores one architecture's missing proxies on one batch and commits them to the store.
+
+    The batch is loaded on first use (a job that finds everything stored never loads it).  A
+    failure to build or score is recorded as an outcome for every missing proxy, never raised."""
+
+    def __init__(self, *, space, store: ScoreStore, dataset: str, seed: int, batch_size: int, input_kind: str,
+                 sampling: str, split: str, device: torch.device, data_dir=None) -> None:
+        self.space, self.store, self.dataset, self.seed = space, store, dataset, seed
+        self._batch_args = dict(kind=input_kind, split=split, sampling=sampling, data_dir=data_dir, device=device)
+        self.batch_size, self.device = batch_size, device
+        self._batch = None
+
+    def batch(self):
+        if self._batch is None:
+            self._batch = data.batch(self.dataset, self.batch_size, seed=self.seed, **self._batch_args)
+        return self._batch
+
+    def score(self, arch_str: str, keys: Mapping[str, ScoreKey], missing: Iterable[str]) -> dict[str, Record]:
+        """Compute ``missing`` proxies of ``arch_str`` (keys by proxy), store them in one
+        transaction, and return their records."""
+        missing = list(missing)
+        inputs, targets = self.batch()
+        try:
+            net = self.space.build(arch_str, data.num_classes(self.dataset),
+                                   seed=seed_for(self.seed, arch_str)).to(self.device)
+            outcomes = proxies.compute_outcomes(missing, net, inputs, targets,
+                                                seed=seed_for(self.seed, f"{arch_str}:proxy"))
+        except Exception as err:  # a build failure is recorded for every proxy of the arch
+            msg = f"{type(err).__name__}: {err}"
+            log.error("architecture %s failed: %s", arch_str, msg)
+            outcomes = {p: proxies.ProxyOutcome(math.nan, "error", 0.0, 0, msg) for p in missing}
+        records = {p: Record(keys[p], o.value, o.status, o.seconds, o.n_skipped, o.message)
+                   for p, o in outcomes.items()}
+        self.store.put_many(records.values())
+        return records
+
+
+def pass_seconds(names: Iterable[str], records: Mapping[str, Record]) -> float:
+    """The proxy seconds of one architecture's ``names``: each distinct pass counted once (the
+    proxies sharing a pass record that pass's seconds each)."""
+    passes: dict[tuple, float] = {}
+    for n in names:
+        group = proxies.pass_group(proxies.get_proxy(n))
+        passes[group] = max(passes.get(group, 0.0), records[n].seconds)
+    return float(sum(passes.values()))
+
+
 def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: ScoreStore, dataset: str,
               seed: int, batch_size: int, input_kind: str, sampling: str, split: str,
               device: torch.device, data_dir=None, retry_failed: bool = False,
@@ -165,21 +213,12 @@ def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: S
     log.info("%d architectures: %d to score, the rest are stored", len(keys_for), len(todo))
     if not todo:
         return {"computed": 0, "cached": len(keys_for)}
-    inputs, targets = data.batch(dataset, batch_size, seed=seed, kind=input_kind, split=split, sampling=sampling,
-                                 data_dir=data_dir, device=device)
-    n_classes = data.num_classes(dataset)
+    scorer = NetworkScorer(space=space, store=store, dataset=dataset, seed=seed, batch_size=batch_size,
+                           input_kind=input_kind, sampling=sampling, split=split, device=device, data_dir=data_dir)
+    scorer.batch()
     start = time.perf_counter()
     for i, (arch_str, ks) in enumerate(todo, 1):
-        missing = [p for p, k in ks.items() if k not in stored]
-        try:
-            net = space.build(arch_str, n_classes, seed=seed_for(seed, arch_str)).to(device)
-            outcomes = proxies.compute_outcomes(missing, net, inputs, targets, seed=seed_for(seed, f"{arch_str}:proxy"))
-        except Exception as err:  # a build failure is recorded for every proxy of the arch
-            msg = f"{type(err).__name__}: {err}"
-            log.error("architecture %s failed: %s", arch_str, msg)
-            outcomes = {p: proxies.ProxyOutcome(math.nan, "error", 0.0, 0, msg) for p in missing}
-        store.put_many([Record(ks[p], o.value, o.status, o.seconds, o.n_skipped, o.message)
-                        for p, o in outcomes.items()])
+        scorer.score(arch_str, ks, [p for p, k in ks.items() if k not in stored])
         if i % progress_every == 0 or i == len(todo):
             el = time.perf_counter() - start
             log.info("scored %d/%d architectures (%.2f s/arch)", i, len(todo), el / i)
@@ -202,15 +241,11 @@ def vote_records(space, archs, votes: list[str], records: Mapping[tuple[str, str
     for v in votes:
         comps = proxies.get_proxy(v).components
         comp_scores = {c: np.array([records[(a, c)].value for a in arch_strs], dtype=float) for c in comps}
-        passes: dict[tuple, list[int]] = {}
-        for i, c in enumerate(comps):
-            passes.setdefault(proxies.pass_group(proxies.get_proxy(c)), []).append(i)
         per_arch = []  # (first component's key, seconds, message) of every arch
         for a in arch_strs:
-            recs = [records[(a, c)] for c in comps]
-            failed = [f"{c}: {r.message or r.status}" for c, r in zip(comps, recs) if r.status in ("error", "oom")]
-            seconds = sum(max(recs[i].seconds for i in group) for group in passes.values())
-            per_arch.append((recs[0].key, seconds, "; ".join(failed)))
+            recs = {c: records[(a, c)] for c in comps}
+            failed = [f"{c}: {r.message or r.status}" for c, r in recs.items() if r.status in ("error", "oom")]
+            per_arch.append((recs[comps[0]].key, pass_seconds(comps, recs), "; ".join(failed)))
         for suffix, method in VOTE_METHODS.items():
             values = vote_scores(v, comp_scores, method=method)
             for a, value, (key, seconds, message) in zip(arch_strs, values, per_arch):
@@ -267,7 +302,7 @@ def compute_metrics(*, space, archs, proxy_names, records, truth, bench, dataset
 
 
 #: space config keys that are not constructor arguments
-SPACE_META_KEYS = ("name", "targets")
+SPACE_META_KEYS = ("name", "targets", "search_targets", "valacc12")
 #: constructor arguments that do not change a network (left out of the score keys)
 SPACE_DATA_KEYS = ("table",)
 
@@ -366,16 +401,21 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     return summary
 
 
+def _plain(cfg: Any) -> dict:
+    """A config as plain resolved containers (for logging)."""
+    try:
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    except ImportError:  # pragma: no cover
+        return dict(cfg)
+
+
 def _track(tracker, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: Path,
            data_checksums: Mapping[str, str]) -> None:
     from .tracking import flatten, metric_key, provenance_tags
 
-    try:
-        from omegaconf import OmegaConf
-
-        plain = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
-    except ImportError:  # pragma: no cover
-        plain = dict(cfg)
+    plain = _plain(cfg)
     tags = provenance_tags(Path(__file__).resolve().parents[1], data_checksums)
     parent = _get(cfg, "tracking.parent_run_id")
     name = f"{summary['space']}-{summary['dataset']}-seed{summary['seed']}"

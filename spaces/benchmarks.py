@@ -233,6 +233,15 @@ class TableBenchmark:
         rows = np.fromiter((self._row(a) for a in archs), dtype=np.intp)
         return self._merged(col)[rows].copy()
 
+    def optimum(self, dataset: str, split: str) -> tuple[float, int]:
+        """(the best accuracy over the table's architectures, how many architectures that is):
+        the space's optimum when the table covers the whole space (NB201), only the table's best
+        when it does not (the offline NB-101 and DARTS tables)."""
+        col = self._pair_column(dataset, split)
+        self._ensure_loaded()
+        values = self._merged(col)[np.fromiter(self._row_of.values(), dtype=np.intp)]
+        return float(np.nanmax(values)), len(values)
+
     def _merged(self, name: str) -> np.ndarray:
         """A numeric column where each key's first row holds the mean over the key's rows (NaN
         cells ignored; NaN if all are): what a lookup returns.  Without duplicates, the column."""

@@ -24,7 +24,7 @@ import itertools
 import os
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -244,6 +244,16 @@ class NATSSizeSpace:
         choices = [c for c in CHANNELS if c != ch[k]]
         ch[k] = choices[int(rng.integers(len(choices)))]
         return SizeArch(tuple(ch))
+
+    def choices(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """The categorical decisions (for policy-based search): one width per layer."""
+        return tuple((f"layer{k}", CHANNELS) for k in range(NUM_LAYERS))
+
+    def from_choices(self, idx: Sequence[int]) -> SizeArch:
+        """The network with width ``CHANNELS[idx[k]]`` at layer ``k``."""
+        if len(idx) != NUM_LAYERS or not all(0 <= int(i) < len(CHANNELS) for i in idx):
+            raise InvalidArchitectureError(f"need {NUM_LAYERS} width indices in 0..{len(CHANNELS) - 1}, got {tuple(idx)}")
+        return SizeArch(tuple(CHANNELS[int(i)] for i in idx))
 
     def build(self, arch: Any, num_classes: int, *, seed: int | None = None) -> SizeNetwork:
         arch = self.parse(arch)

@@ -400,6 +400,23 @@ class NB101Space:
             except InvalidArchitectureError:
                 continue
 
+    def choices(self) -> tuple[tuple[str, tuple], ...]:
+        """The categorical decisions of a 7-vertex spec (for policy-based search): the op of each of
+        the 5 interior vertices, then each of the 21 upper-triangular edges (absent/present)."""
+        ops = tuple((f"op{v}", OPS) for v in range(1, MAX_VERTICES - 1))
+        return ops + tuple((f"edge{i}-{j}", (0, 1)) for i, j in zip(*np.triu_indices(MAX_VERTICES, 1)))
+
+    def from_choices(self, idx: Sequence[int]) -> NB101Arch:
+        """The spec of :meth:`choices` indices; raises InvalidArchitectureError when it is not a
+        valid cell (disconnected, more than 9 edges after pruning), so a sampler draws again."""
+        n_ops = MAX_VERTICES - 2
+        n_edges = MAX_VERTICES * (MAX_VERTICES - 1) // 2
+        if len(idx) != n_ops + n_edges:
+            raise InvalidArchitectureError(f"need {n_ops + n_edges} choice indices, got {len(idx)}")
+        m = np.zeros((MAX_VERTICES, MAX_VERTICES), dtype=np.int64)
+        m[np.triu_indices(MAX_VERTICES, 1)] = [int(i) for i in idx[n_ops:]]
+        return NB101Arch(m, (INPUT, *(OPS[int(i)] for i in idx[:n_ops]), OUTPUT))
+
     def mutate(self, arch: Any, rng: np.random.Generator, *, rate: float = 1.0) -> NB101Arch:
         """nasbench's mutation (the NB-101 paper's regularised evolution): on the spec padded to 7
         vertices (disconnected interior vertices may be wired in), flip each of the 21 possible

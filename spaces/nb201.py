@@ -310,6 +310,16 @@ class NB201Space:
         choices = [o for o in OPS if o != arch.ops[edge]]
         return arch.replace(edge, choices[int(rng.integers(len(choices)))])
 
+    def choices(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The categorical decisions of a cell (for policy-based search): one per edge, 5 ops each."""
+        return tuple((f"edge{t}<-{f}", OPS) for t, f in EDGES)
+
+    def from_choices(self, idx: Sequence[int]) -> NB201Arch:
+        """The cell choosing ``OPS[idx[k]]`` on edge ``k`` (the order of :meth:`choices`)."""
+        if len(idx) != NUM_EDGES or not all(0 <= int(i) < len(OPS) for i in idx):
+            raise InvalidArchitectureError(f"need {NUM_EDGES} op indices in 0..{len(OPS) - 1}, got {tuple(idx)}")
+        return NB201Arch(tuple(OPS[int(i)] for i in idx))
+
     # -- networks
     def build(self, arch: Any, num_classes: int, *, seed: int | None = None) -> NB201Network:
         """The network for ``arch`` (string or value).  With ``seed`` its initialisation is drawn

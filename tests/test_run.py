@@ -30,6 +30,17 @@ def make_cfg(*overrides: str):
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
 def test_every_experiment_config_composes(experiment):
+    if experiment.startswith("search_"):  # the search experiments extend conf/search_run.yaml
+        with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+            cfg = compose(config_name="search_run", overrides=[f"+experiment={experiment}"], return_hydra_config=True)
+        params = cfg.hydra.sweeper.params
+        for name in str(params.objective).split(","):
+            if name != "valacc12":
+                hrun.proxies.get_proxy(name)
+        for strategy in str(params.search).split(","):
+            assert (ROOT / "conf" / "search" / f"{strategy}.yaml").is_file()
+        assert cfg.profile == experiment and cfg.budget >= 100
+        return
     cfg = make_cfg(f"+experiment={experiment}")
     assert cfg.profile == experiment
     for p in cfg.proxies:

@@ -1,0 +1,317 @@
+"""Zero-shot search: ``python -m harness.search <hydra overrides>`` and ``run_search(cfg) -> dict``.
+
+A strategy (:mod:`harness.strategies`) asks for an architecture, the runner scores it through the
+durable score store (a stored score is read, never recomputed; a new one is committed as soon as
+it is computed), tells the evaluation back, and after ``budget`` asks looks up the incumbent's
+trained accuracy (an explicit ``(dataset, split)``) and its regret to the best in the benchmark.
+
+* **Search cost** is the proxy seconds of the *distinct* architectures the search evaluated (each
+  distinct proxy pass once, as stored when it was computed -- so a search costs the same whether
+  its scores were computed now, by an earlier interrupted run, or by another search sharing the
+  store), plus, for the ``valacc12`` baseline, the benchmark's training time of 12 epochs.
+  ``wall_s`` is the time this process actually took.
+* **Scoring seed.** ``score_seed`` fixes the proxies' batch and network initialisation; ``seed``
+  drives the strategy only.  With the default ``score_seed: 0`` every search seed sees the same
+  score for the same architecture (the released search's fixed batch) and the store serves them
+  all; ``score_seed=${seed}`` makes the scoring noise part of each seed, at the price of scoring
+  every architecture anew per seed.
+* **Resume.** A strategy is a deterministic function of its seed and of the scores it is told,
+  and every score is durable; so re-running an interrupted command replays the stored part (no
+  score is recomputed, a 1000-step replay takes seconds) and continues where it stopped.
+* **Output.** ``search.json`` (the summary), ``trajectory.csv`` (per step: the architecture, its
+  scores, whether it was new / computed, the cost so far and the incumbent with its accuracy)
+  and ``trajectory.png`` in the run directory; all logged to MLflow.  Progress goes to stderr;
+  the last line of standard output is the summary as one JSON object.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+import proxies
+
+from .run import (NetworkScorer, SCORE_VERSION, _get, pass_seconds, resolve_device, score_params,
+                  space_from_cfg)
+from .store import ScoreKey, ScoreStore
+from .strategies import Evaluation, Objective, make_strategy
+
+log = logging.getLogger(__name__)
+
+#: the objective that reads the benchmark's 12-epoch validation accuracy (the paper's ValAcc rows)
+VALACC = "valacc12"
+
+
+def objective_from_cfg(cfg: Any) -> Objective:
+    """The objective named by ``objective`` (a proxy, a vote, or ``valacc12``), with the vote
+    settings ``vote.rule`` / ``vote.ties`` and optional per-component ``signs`` (e.g. NB-101's
+    released notebook counts jacob_cov lower-is-better)."""
+    name = str(_get(cfg, "objective"))
+    rule, ties = _get(cfg, "vote.rule", "absolute"), _get(cfg, "vote.ties", "incumbent")
+    if name == VALACC:
+        comps, signs = (VALACC,), (1.0,)
+    else:
+        info = proxies.get_proxy(name)  # unknown name -> error listing the valid ones
+        comps = tuple(info.components) or (info.name,)
+        signs = tuple(1.0 if proxies.get_proxy(c).higher_is_better else -1.0 for c in comps)
+        name = info.name
+    override = _get(cfg, "signs")
+    if override is not None:
+        override = tuple(float(s) for s in override)
+        if len(override) != len(comps) or any(s not in (1.0, -1.0) for s in override):
+            raise ValueError(f"signs must give +1 or -1 for each of {list(comps)}, got {list(override)}")
+        signs = override
+    return Objective(name, comps, signs, rule=rule, ties=ties)
+
+
+class StoreEvaluator:
+    """Evaluates architectures for an objective of proxies through the durable score store.
+    Returns ``(evaluation, seconds, computed)``; an architecture seen before in this run is
+    answered from memory."""
+
+    def __init__(self, *, space, objective: Objective, store: ScoreStore, scorer: NetworkScorer, dataset: str,
+                 seed: int, batch_size: int, input_kind: str, sampling: str, device, space_kw: Mapping) -> None:
+        self.space, self.objective, self.store, self.scorer = space, objective, store, scorer
+        self._key_fields = dict(space=space.name, dataset=dataset, seed=seed, batch_size=batch_size,
+                                input_kind=input_kind, code_version=SCORE_VERSION)
+        self._params = {c: score_params(c, sampling=sampling, device=device, space_kw=space_kw)
+                        for c in objective.components}
+        self._memo: dict[str, tuple[Evaluation, float]] = {}
+
+    def __call__(self, arch_str: str) -> tuple[Evaluation, float, bool]:
+        hit = self._memo.get(arch_str)
+        if hit is not None:
+            return (*hit, False)
+        keys = {c: ScoreKey(arch=arch_str, proxy=c, params=self._params[c], **self._key_fields)
+                for c in self.objective.components}
+        recs = self.store.get_many(keys.values())
+        records = {c: recs[k] for c, k in keys.items() if k in recs}
+        missing = [c for c in keys if c not in records]
+        if missing:
+            records.update(self.scorer.score(arch_str, keys, missing))
+        ev = Evaluation(tuple(float(records[c].value) for c in self.objective.components))
+        seconds = pass_seconds(self.objective.components, records)
+        self._memo[arch_str] = (ev, seconds)
+        return ev, seconds, bool(missing)
+
+
+class BenchmarkEvaluator:
+    """The ``valacc12`` baseline: the benchmark's 12-epoch validation accuracy of an architecture,
+    costing its 12-epoch training time (``cost_column`` x ``cost_scale`` of the table)."""
+
+    def __init__(self, *, space, column: str, cost_column: str, cost_scale: float) -> None:
+        bench = space.benchmark
+        self.space = space
+        self._values = dict(zip(bench.keys(), bench.column(column, per="key")))
+        self._costs = dict(zip(bench.keys(), bench.column(cost_column, per="key")))
+        self.cost_scale = float(cost_scale)
+        self._key_of = bench.key_of
+
+    def __call__(self, arch_str: str) -> tuple[Evaluation, float, bool]:
+        key = self._key_of(arch_str)
+        if key not in self._values:
+            return Evaluation((math.nan,)), 0.0, False
+        return Evaluation((float(self._values[key]),)), float(self._costs[key]) * self.cost_scale, False
+
+
+def _accuracy(bench, arch_str: str, target: tuple[str, str]) -> float:
+    try:
+        return bench.lookup(arch_str, *target)
+    except KeyError:  # an architecture outside an offline table (NB-101: 292 of 423,624 cells)
+        return math.nan
+
+
+def search_target(cfg: Any) -> tuple[str, str]:
+    target = _get(cfg, "dataset.search_target")
+    if target is None:
+        raise ValueError(f"no search target for images {_get(cfg, 'dataset.images')!r} in space "
+                         f"{_get(cfg, 'space.name')!r}; set dataset.search_target=[dataset,split]")
+    return (str(target[0]), str(target[1]))
+
+
+def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
+               on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run one search described by ``cfg`` (``conf/search_run.yaml``); ``on_step(step)`` is called
+    after each step (tests use it to interrupt a run)."""
+    import pandas as pd
+
+    space, space_kw = space_from_cfg(cfg)
+    objective = objective_from_cfg(cfg)
+    strategy_cfg = dict(_get(cfg, "search"))
+    strategy_name = strategy_cfg.pop("name")
+    seed = int(_get(cfg, "seed", 0))
+    budget = int(_get(cfg, "budget"))
+    if budget < 1:
+        raise ValueError(f"budget must be a positive number of architectures, got {budget}")
+    dataset = _get(cfg, "dataset.images")
+    target = search_target(cfg)
+    bench = space.benchmark
+    bench.protocol(*target)  # unknown (dataset, split) -> error listing the valid ones
+    optimum, n_table = bench.optimum(*target)
+    strategy = make_strategy(strategy_name, space, objective, seed=seed, **strategy_cfg)
+    out_dir = Path(output_dir or _get(cfg, "output_dir") or ".")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress_every = int(_get(cfg, "progress_every", 100))
+
+    with ScoreStore(Path(_get(cfg, "store.path"))) as store:
+        if objective.name == VALACC:
+            spec = _get(cfg, "space.valacc12")
+            if spec is None or dataset not in spec["columns"]:
+                raise ValueError(f"space {space.name!r} has no 12-epoch accuracy for images {dataset!r} "
+                                 "(space.valacc12.columns)")
+            evaluate = BenchmarkEvaluator(space=space, column=spec["columns"][dataset],
+                                          cost_column=spec["cost_column"], cost_scale=spec["cost_scale"])
+        else:
+            score_seed = int(_get(cfg, "score_seed", 0))
+            device = resolve_device(_get(cfg, "device", "auto"))
+            batch = dict(batch_size=int(_get(cfg, "batch.size")), input_kind=_get(cfg, "batch.kind", "real"),
+                         sampling=_get(cfg, "batch.sampling", "random"))
+            scorer = NetworkScorer(space=space, store=store, dataset=dataset, seed=score_seed,
+                                   split=_get(cfg, "batch.split", "train"), device=device,
+                                   data_dir=_get(cfg, "data_dir"), **batch)
+            evaluate = StoreEvaluator(space=space, objective=objective, store=store, scorer=scorer,
+                                      dataset=dataset, seed=score_seed, device=device, space_kw=space_kw, **batch)
+        steps, seen, cost, n_computed = [], set(), 0.0, 0
+        start = time.perf_counter()
+        log.info("%s search of %s (%s, images %s), objective %s, budget %d, seed %d", strategy_name, space.name,
+                 "/".join(map(str, target)), dataset, objective.name, budget, seed)
+        try:
+            for step in range(1, budget + 1):
+                arch = strategy.ask()
+                arch_str = space.to_str(arch)
+                ev, seconds, computed = evaluate(arch_str)
+                strategy.tell(arch, ev)
+                new = arch_str not in seen
+                if new:
+                    seen.add(arch_str)
+                    cost += seconds
+                n_computed += computed
+                best_arch, best_ev = strategy.best()
+                steps.append({"step": step, "arch": arch_str, **dict(zip(objective.components, ev.values)),
+                              "failed": ev.failed, "new": new, "computed": computed, "cost_s": cost,
+                              "n_scored": len(seen), "best_arch": space.to_str(best_arch)})
+                if step % progress_every == 0 or step == budget:
+                    log.info("step %d/%d: %d distinct architectures (%d computed now), best %s %s, cost %.1f s, "
+                             "elapsed %.1f s", step, budget, len(seen), n_computed, objective.name,
+                             _fmt(best_ev), cost, time.perf_counter() - start)
+                if on_step is not None:
+                    on_step(step)
+        except BaseException:
+            log.warning("search interrupted after %d of %d steps: every score computed so far is stored; run the "
+                        "same command again to resume (the stored part is replayed, not recomputed)",
+                        len(steps), budget)
+            raise
+    wall = time.perf_counter() - start
+
+    best_arch, best_ev = strategy.best()
+    best_str = space.to_str(best_arch)
+    acc_of = {a: _accuracy(bench, a, target) for a in dict.fromkeys(s["best_arch"] for s in steps)}
+    for s in steps:
+        s["best_accuracy"] = acc_of[s["best_arch"]]
+    test_acc = acc_of[best_str]
+    summary = {
+        "arch": best_str, "test_accuracy": test_acc, "test_error": 100.0 - test_acc, "regret": optimum - test_acc,
+        "search_cost_s": cost, "n_scored": len(seen), "n_computed": n_computed, "budget": budget,
+        "n_failed": sum(s["failed"] for s in steps if s["new"]), "wall_s": wall,
+        "best_score": dict(zip(objective.components, best_ev.values)),
+        "space": space.name, "images": dataset, "target": list(target), "optimum": optimum,
+        "optimum_over": n_table, "strategy": strategy_name, "objective": objective.name, "seed": seed,
+        "score_seed": None if objective.name == VALACC else int(_get(cfg, "score_seed", 0)),
+        "protocol": bench.protocol(*target), "machine": _machine(cfg, objective),
+    }
+    traj = pd.DataFrame(steps)
+    traj_path, summary_path = out_dir / "trajectory.csv", out_dir / "search.json"
+    traj.to_csv(traj_path, index=False)
+    summary_path.write_text(json.dumps(summary, indent=2, default=str))
+    fig_path = _trajectory_figure(traj, summary, out_dir / "trajectory.png")
+    log.info("found %s: %s accuracy %.2f (optimum %.2f, regret %.2f), cost %.1f s over %d architectures, "
+             "wall %.1f s", best_str, "/".join(target), test_acc, optimum, summary["regret"], cost, len(seen), wall)
+    if tracker is not None:
+        _track(tracker, cfg, summary, [summary_path, traj_path] + ([fig_path] if fig_path else []))
+    return summary
+
+
+def _machine(cfg: Any, objective: Objective) -> str:
+    """Where the proxy seconds were measured (the device and, for the CPU, the torch threads)."""
+    import platform
+
+    import torch
+
+    if objective.name == VALACC:
+        return "benchmark training time"
+    dev = resolve_device(_get(cfg, "device", "auto"))
+    if dev.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(dev)})"
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} thread(s))"
+
+
+def _fmt(ev: Evaluation) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in ev.values) + ")"
+
+
+def _trajectory_figure(traj, summary: Mapping[str, Any], path: Path) -> Path | None:
+    """Best-so-far accuracy of the incumbent against search cost."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        ax.step(traj["cost_s"], traj["best_accuracy"], where="post")
+        ax.axhline(summary["optimum"], ls="--", c="grey", lw=0.8, label="optimum")
+        ax.set_xlabel("search cost (s)")
+        ax.set_ylabel(f"incumbent's {'/'.join(summary['target'])} acc. (%)")
+        ax.set_title(f"{summary['strategy']} / {summary['objective']} / seed {summary['seed']}", fontsize=9)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+    except Exception as err:  # a figure failure must not lose the search's numbers
+        log.warning("could not draw the trajectory figure: %s", err)
+        return None
+
+
+def _track(tracker, cfg, summary: Mapping[str, Any], artifacts) -> None:
+    from .run import _plain
+    from .tracking import flatten, provenance_tags
+
+    tags = provenance_tags(Path(__file__).resolve().parents[1], {})
+    tags["found_arch"] = summary["arch"]
+    name = f"search-{summary['space']}-{summary['images']}-{summary['strategy']}-{summary['objective']}-seed{summary['seed']}"
+    with tracker.run(name, parent_run_id=_get(cfg, "tracking.parent_run_id"), tags=tags) as handle:
+        handle.log_params(flatten(_plain(cfg)))
+        handle.log_metrics({k: float(summary[k]) for k in ("test_accuracy", "test_error", "regret", "search_cost_s",
+                                                            "n_scored", "n_computed", "n_failed", "wall_s")})
+        for a in artifacts:
+            handle.log_artifact(str(a))
+
+
+def main() -> None:
+    import hydra
+    from omegaconf import DictConfig
+
+    @hydra.main(version_base="1.3", config_path="../conf", config_name="search_run")
+    def _main(cfg: DictConfig) -> None:
+        from .cli import prepare_job
+        from .tracking import make_tracker
+
+        out_dir = prepare_job(cfg)
+        summary = run_search(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
+        keys = ("arch", "test_accuracy", "regret", "search_cost_s", "n_scored", "n_computed", "wall_s", "space",
+                "images", "target", "strategy", "objective", "seed")
+        print(json.dumps({k: summary[k] for k in keys}), flush=True)
+
+    _main()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()

@@ -1,0 +1,187 @@
+"""The search table and figure, from saved search records only (``search.json`` per job).
+
+Per (space, images, target, strategy, objective, budget): the found architectures' test accuracy
+as mean ± sample std over seeds, the mean search cost in seconds (the proxy seconds of the
+distinct architectures, see :mod:`harness.search`), the mean number of distinct architectures
+scored and the count of seeds.  Reference rows: the benchmark's optimum (from the records) and
+published zero-shot search results (means as published; their stds are not reproduced here).
+
+Outputs ``tables/{name}.md``, ``tables/{name}.tex``, ``tables/{name}_summary.csv`` and
+``figures/{name}_cost.png`` (test accuracy against search cost, one panel per dataset).
+
+CLI: ``python -m harness.search_report --records DIR [DIR ...] --out results --name search_nb201_quick``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .report import _pyplot, latex_escape
+
+STRATEGY_LABELS = {"random": "R", "evolution": "RE", "reinforce": "RL"}
+OBJECTIVE_LABELS = {"valacc12": "ValAcc (12 epochs)"}
+
+#: published NB201 zero-shot search results (test accuracy, %), means as the papers report them
+PUBLISHED: dict[str, dict[str, float]] = {
+    "NASWOT, N=1000 (Mellor et al. 2021, published)": {"cifar10": 92.96, "cifar100": 69.98, "ImageNet16-120": 44.44},
+    "TE-NAS (Chen et al. 2021, published)": {"cifar10": 93.9, "cifar100": 71.24, "ImageNet16-120": 42.38},
+}
+GROUP = ["space", "images", "target_dataset", "target_split", "strategy", "objective", "budget"]
+
+
+def load_searches(paths: Iterable[Path | str]) -> pd.DataFrame:
+    """Every ``search.json`` below ``paths`` as one row each (sorted paths; a job copied twice
+    counts once: rows are unique by (group, seed))."""
+    files = sorted({f for p in paths for f in ([Path(p)] if Path(p).is_file() else Path(p).rglob("search.json"))})
+    if not files:
+        raise FileNotFoundError(f"no search.json below {[str(p) for p in paths]}")
+    rows = []
+    for f in files:
+        d = json.loads(f.read_text())
+        d["target_dataset"], d["target_split"] = d["target"]
+        d.setdefault("machine", "not recorded")
+        rows.append({k: v for k, v in d.items() if not isinstance(v, (dict, list))})
+    return pd.DataFrame(rows).drop_duplicates(subset=GROUP + ["seed"], keep="first")
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    g = df.groupby(GROUP, sort=False, dropna=False)
+    out = g.agg(acc_mean=("test_accuracy", "mean"), acc_std=("test_accuracy", "std"),
+                regret_mean=("regret", "mean"), cost_mean=("search_cost_s", "mean"),
+                cost_std=("search_cost_s", "std"), n_scored=("n_scored", "mean"), n_failed=("n_failed", "sum"),
+                n_seeds=("seed", "nunique"), n_nan=("test_accuracy", lambda s: int(s.isna().sum())),
+                optimum=("optimum", "first"), protocol=("protocol", "first"),
+                machine=("machine", lambda s: "; ".join(dict.fromkeys(map(str, s))))).reset_index()
+    return out
+
+
+def _label(strategy: str, objective: str) -> str:
+    return f"{STRATEGY_LABELS.get(strategy, strategy)} + {OBJECTIVE_LABELS.get(objective, objective)}"
+
+
+def _pm(mean: float, std: float, latex: bool = False) -> str:
+    if not math.isfinite(mean):
+        return "--" if latex else "–"
+    if not math.isfinite(std):
+        return f"{mean:.2f}"
+    return f"${mean:.2f} \\pm {std:.2f}$" if latex else f"{mean:.2f} ± {std:.2f}"
+
+
+def _cost(x: float) -> str:
+    return "–" if not math.isfinite(x) else f"{x:,.0f}"
+
+
+def table_rows(summary: pd.DataFrame, *, latex: bool = False) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): one row per method, per dataset the accuracy and the search cost."""
+    datasets = list(dict.fromkeys(summary["images"]))
+    header = ["method", "N"] + [c for d in datasets for c in (f"{d} test acc. (%)", f"{d} cost (s)")] + ["seeds"]
+    rows = []
+    index = {(r.images, r.strategy, r.objective, r.budget): r for r in summary.itertuples()}
+    methods = list(dict.fromkeys(zip(summary["strategy"], summary["objective"], summary["budget"])))
+    for strategy, objective, budget in methods:
+        cells, seeds = [], set()
+        for d in datasets:
+            r = index.get((d, strategy, objective, budget))
+            cells += [_pm(r.acc_mean, r.acc_std, latex), _cost(r.cost_mean)] if r else ["–", "–"]
+            if r:
+                seeds.add(int(r.n_seeds))
+        name = _label(strategy, objective)
+        rows.append([latex_escape(name) if latex else name, str(budget)] + cells
+                    + ["/".join(map(str, sorted(seeds)))])
+    optimum = {r.images: r.optimum for r in summary.itertuples()}
+    rows.append(["optimum (benchmark)", ""] + [c for d in datasets for c in (f"{optimum[d]:.2f}", "")] + [""])
+    for name, accs in PUBLISHED.items():
+        if summary["space"].isin(["nb201", "nats_tss"]).all():
+            rows.append([latex_escape(name) if latex else name, ""]
+                        + [c for d in datasets for c in (f"{accs[d]:.2f}" if d in accs else "–", "")] + [""])
+    return header, rows
+
+
+def write_tables(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    tables = Path(out_dir) / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    header, rows = table_rows(summary)
+    protocols = "; ".join(dict.fromkeys(summary["protocol"]))
+    machine = "; ".join(dict.fromkeys(m for ms in summary["machine"] for m in ms.split("; ")
+                                      if m != "benchmark training time"))
+    md = [f"Search results: found architecture's accuracy, mean ± std over seeds ({protocols}). "
+          f"Cost = proxy seconds of the distinct architectures scored, measured on {machine or 'n/a'} "
+          "(ValAcc: 12 epochs of the benchmark's training time).", "",
+          "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(r) + " |" for r in rows]
+    md_path = tables / f"{name}.md"
+    md_path.write_text("\n".join(md) + "\n")
+    header_tex, rows_tex = table_rows(summary, latex=True)
+    tex = ["\\begin{tabular}{l" + "r" * (len(header_tex) - 1) + "}", "\\toprule",
+           " & ".join(latex_escape(h) for h in header_tex) + " \\\\", "\\midrule"]
+    tex += [" & ".join(r) + " \\\\" for r in rows_tex]
+    tex += ["\\bottomrule", "\\end{tabular}"]
+    tex_path = tables / f"{name}.tex"
+    tex_path.write_text("\n".join(tex) + "\n")
+    csv_path = tables / f"{name}_summary.csv"
+    summary.to_csv(csv_path, index=False, float_format="%.6g")
+    return [md_path, tex_path, csv_path]
+
+
+def write_figure(summary: pd.DataFrame, out_dir: Path, name: str) -> Path:
+    """Mean test accuracy (± std over seeds) against mean search cost, per dataset."""
+    plt = _pyplot()
+    figures = Path(out_dir) / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    datasets = list(dict.fromkeys(summary["images"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.8), squeeze=False)
+    markers = {"random": "o", "evolution": "s", "reinforce": "^"}
+    objectives = list(dict.fromkeys(summary["objective"]))
+    colours = dict(zip(objectives, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for ax, d in zip(axes[0], datasets):
+        sub = summary[summary["images"] == d]
+        for r in sub.itertuples():
+            ax.errorbar(max(r.cost_mean, 1e-3), r.acc_mean, yerr=0 if not np.isfinite(r.acc_std) else r.acc_std,
+                        fmt=markers.get(r.strategy, "x"), color=colours[r.objective], capsize=2,
+                        label=_label(r.strategy, r.objective))
+        ax.axhline(sub["optimum"].iloc[0], ls="--", c="grey", lw=0.8)
+        for (pub, accs), ls in zip(PUBLISHED.items(), (":", "-.")):
+            if d in accs and sub["space"].isin(["nb201", "nats_tss"]).all():
+                ax.axhline(accs[d], ls=ls, c="black", lw=0.6)
+        ax.set_xscale("log")
+        ax.set_xlabel("search cost (s, log)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{d} ({'/'.join(sub[['target_dataset', 'target_split']].iloc[0])})", fontsize=9)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=7, frameon=False)
+    fig.text(0.99, 0.99, "dashed: optimum; dotted: NASWOT N=1000; dash-dot: TE-NAS (published)", ha="right",
+             va="top", fontsize=7)
+    fig.tight_layout(rect=(0, 0.12, 1, 0.97))
+    path = figures / f"{name}_cost.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str) -> dict[str, Any]:
+    summary = summarise(load_searches(record_dirs))
+    paths = write_tables(summary, Path(out_dir), name)
+    paths.append(write_figure(summary, Path(out_dir), name))
+    return {"summary": summary, "paths": paths}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", nargs="+", required=True, help="directories holding search.json files")
+    parser.add_argument("--out", default="results")
+    parser.add_argument("--name", required=True)
+    args = parser.parse_args(argv)
+    out = build(args.records, args.out, args.name)
+    for p in out["paths"]:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

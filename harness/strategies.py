@@ -1,0 +1,296 @@
+"""Search strategies as ask/tell objects, and the objective that compares two evaluations.
+
+Every strategy works on any space through the space interface (``sample``, ``mutate``, and for
+REINFORCE ``choices``/``from_choices``), owns its random generator (``np.random.default_rng(seed)``,
+no global RNG), and never sees ground truth: it is told an :class:`Evaluation` (the objective's
+component scores) and decides with the :class:`Objective`.  The runner (:mod:`harness.search`)
+owns the loop, the scoring through the durable store, the budget and the cost.
+
+>>> import spaces
+>>> space = spaces.get_space("nb201")
+>>> obj = Objective("params", ("params",), (1.0,))
+>>> s = RandomSearch(space, obj, seed=0)
+>>> for _ in range(3):
+...     arch = s.ask()
+...     s.tell(arch, Evaluation((float(len(space.to_str(arch))),)))
+>>> s.best()[1].values
+(95.0,)
+
+Common random numbers: every strategy seeded with ``s`` starts with the same uniform samples
+(random search's first 64 samples are regularised evolution's initial population and, with a
+warm-up of 100, REINFORCE's warm-up), so strategies are compared on the same draws and the
+score store serves the shared architectures once.
+"""
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Sequence
+
+import numpy as np
+
+from proxies.vote import majority_prefers
+
+__all__ = ["Evaluation", "Objective", "Strategy", "RandomSearch", "RegularizedEvolution", "Reinforce",
+           "STRATEGIES", "make_strategy"]
+
+TIES = ("incumbent", "candidate")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The objective's component scores of one architecture, in the objective's component order
+    (raw values: the sign is the objective's business).  ``failed`` when any component is not a
+    finite number (NaN, inf, or a failed computation recorded as NaN)."""
+
+    values: tuple[float, ...]
+
+    @property
+    def failed(self) -> bool:
+        return not all(math.isfinite(v) for v in self.values)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One proxy (one component) or a vote (several), with each component's direction.
+
+    ``prefers(candidate, incumbent)`` decides whether the candidate takes the incumbent's place:
+
+    * a failed evaluation never displaces a complete one, and a complete one always displaces a
+      failed one (two failed: the tie rule);
+    * one component: strictly better in its direction wins;
+    * several: the majority of pairwise comparisons (:func:`proxies.vote.majority_prefers`,
+      ``rule`` ``absolute`` = the released code's: a side needs more than half of all components);
+    * a tie (equal scores, or no majority) keeps the incumbent when ``ties="incumbent"`` (this
+      harness's default) or goes to the candidate when ``ties="candidate"`` (what the released
+      search's ``max([candidate, incumbent], key=cmp)`` does).
+
+    >>> vote = Objective("v", ("a", "b", "c"), (1.0, 1.0, 1.0))
+    >>> vote.prefers(Evaluation((2, 2, 0)), Evaluation((1, 1, 5)))   # 2 of 3 prefer the candidate
+    True
+    >>> vote.prefers(Evaluation((2, 1, 0)), Evaluation((1, 1, 5)))   # 1 each, 1 abstains: a tie
+    False
+    >>> Objective("v", ("a", "b", "c"), (1, 1, 1), ties="candidate").prefers(Evaluation((2, 1, 0)), Evaluation((1, 1, 5)))
+    True
+    """
+
+    name: str
+    components: tuple[str, ...]
+    signs: tuple[float, ...]
+    rule: str = "absolute"
+    ties: str = "incumbent"
+
+    def __post_init__(self) -> None:
+        if len(self.components) != len(self.signs) or not self.components:
+            raise ValueError(f"objective {self.name!r}: need one sign per component, got {self.components} "
+                             f"and {self.signs}")
+        if self.ties not in TIES:
+            raise ValueError(f"unknown tie rule {self.ties!r}; valid: {list(TIES)}")
+        if self.rule not in ("absolute", "relative"):
+            raise ValueError(f"unknown majority rule {self.rule!r}; valid: ['absolute', 'relative']")
+
+    def prefers(self, candidate: Evaluation, incumbent: Evaluation) -> bool:
+        if candidate.failed != incumbent.failed:
+            return incumbent.failed
+        decision = 0
+        if not candidate.failed:
+            decision = majority_prefers(candidate.values, incumbent.values, self.signs, rule=self.rule)
+        return decision > 0 or (decision == 0 and self.ties == "candidate")
+
+    def signed(self, ev: Evaluation) -> np.ndarray:
+        """The component values with the sign applied (higher is better for every entry)."""
+        return np.asarray(ev.values, dtype=float) * np.asarray(self.signs, dtype=float)
+
+    def champion(self, items: Sequence[tuple[Any, Evaluation]]) -> tuple[Any, Evaluation]:
+        """A running champion over ``items`` in order: the first, displaced by each later item the
+        objective prefers (under cycles of a vote the result depends on the order, as in the
+        released search)."""
+        best = items[0]
+        for item in items[1:]:
+            if self.prefers(item[1], best[1]):
+                best = item
+        return best
+
+
+class Strategy:
+    """The ask/tell interface.  ``ask()`` proposes the next architecture; ``tell(arch, ev)``
+    reports its evaluation (every ask is told before the next ask); ``best()`` is the incumbent
+    ``(arch, evaluation)`` over everything told so far."""
+
+    name = "strategy"
+
+    def __init__(self, space, objective: Objective, *, seed: int) -> None:
+        self.space = space
+        self.objective = objective
+        self.rng = np.random.default_rng(seed)
+        self._best: tuple[Hashable, Evaluation] | None = None
+        self._pending: Hashable | None = None
+        self.n_told = 0
+
+    def ask(self) -> Hashable:
+        if self._pending is not None:
+            raise RuntimeError(f"{self.name}: ask() called again before tell() of {self.space.to_str(self._pending)}")
+        self._pending = self._propose()
+        return self._pending
+
+    def tell(self, arch: Hashable, ev: Evaluation) -> None:
+        if self._pending is None or arch != self._pending:
+            raise RuntimeError(f"{self.name}: tell() of an architecture that was not the last one asked")
+        self._pending = None
+        self.n_told += 1
+        if self._best is None or self.objective.prefers(ev, self._best[1]):
+            self._best = (arch, ev)
+        self._observe(arch, ev)
+
+    def best(self) -> tuple[Hashable, Evaluation]:
+        if self._best is None:
+            raise RuntimeError(f"{self.name}: best() before any architecture was told")
+        return self._best
+
+    # -- for subclasses
+    def _propose(self) -> Hashable:
+        raise NotImplementedError
+
+    def _observe(self, arch: Hashable, ev: Evaluation) -> None:
+        pass
+
+
+class RandomSearch(Strategy):
+    """Uniform samples from the space (``space.sample``); the best by the objective."""
+
+    name = "random"
+
+    def _propose(self) -> Hashable:
+        return self.space.sample(self.rng)
+
+
+class RegularizedEvolution(Strategy):
+    """Regularised (aging) evolution (Real et al. 2019): the first ``population`` asks are
+    uniform samples; after that each child is one ``space.mutate`` of the tournament winner
+    among ``tournament`` members drawn uniformly *with replacement* from the population (as the
+    NAS-Bench-101 reference implementation), and the oldest member is removed as each child joins."""
+
+    name = "evolution"
+
+    def __init__(self, space, objective: Objective, *, seed: int, population: int = 64, tournament: int = 10) -> None:
+        super().__init__(space, objective, seed=seed)
+        if population < 1 or tournament < 1:
+            raise ValueError(f"evolution needs population >= 1 and tournament >= 1, got {population}, {tournament}")
+        self.population_size = int(population)
+        self.tournament = int(tournament)
+        self.population: collections.deque = collections.deque()
+
+    def _propose(self) -> Hashable:
+        if len(self.population) < self.population_size:
+            return self.space.sample(self.rng)
+        members = list(self.population)
+        picks = self.rng.integers(0, len(members), size=self.tournament)
+        parent, _ = self.objective.champion([members[int(i)] for i in picks])
+        return self.space.mutate(parent, self.rng)
+
+    def _observe(self, arch: Hashable, ev: Evaluation) -> None:
+        self.population.append((arch, ev))
+        if len(self.population) > self.population_size:
+            self.population.popleft()
+
+
+class Reinforce(Strategy):
+    """REINFORCE (Williams 1992) with a factorised categorical policy over the space's decisions
+    (``space.choices()``; an invalid draw, e.g. an NB-101 graph with too many edges, is drawn
+    again), Adam (``lr``), an exponential moving-average baseline (``baseline_decay``; updated
+    with the reward, then the advantage is reward - baseline, as NAS-Bench-201's REINFORCE).
+
+    The first ``warmup`` asks are uniform samples (``space.sample``); their signed component
+    scores fix each component's mean and standard deviation, and the reward of every later
+    architecture is the sum over components of its z-scores.  Warm-up architectures count
+    towards the budget.  A failed evaluation gets the lowest warm-up reward.  The policy is
+    sampled with the strategy's own generator; torch is used only for Adam.
+    """
+
+    name = "reinforce"
+
+    def __init__(self, space, objective: Objective, *, seed: int, lr: float = 1e-3, baseline_decay: float = 0.9,
+                 warmup: int = 100) -> None:
+        import torch
+
+        super().__init__(space, objective, seed=seed)
+        if not hasattr(space, "choices") or not hasattr(space, "from_choices"):
+            raise TypeError(f"space {space.name!r} does not expose categorical choices (space.choices / "
+                            "from_choices), which REINFORCE needs; use search=random or search=evolution")
+        self.decisions = space.choices()
+        self.warmup = int(warmup)
+        self.baseline_decay = float(baseline_decay)
+        self.logits = [torch.zeros(len(opts), dtype=torch.float64, requires_grad=True) for _, opts in self.decisions]
+        self.optimizer = torch.optim.Adam(self.logits, lr=lr)
+        self._warm: list[np.ndarray] = []
+        self._mean = self._std = None
+        self._floor = 0.0
+        self.baseline: float | None = None
+        self._drawn: dict[Hashable, tuple[int, ...]] = {}
+
+    def probabilities(self) -> list[np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            return [torch.softmax(t, 0).numpy() for t in self.logits]
+
+    def _propose(self) -> Hashable:
+        if self.n_told < self.warmup:
+            return self.space.sample(self.rng)
+        probs = self.probabilities()
+        for _ in range(100_000):
+            idx = tuple(int(self.rng.choice(len(p), p=p)) for p in probs)
+            try:
+                arch = self.space.from_choices(idx)
+            except ValueError:  # InvalidArchitectureError: draw again
+                continue
+            self._drawn = {arch: idx}
+            return arch
+        raise RuntimeError(f"REINFORCE: no valid architecture in 100000 draws from the policy over {self.space.name}")
+
+    def reward(self, ev: Evaluation) -> float:
+        if ev.failed:
+            return self._floor
+        z = (self.objective.signed(ev) - self._mean) / self._std
+        return float(np.sum(z))
+
+    def _observe(self, arch: Hashable, ev: Evaluation) -> None:
+        import torch
+
+        if self._mean is None:
+            if not ev.failed:
+                self._warm.append(self.objective.signed(ev))
+            if self.n_told < self.warmup:
+                return
+            warm = np.array(self._warm) if self._warm else np.zeros((1, len(self.objective.components)))
+            self._mean = warm.mean(axis=0)
+            std = warm.std(axis=0)
+            self._std = np.where(std > 0, std, 1.0)
+            self._floor = float(np.min(((warm - self._mean) / self._std).sum(axis=1)))
+            return
+        idx = self._drawn.pop(arch)
+        r = self.reward(ev)
+        d = self.baseline_decay
+        self.baseline = r if self.baseline is None else d * self.baseline + (1 - d) * r
+        log_prob = sum(torch.log_softmax(t, 0)[i] for t, i in zip(self.logits, idx))
+        loss = -(r - self.baseline) * log_prob
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+
+
+STRATEGIES: dict[str, Callable[..., Strategy]] = {
+    "random": RandomSearch,
+    "evolution": RegularizedEvolution,
+    "reinforce": Reinforce,
+}
+
+
+def make_strategy(name: str, space, objective: Objective, *, seed: int, **params: Any) -> Strategy:
+    """The strategy ``name`` (``random`` | ``evolution`` | ``reinforce``) with its parameters."""
+    try:
+        cls = STRATEGIES[name]
+    except KeyError:
+        raise ValueError(f"unknown search strategy {name!r}; valid: {sorted(STRATEGIES)}") from None
+    return cls(space, objective, seed=seed, **params)

@@ -1,0 +1,191 @@
+"""The search runner end to end: scores through the durable store, honest cost, resumption,
+the ground-truth lookup after the search, MLflow logging, and the CLI's final JSON line."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+import spaces
+from conftest import needs_data
+from harness import search as hs
+from harness.store import ScoreStore
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = str(ROOT / "conf")
+SMALL = ["space.channels=4", "space.cells_per_stage=1", "tracking=none", "batch.size=16"]
+
+pytestmark = needs_data
+
+
+def make_cfg(tmp_path, *overrides: str, small=SMALL):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose(config_name="search_run",
+                       overrides=[*small, f"store.path={tmp_path}/s.sqlite", "progress_every=10", *overrides])
+
+
+def test_search_scores_through_the_store_and_counts_distinct_cost(tmp_path):
+    cfg = make_cfg(tmp_path, "search=evolution", "search.population=8", "search.tournament=3", "objective=synflow",
+                   "budget=30", "seed=1")
+    first = hs.run_search(cfg, output_dir=tmp_path / "a")
+    traj = pd.read_csv(tmp_path / "a" / "trajectory.csv")
+    assert len(traj) == 30 and first["n_scored"] == traj["arch"].nunique() == traj["new"].sum()
+    assert first["n_computed"] == first["n_scored"]  # an empty store: every distinct arch computed once
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        recs = store.records(proxy="synflow")
+    assert len(recs) == first["n_scored"]
+    assert first["search_cost_s"] == pytest.approx(sum(r.seconds for r in recs))
+    assert traj["cost_s"].is_monotonic_increasing and traj["cost_s"].iloc[-1] == pytest.approx(first["search_cost_s"])
+    # the found architecture is the best synflow score of all evaluated ones, judged on the test split
+    best = traj.loc[traj["synflow"].idxmax(), "arch"]
+    assert first["arch"] == best
+    bench = spaces.get_space("nb201").benchmark
+    acc = bench.lookup(best, "cifar10", "test")
+    assert first["test_accuracy"] == pytest.approx(acc)
+    assert first["regret"] == pytest.approx(94.373333 - acc)
+    assert first["test_error"] == pytest.approx(100 - acc)
+    assert first["target"] == ["cifar10", "test"] and "200 epochs" in first["protocol"]
+    assert (tmp_path / "a" / "trajectory.png").stat().st_size > 0
+    # again: the same result from the store, nothing recomputed, the same cost
+    again = hs.run_search(cfg, output_dir=tmp_path / "b")
+    assert again["n_computed"] == 0
+    for k in ("arch", "test_accuracy", "search_cost_s", "n_scored"):
+        assert again[k] == first[k]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "b" / "trajectory.csv").drop(columns="computed"),
+                                  traj.drop(columns="computed"))
+
+
+@pytest.mark.parametrize("strategy", ["random", "evolution", "reinforce"])
+def test_interrupted_search_resumes_without_repeating_work(tmp_path, strategy):
+    extra = {"evolution": ["search.population=6", "search.tournament=3"], "reinforce": ["search.warmup=5"]}
+    cfg = make_cfg(tmp_path, f"search={strategy}", *extra.get(strategy, []), "objective=synflow", "budget=20")
+
+    class Stop(Exception):
+        pass
+
+    def stop_at(step):
+        if step == 9:
+            raise Stop
+
+    with pytest.raises(Stop):
+        hs.run_search(cfg, output_dir=tmp_path / "cut", on_step=stop_at)
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        kept = len(store)
+    assert 0 < kept <= 9
+    resumed = hs.run_search(cfg, output_dir=tmp_path / "resumed")
+    assert resumed["n_computed"] == resumed["n_scored"] - kept  # nothing lost, nothing repeated
+    fresh_cfg = make_cfg(tmp_path / "fresh", f"search={strategy}", *extra.get(strategy, []), "objective=synflow",
+                         "budget=20")
+    (tmp_path / "fresh").mkdir()
+    fresh = hs.run_search(fresh_cfg, output_dir=tmp_path / "fresh")
+    for k in ("arch", "test_accuracy", "n_scored"):
+        assert resumed[k] == fresh[k]
+    assert pd.read_csv(tmp_path / "resumed" / "trajectory.csv")["arch"].tolist() == \
+        pd.read_csv(tmp_path / "fresh" / "trajectory.csv")["arch"].tolist()
+
+
+def test_vote_objective_scores_all_components_and_counts_each_pass_once(tmp_path):
+    cfg = make_cfg(tmp_path, "search=random", "objective=vote_spw", "budget=6")
+    out = hs.run_search(cfg, output_dir=tmp_path / "v")
+    traj = pd.read_csv(tmp_path / "v" / "trajectory.csv")
+    assert {"synflow", "l2_norm", "wrcor"} <= set(traj.columns)
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        by = {p: {r.key.arch: r.seconds for r in store.records(proxy=p)} for p in ("synflow", "l2_norm", "wrcor")}
+    expected = sum(by["synflow"][a] + by["l2_norm"][a] + by["wrcor"][a] for a in traj["arch"].unique())
+    assert out["search_cost_s"] == pytest.approx(expected)  # three separate passes, each counted once
+    assert set(out["best_score"]) == {"synflow", "l2_norm", "wrcor"}
+
+
+def test_valacc_baseline_costs_training_time_and_never_scores(tmp_path):
+    cfg = make_cfg(tmp_path, "search=random", "objective=valacc12", "budget=25", "dataset=cifar100")
+    out = hs.run_search(cfg, output_dir=tmp_path / "v")
+    traj = pd.read_csv(tmp_path / "v" / "trajectory.csv")
+    bench = spaces.get_space("nb201").benchmark
+    keys = bench.keys()
+    time_of = dict(zip(keys, bench.column("train_time_s_c10valid_200", per="key")))
+    val_of = dict(zip(keys, bench.column("cifar100_val_12ep", per="key")))
+    assert out["search_cost_s"] == pytest.approx(0.06 * sum(time_of[a] for a in traj["arch"].unique()))
+    assert out["arch"] == max(traj["arch"], key=lambda a: val_of[a])
+    assert out["target"] == ["cifar100", "test"] and out["n_computed"] == 0
+    assert not (tmp_path / "s.sqlite").exists() or len(ScoreStore(tmp_path / "s.sqlite")) == 0
+
+
+def test_bad_search_input_is_a_clear_error(tmp_path):
+    with pytest.raises(KeyError, match="registered proxies"):
+        hs.run_search(make_cfg(tmp_path, "objective=nope", "budget=3"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match="budget"):
+        hs.run_search(make_cfg(tmp_path, "budget=0"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match="signs"):
+        hs.run_search(make_cfg(tmp_path, "objective=vote_sjw", "signs=[1,-1]", "budget=3"), output_dir=tmp_path)
+    with pytest.raises(ValueError, match="search target"):
+        hs.run_search(make_cfg(tmp_path, "dataset.search_target=null", "budget=3"), output_dir=tmp_path)
+    with pytest.raises(TypeError, match="categorical choices"):
+        hs.run_search(make_cfg(tmp_path, "space=darts", "search=reinforce", "budget=3",
+                                     small=["tracking=none"]), output_dir=tmp_path)
+
+
+def test_search_is_logged_to_the_tracker(tmp_path):
+    logged = {}
+
+    class Handle:
+        def log_params(self, p):
+            logged["params"] = dict(p)
+
+        def log_metrics(self, m, step=None):
+            logged["metrics"] = dict(m)
+
+        def log_artifact(self, path, artifact_path=None):
+            logged.setdefault("artifacts", []).append(Path(path).name)
+
+    class Tracker:
+        from contextlib import contextmanager
+
+        @contextmanager
+        def run(self, name, parent_run_id=None, tags=None):
+            logged["name"], logged["tags"] = name, dict(tags or {})
+            yield Handle()
+
+    out = hs.run_search(make_cfg(tmp_path, "search=random", "objective=synflow", "budget=4"), tracker=Tracker(),
+                        output_dir=tmp_path / "t")
+    assert logged["name"] == "search-nb201-cifar10-random-synflow-seed0"
+    assert logged["tags"]["found_arch"] == out["arch"]
+    assert logged["params"]["objective"] == "synflow" and logged["params"]["search.name"] == "random"
+    for k in ("test_accuracy", "test_error", "regret", "search_cost_s", "n_scored"):
+        assert logged["metrics"][k] == pytest.approx(out[k])
+    assert set(logged["artifacts"]) == {"search.json", "trajectory.csv", "trajectory.png"}
+
+
+def test_cli_prints_one_json_line_last(tmp_path):
+    cmd = [sys.executable, "-m", "harness.search", *SMALL, "objective=synflow", "budget=5", "search=random",
+           f"store.path={tmp_path}/s.sqlite", f"hydra.run.dir={tmp_path}/run"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    for k in ("arch", "test_accuracy", "regret", "search_cost_s", "n_scored"):
+        assert k in last
+    assert last["n_scored"] <= 5 and math.isfinite(last["test_accuracy"])
+    assert "step 5/5" in proc.stderr  # progress goes to stderr
+    saved = json.loads((tmp_path / "run" / "search.json").read_text())
+    assert saved["arch"] == last["arch"]
+    assert np.isclose(saved["search_cost_s"], last["search_cost_s"])
+
+
+def test_no_accuracy_is_read_during_the_search(tmp_path, monkeypatch):
+    """The ground truth is looked up only after the last step (the strategy never sees it)."""
+    from spaces.benchmarks import TableBenchmark
+
+    calls = []
+    real = TableBenchmark.lookup_many
+    monkeypatch.setattr(TableBenchmark, "lookup_many", lambda self, *a, **k: calls.append(a) or real(self, *a, **k))
+    seen = []
+    hs.run_search(make_cfg(tmp_path, "search=evolution", "search.population=4", "search.tournament=2",
+                           "objective=synflow", "budget=8"),
+                  output_dir=tmp_path / "o", on_step=lambda step: seen.append(len(calls)))
+    assert seen == [0] * 8 and calls  # none during the 8 steps; the found architecture's afterwards

@@ -1,0 +1,201 @@
+"""Search strategies (ask/tell) on every space, with synthetic objectives: reproducibility by seed,
+the paper's mechanics of each strategy, and the objective's comparison rules."""
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+
+import spaces
+from harness.strategies import (STRATEGIES, Evaluation, Objective, RandomSearch, RegularizedEvolution, Reinforce,
+                                make_strategy)
+from spaces.base import InvalidArchitectureError
+
+ONE = Objective("synthetic", ("synthetic",), (1.0,))
+SMALL_PARAMS = {"evolution": {"population": 16, "tournament": 4}, "reinforce": {"warmup": 10, "lr": 0.05}}
+
+
+def synthetic(space, arch) -> Evaluation:
+    """A deterministic pseudo-random score per architecture (stable across processes)."""
+    digest = hashlib.sha256(space.to_str(arch).encode()).digest()
+    return Evaluation((int.from_bytes(digest[:6], "big") / 2**48,))
+
+
+def run(strategy, steps, evaluate=synthetic):
+    trail = []
+    for _ in range(steps):
+        arch = strategy.ask()
+        strategy.tell(arch, evaluate(strategy.space, arch))
+        trail.append(strategy.space.to_str(arch))
+    return trail
+
+
+def strategy_spaces():
+    for name in STRATEGIES:
+        for space in ("nb201", "nb101", "nats_sss", "darts"):
+            if name == "reinforce" and space == "darts":
+                continue
+            yield name, space
+
+
+@pytest.mark.parametrize("name,space_name", list(strategy_spaces()))
+def test_same_seed_same_trajectory_other_seed_another(name, space_name):
+    space = spaces.get_space(space_name)
+    make = lambda seed: make_strategy(name, space, ONE, seed=seed, **SMALL_PARAMS.get(name, {}))  # noqa: E731
+    a, b, c = make(0), make(0), make(1)
+    ta, tb, tc = run(a, 40), run(b, 40), run(c, 40)
+    assert ta == tb
+    assert a.best() == b.best()
+    assert ta != tc
+    for arch in ta:  # every proposal is a valid member of the space
+        space.parse(arch)
+
+
+def test_random_search_keeps_the_best_and_ties_keep_the_incumbent():
+    space = spaces.get_space("nb201")
+    s = RandomSearch(space, ONE, seed=3)
+    trail = run(s, 50)
+    scores = {a: synthetic(space, a).values[0] for a in trail}
+    assert s.best()[1].values[0] == max(scores.values())
+    const = RandomSearch(space, ONE, seed=3)
+    first = const.ask()
+    const.tell(first, Evaluation((1.0,)))
+    for _ in range(10):
+        const.tell(const.ask(), Evaluation((1.0,)))
+    assert const.best()[0] == first  # equal scores never displace the incumbent
+    cand = RandomSearch(space, Objective("o", ("o",), (1.0,), ties="candidate"), seed=3)
+    last = None
+    for _ in range(5):
+        last = cand.ask()
+        cand.tell(last, Evaluation((1.0,)))
+    assert cand.best()[0] == last  # the released search's rule: a tie goes to the candidate
+
+
+def test_failed_evaluations_never_become_the_incumbent():
+    space = spaces.get_space("nb201")
+    s = RandomSearch(space, ONE, seed=0)
+    a = s.ask()
+    s.tell(a, Evaluation((math.nan,)))
+    assert s.best()[0] == a  # nothing better yet
+    b = s.ask()
+    s.tell(b, Evaluation((-1e9,)))
+    assert s.best()[0] == b  # any complete evaluation beats a failed one
+    c = s.ask()
+    s.tell(c, Evaluation((math.inf,)))
+    assert s.best()[0] == b
+    vote = Objective("v", ("a", "b", "c"), (1.0, 1.0, 1.0))
+    assert not vote.prefers(Evaluation((9.0, 9.0, math.nan)), Evaluation((0.0, 0.0, 0.0)))
+
+
+def test_objective_signs_and_majority():
+    lower = Objective("l", ("l",), (-1.0,))
+    assert lower.prefers(Evaluation((1.0,)), Evaluation((2.0,)))
+    vote = Objective("v", ("a", "b", "c"), (1.0, -1.0, 1.0))
+    assert vote.prefers(Evaluation((2.0, 0.0, 0.0)), Evaluation((1.0, 1.0, 5.0)))  # a and b (lower) prefer it
+    assert not vote.prefers(Evaluation((2.0, 2.0, 0.0)), Evaluation((1.0, 1.0, 5.0)))
+    with pytest.raises(ValueError, match="tie rule"):
+        Objective("x", ("x",), (1.0,), ties="coin")
+
+
+def test_ask_tell_protocol_is_enforced():
+    s = RandomSearch(spaces.get_space("nb201"), ONE, seed=0)
+    with pytest.raises(RuntimeError, match="before any"):
+        s.best()
+    a = s.ask()
+    with pytest.raises(RuntimeError, match="again before tell"):
+        s.ask()
+    with pytest.raises(RuntimeError, match="not the last one asked"):
+        s.tell(spaces.get_space("nb201").sample(np.random.default_rng(99)), Evaluation((0.0,)))
+    s.tell(a, Evaluation((0.0,)))
+    with pytest.raises(ValueError, match="unknown search strategy"):
+        make_strategy("annealing", s.space, ONE, seed=0)
+
+
+def test_strategies_share_their_first_uniform_samples():
+    """Common random numbers: R's first draws are RE's initial population and RL's warm-up."""
+    space = spaces.get_space("nb201")
+    rs = run(RandomSearch(space, ONE, seed=5), 20)
+    re = run(RegularizedEvolution(space, ONE, seed=5, population=20, tournament=5), 20)
+    rl = run(Reinforce(space, ONE, seed=5, warmup=20), 20)
+    assert rs == re == rl
+
+
+def test_evolution_ages_its_population_and_mutates_tournament_winners():
+    space = spaces.get_space("nb201")
+    s = RegularizedEvolution(space, ONE, seed=2, population=16, tournament=4)
+    trail = run(s, 16)
+    for _ in range(60):
+        members = {space.to_str(a) for a, _ in s.population}
+        child = s.ask()
+        # a child is one mutation (one edge changed) of a current member
+        diffs = [sum(x != y for x, y in zip(space.parse(m).ops, child.ops)) for m in members]
+        assert min(diffs) == 1
+        s.tell(child, synthetic(space, child))
+        trail.append(space.to_str(child))
+        assert len(s.population) == 16
+        assert [space.to_str(a) for a, _ in s.population] == trail[-16:]  # the oldest left
+
+
+def test_evolution_improves_on_a_learnable_objective():
+    """Score = number of 3x3 convolutions: evolution finds the all-3x3 cell quickly."""
+    space = spaces.get_space("nb201")
+    convs = lambda sp, a: Evaluation((float(sp.parse(a).ops.count("nor_conv_3x3")),))  # noqa: E731
+    s = RegularizedEvolution(space, ONE, seed=0, population=20, tournament=5)
+    run(s, 300, convs)
+    assert s.best()[1].values == (6.0,)
+
+
+def test_reinforce_policy_learns_and_normalises_on_its_warmup():
+    space = spaces.get_space("nb201")
+    convs = lambda sp, a: Evaluation((float(sp.parse(a).ops.count("nor_conv_3x3")),))  # noqa: E731
+    s = Reinforce(space, ONE, seed=0, warmup=30, lr=0.05)
+    run(s, 30, convs)
+    assert all(np.allclose(p, 0.2) for p in s.probabilities())  # no update during the warm-up
+    assert s._mean is not None and s._std[0] > 0
+    run(s, 400, convs)
+    conv = space.choices()[0][1].index("nor_conv_3x3")
+    assert all(p[conv] > 0.5 for p in s.probabilities())
+    assert s.reward(Evaluation((math.nan,))) <= min(s.reward(Evaluation((float(k),))) for k in range(7))
+
+
+def test_reinforce_needs_categorical_choices():
+    with pytest.raises(TypeError, match="categorical choices"):
+        Reinforce(spaces.get_space("darts"), ONE, seed=0)
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "nb101", "nats_sss"])
+def test_choices_round_trip(space_name):
+    space = spaces.get_space(space_name)
+    decisions = space.choices()
+    rng = np.random.default_rng(0)
+    made = 0
+    for _ in range(200):
+        idx = [int(rng.integers(len(opts))) for _, opts in decisions]
+        try:
+            arch = space.from_choices(idx)
+        except InvalidArchitectureError:
+            continue
+        made += 1
+        assert space.parse(space.to_str(arch)) == arch
+    assert made > 0
+    with pytest.raises(InvalidArchitectureError):
+        space.from_choices([0])
+
+
+def test_nb201_choices_cover_the_space():
+    space = spaces.get_space("nb201")
+    assert [len(o) for _, o in space.choices()] == [5] * 6
+    arch = space.parse("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|")
+    ops = space.choices()[0][1]
+    assert space.from_choices([ops.index(o) for o in arch.ops]) == arch
+
+
+def test_doctests_pass():
+    import doctest
+
+    import harness.strategies
+
+    result = doctest.testmod(harness.strategies)
+    assert result.attempted > 0 and result.failed == 0
