@@ -228,13 +228,25 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
     traj = pd.DataFrame(steps)
     traj_path, summary_path = out_dir / "trajectory.csv", out_dir / "search.json"
     traj.to_csv(traj_path, index=False)
-    summary_path.write_text(json.dumps(summary, indent=2, default=str))
+    summary_path.write_text(json.dumps(json_safe(summary), indent=2, default=str))
     fig_path = _trajectory_figure(traj, summary, out_dir / "trajectory.png")
     log.info("found %s: %s accuracy %.2f (optimum %.2f, regret %.2f), cost %.1f s over %d architectures, "
              "wall %.1f s", best_str, "/".join(target), test_acc, optimum, summary["regret"], cost, len(seen), wall)
     if tracker is not None:
         _track(tracker, cfg, summary, [summary_path, traj_path] + ([fig_path] if fig_path else []))
     return summary
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float as None (strict JSON has no NaN/Infinity): a found
+    architecture outside an offline table has no accuracy."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _machine(cfg: Any, objective: Objective) -> str:
@@ -307,7 +319,7 @@ def main() -> None:
         summary = run_search(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
         keys = ("arch", "test_accuracy", "regret", "search_cost_s", "n_scored", "n_computed", "wall_s", "space",
                 "images", "target", "strategy", "objective", "seed")
-        print(json.dumps({k: summary[k] for k in keys}), flush=True)
+        print(json.dumps(json_safe({k: summary[k] for k in keys})), flush=True)
 
     _main()
 

@@ -47,7 +47,10 @@ def load_searches(paths: Iterable[Path | str]) -> pd.DataFrame:
         d["target_dataset"], d["target_split"] = d["target"]
         d.setdefault("machine", "not recorded")
         rows.append({k: v for k, v in d.items() if not isinstance(v, (dict, list))})
-    return pd.DataFrame(rows).drop_duplicates(subset=GROUP + ["seed"], keep="first")
+    df = pd.DataFrame(rows).drop_duplicates(subset=GROUP + ["seed"], keep="first")
+    for col in ("test_accuracy", "regret", "search_cost_s"):  # null (no accuracy) -> NaN
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:

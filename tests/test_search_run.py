@@ -189,3 +189,17 @@ def test_no_accuracy_is_read_during_the_search(tmp_path, monkeypatch):
                            "objective=synflow", "budget=8"),
                   output_dir=tmp_path / "o", on_step=lambda step: seen.append(len(calls)))
     assert seen == [0] * 8 and calls  # none during the 8 steps; the found architecture's afterwards
+
+
+def test_nb101_search_outside_the_offline_table_records_no_accuracy(tmp_path):
+    cfg = make_cfg(tmp_path, "space=nb101", "space.stem_channels=4", "space.num_stacks=1", "space.cells_per_stack=1",
+                   "search=reinforce", "search.warmup=3", "objective=params", "budget=6",
+                   small=["tracking=none", "batch.size=8"])
+    out = hs.run_search(cfg, output_dir=tmp_path / "n")
+    assert out["target"] == ["cifar10", "valid"] and out["optimum_over"] == 292
+    saved = json.loads((tmp_path / "n" / "search.json").read_text())  # strict JSON: no NaN
+    if math.isnan(out["test_accuracy"]):
+        assert saved["test_accuracy"] is None and saved["regret"] is None
+    else:
+        assert saved["test_accuracy"] == pytest.approx(out["test_accuracy"])
+    assert out["n_scored"] >= 1 and out["search_cost_s"] > 0
