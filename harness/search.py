@@ -229,7 +229,7 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
     traj_path, summary_path = out_dir / "trajectory.csv", out_dir / "search.json"
     traj.to_csv(traj_path, index=False)
     summary_path.write_text(json.dumps(json_safe(summary), indent=2, default=str))
-    fig_path = _trajectory_figure(traj, summary, out_dir / "trajectory.png")
+    fig_path = _trajectory_figure(traj, summary, out_dir / "trajectory.png") if _get(cfg, "figure", True) else None
     log.info("found %s: %s accuracy %.2f (optimum %.2f, regret %.2f), cost %.1f s over %d architectures, "
              "wall %.1f s", best_str, "/".join(target), test_acc, optimum, summary["regret"], cost, len(seen), wall)
     if tracker is not None:

@@ -7,7 +7,8 @@ scored and the count of seeds.  Reference rows: the benchmark's optimum (from th
 published zero-shot search results (means as published; their stds are not reproduced here).
 
 Outputs ``tables/{name}.md``, ``tables/{name}.tex``, ``tables/{name}_summary.csv`` and
-``figures/{name}_cost.png`` (test accuracy against search cost, one panel per dataset).
+``figures/{name}_cost.png`` (test accuracy against search cost, one panel per dataset) and
+``figures/{name}_trajectory.png`` (the incumbent's accuracy as the search goes, mean over seeds).
 
 CLI: ``python -m harness.search_report --records DIR [DIR ...] --out results --name search_nb201_quick``.
 """
@@ -46,6 +47,7 @@ def load_searches(paths: Iterable[Path | str]) -> pd.DataFrame:
         d = json.loads(f.read_text())
         d["target_dataset"], d["target_split"] = d["target"]
         d.setdefault("machine", "not recorded")
+        d["path"] = str(f)
         rows.append({k: v for k, v in d.items() if not isinstance(v, (dict, list))})
     df = pd.DataFrame(rows).drop_duplicates(subset=GROUP + ["seed"], keep="first")
     for col in ("test_accuracy", "regret", "search_cost_s"):  # null (no accuracy) -> NaN
@@ -167,10 +169,66 @@ def write_figure(summary: pd.DataFrame, out_dir: Path, name: str) -> Path:
     return path
 
 
+def load_trajectories(df: pd.DataFrame) -> pd.DataFrame:
+    """Every run's ``trajectory.csv`` (beside its ``search.json``) with the run's group columns."""
+    parts = []
+    for r in df.itertuples():
+        path = Path(r.path).with_name("trajectory.csv")
+        if path.is_file():
+            t = pd.read_csv(path, usecols=["step", "cost_s", "best_accuracy"])
+            for col in GROUP + ["seed"]:
+                t[col] = getattr(r, col)
+            parts.append(t)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def write_curves(traj: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, name: str) -> Path | None:
+    """The incumbent's accuracy against search cost, mean over seeds (each seed's step function
+    evaluated on a common log-spaced cost grid, from the cost at which every seed has an
+    incumbent), one panel per dataset, one line per method."""
+    if traj.empty:
+        return None
+    plt = _pyplot()
+    datasets = list(dict.fromkeys(summary["images"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.8), squeeze=False)
+    styles = {"random": ":", "evolution": "-", "reinforce": "--"}
+    objectives = list(dict.fromkeys(summary["objective"]))
+    colours = dict(zip(objectives, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for ax, d in zip(axes[0], datasets):
+        sub = traj[traj["images"] == d]
+        for (strategy, objective), runs in sub.groupby(["strategy", "objective"], sort=False):
+            seeds = [g.sort_values("step") for _, g in runs.groupby("seed")]
+            lo = max(float(g["cost_s"].iloc[0]) for g in seeds)
+            hi = min(float(g["cost_s"].iloc[-1]) for g in seeds)
+            if not (lo > 0 and hi > lo):
+                continue
+            grid = np.geomspace(lo, hi, 100)
+            acc = [g["best_accuracy"].to_numpy()[np.searchsorted(g["cost_s"].to_numpy(), grid, side="right") - 1]
+                   for g in seeds]
+            ax.plot(grid, np.nanmean(acc, axis=0), ls=styles.get(strategy, "-"), color=colours[objective],
+                    label=_label(strategy, objective))
+        ax.axhline(summary.loc[summary["images"] == d, "optimum"].iloc[0], ls="--", c="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("search cost (s, log)")
+        ax.set_ylabel("incumbent's test acc. (%), seed mean")
+        ax.set_title(d, fontsize=9)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(6, max(1, len(labels))), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    path = Path(out_dir) / "figures" / f"{name}_trajectory.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str) -> dict[str, Any]:
-    summary = summarise(load_searches(record_dirs))
+    runs = load_searches(record_dirs)
+    summary = summarise(runs)
     paths = write_tables(summary, Path(out_dir), name)
     paths.append(write_figure(summary, Path(out_dir), name))
+    curves = write_curves(load_trajectories(runs), summary, Path(out_dir), name)
+    if curves is not None:
+        paths.append(curves)
     return {"summary": summary, "paths": paths}
 
 

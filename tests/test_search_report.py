@@ -1,0 +1,65 @@
+"""The search table and figures from saved search records (synthetic records: no search is run)."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import search_report as sr
+
+
+def write_run(root, i, *, images="cifar10", strategy="random", objective="wrcor", seed=0, acc=90.0, cost=100.0,
+              accuracy_null=False):
+    d = root / f"job{i}"
+    d.mkdir(parents=True)
+    summary = {"arch": f"a{i}", "test_accuracy": None if accuracy_null else acc, "test_error": 100 - acc,
+               "regret": None if accuracy_null else 94.37 - acc, "search_cost_s": cost, "n_scored": 95,
+               "n_computed": 0, "budget": 100, "n_failed": 0, "wall_s": 1.0, "best_score": {"wrcor": 1.0},
+               "space": "nb201", "images": images, "target": [images, "test"], "optimum": 94.37,
+               "optimum_over": 15625, "strategy": strategy, "objective": objective, "seed": seed,
+               "protocol": f"NB201 {images}/test", "machine": "cpu (x86_64, 1 thread(s))"}
+    (d / "search.json").write_text(json.dumps(summary))
+    steps = np.arange(1, 101)
+    pd.DataFrame({"step": steps, "cost_s": steps * cost / 100, "best_accuracy": np.minimum(acc, 80 + steps / 5)}
+                 ).to_csv(d / "trajectory.csv", index=False)
+
+
+def test_table_means_stds_costs_and_reference_rows(tmp_path):
+    recs = tmp_path / "runs"
+    accs = {"random": [90.0, 92.0, 94.0], "evolution": [93.0, 93.5, 94.0]}
+    i = 0
+    for strategy, values in accs.items():
+        for seed, acc in enumerate(values):
+            write_run(recs, i, strategy=strategy, seed=seed, acc=acc, cost=100.0 + 10 * seed)
+            i += 1
+    write_run(recs / "copy", 0, strategy="random", seed=0, acc=90.0)  # the same job copied: counted once
+    out = sr.build([recs], tmp_path / "out", "t")
+    s = out["summary"].set_index("strategy")
+    assert s.loc["random", "acc_mean"] == pytest.approx(92.0)
+    assert s.loc["random", "acc_std"] == pytest.approx(np.std(accs["random"], ddof=1))
+    assert s.loc["random", "n_seeds"] == 3 and s.loc["random", "cost_mean"] == pytest.approx(110.0)
+    md = (tmp_path / "out" / "tables" / "t.md").read_text()
+    assert "| R + wrcor | 100 | 92.00 ± 2.00 | 110 | 3 |" in md
+    assert "| RE + wrcor | 100 | 93.50 ± 0.50 | 110 | 3 |" in md
+    assert "optimum (benchmark) |  | 94.37" in md and "92.96" in md and "93.90" in md
+    assert "cpu (x86_64, 1 thread(s))" in md
+    tex = (tmp_path / "out" / "tables" / "t.tex").read_text()
+    assert "$92.00 \\pm 2.00$" in tex and "\\bottomrule" in tex
+    for fig in ("t_cost.png", "t_trajectory.png"):
+        assert (tmp_path / "out" / "figures" / fig).stat().st_size > 0
+
+
+def test_null_accuracy_counts_as_missing(tmp_path):
+    write_run(tmp_path, 0, seed=0, acc=91.0)
+    write_run(tmp_path, 1, seed=1, accuracy_null=True)
+    s = sr.summarise(sr.load_searches([tmp_path]))
+    assert s["acc_mean"].iloc[0] == pytest.approx(91.0) and s["n_nan"].iloc[0] == 1
+    assert math.isnan(s["acc_std"].iloc[0])
+
+
+def test_no_records_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no search.json"):
+        sr.load_searches([tmp_path])
