@@ -47,6 +47,7 @@ def load_searches(paths: Iterable[Path | str]) -> pd.DataFrame:
         d = json.loads(f.read_text())
         d["target_dataset"], d["target_split"] = d["target"]
         d.setdefault("machine", "not recorded")
+        d["settings"] = ", ".join(f"{k}={v}" for k, v in sorted((d.get("strategy_params") or {}).items()))
         d["path"] = str(f)
         rows.append({k: v for k, v in d.items() if not isinstance(v, (dict, list))})
     df = pd.DataFrame(rows).drop_duplicates(subset=GROUP + ["seed"], keep="first")
@@ -62,7 +63,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
                 cost_std=("search_cost_s", "std"), n_scored=("n_scored", "mean"), n_failed=("n_failed", "sum"),
                 n_seeds=("seed", "nunique"), n_nan=("test_accuracy", lambda s: int(s.isna().sum())),
                 optimum=("optimum", "first"), protocol=("protocol", "first"),
-                machine=("machine", lambda s: "; ".join(dict.fromkeys(map(str, s))))).reset_index()
+                machine=("machine", lambda s: "; ".join(dict.fromkeys(map(str, s)))),
+                settings=("settings", lambda s: "; ".join(dict.fromkeys(map(str, s))))).reset_index()
     return out
 
 
@@ -108,6 +110,12 @@ def table_rows(summary: pd.DataFrame, *, latex: bool = False) -> tuple[list[str]
     return header, rows
 
 
+def _settings(summary: pd.DataFrame) -> str:
+    per = {STRATEGY_LABELS.get(st, st): "; ".join(dict.fromkeys(g["settings"])) or "defaults"
+           for st, g in summary.groupby("strategy", sort=False)}
+    return "Settings: " + "; ".join(f"{k}: {v}" for k, v in per.items()) + "."
+
+
 def write_tables(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     tables = Path(out_dir) / "tables"
     tables.mkdir(parents=True, exist_ok=True)
@@ -117,7 +125,7 @@ def write_tables(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
                                       if m != "benchmark training time"))
     md = [f"Search results: found architecture's accuracy, mean ± std over seeds ({protocols}). "
           f"Cost = proxy seconds of the distinct architectures scored, measured on {machine or 'n/a'} "
-          "(ValAcc: 12 epochs of the benchmark's training time).", "",
+          "(ValAcc: 12 epochs of the benchmark's training time).", "", _settings(summary), "",
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(r) + " |" for r in rows]
     md_path = tables / f"{name}.md"

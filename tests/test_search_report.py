@@ -20,7 +20,8 @@ def write_run(root, i, *, images="cifar10", strategy="random", objective="wrcor"
                "n_computed": 0, "budget": 100, "n_failed": 0, "wall_s": 1.0, "best_score": {"wrcor": 1.0},
                "space": "nb201", "images": images, "target": [images, "test"], "optimum": 94.37,
                "optimum_over": 15625, "strategy": strategy, "objective": objective, "seed": seed,
-               "protocol": f"NB201 {images}/test", "machine": "cpu (x86_64, 1 thread(s))"}
+               "protocol": f"NB201 {images}/test", "machine": "cpu (x86_64, 1 thread(s))",
+               "strategy_params": {"population": 64, "tournament": 10} if strategy == "evolution" else {}}
     (d / "search.json").write_text(json.dumps(summary))
     steps = np.arange(1, 101)
     pd.DataFrame({"step": steps, "cost_s": steps * cost / 100, "best_accuracy": np.minimum(acc, 80 + steps / 5)}
@@ -45,7 +46,7 @@ def test_table_means_stds_costs_and_reference_rows(tmp_path):
     assert "| R + wrcor | 100 | 92.00 ± 2.00 | 110 | 3 |" in md
     assert "| RE + wrcor | 100 | 93.50 ± 0.50 | 110 | 3 |" in md
     assert "optimum (benchmark) |  | 94.37" in md and "92.96" in md and "93.90" in md
-    assert "cpu (x86_64, 1 thread(s))" in md
+    assert "cpu (x86_64, 1 thread(s))" in md and "RE: population=64, tournament=10" in md
     tex = (tmp_path / "out" / "tables" / "t.tex").read_text()
     assert "$92.00 \\pm 2.00$" in tex and "\\bottomrule" in tex
     for fig in ("t_cost.png", "t_trajectory.png"):
