@@ -135,6 +135,16 @@ def bench_search(steps: int = 1000, objectives=("wrcor", "vote_sjw"), seed: int 
                     raise RuntimeError(f"the search bench computed {res['n_computed']} scores: the store was not full")
                 out["runs"].append({"strategy": strategy, "objective": objective, "loop_s": res["wall_s"],
                                     "total_s": total, "n_scored": res["n_scored"]})
+        # the whole command as a user runs it: interpreter start, imports, Hydra, the search, the files
+        import subprocess
+        import sys
+
+        cmd = [sys.executable, "-m", "harness.search", "search=reinforce", "objective=vote_sjw", f"budget={steps}",
+               "tracking=none", "device=cpu", f"store.path={tmp}/s.sqlite", f"hydra.run.dir={tmp}/cli"]
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(conf).parent)
+        out["cli"] = {"command": " ".join(cmd[1:4] + cmd[4:7]), "total_s": time.perf_counter() - t,
+                      "ok": proc.returncode == 0, "last_line": proc.stdout.strip().splitlines()[-1:]}
     return out
 
 
@@ -167,6 +177,9 @@ def main(argv=None) -> int:
         print(f"  {'strategy':10s} {'objective':10s} {'loop s':>7s} {'total s':>8s} {'distinct':>8s}")
         for r in res["runs"]:
             print(f"  {r['strategy']:10s} {r['objective']:10s} {r['loop_s']:7.2f} {r['total_s']:8.2f} {r['n_scored']:8d}")
+        cli = res["cli"]
+        print(f"  the command line, end to end (python {cli['command']} ...): {cli['total_s']:.2f} s"
+              + ("" if cli["ok"] else " FAILED"))
         (Path(args.out) / "search_cpu.json").write_text(json.dumps(res, indent=2))
     return 0
 

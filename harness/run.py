@@ -25,8 +25,6 @@ from spaces.base import seed_for
 from spaces.datafiles import checksums
 
 from . import data
-from .metrics import rank_metrics
-from .report import truth_column
 from .store import Record, ScoreKey, ScoreStore
 
 log = logging.getLogger(__name__)
@@ -260,6 +258,8 @@ def higher_is_better(name: str) -> bool:
 
 
 def _rows(space, archs, proxy_names, records, truth, dataset, seed):
+    from .report import truth_column  # pandas/seaborn: imported when a scoring job reports, not by a search
+
     rows = []
     for j, arch in enumerate(archs):
         arch_str = space.to_str(arch)
@@ -284,6 +284,8 @@ def _index(space, arch) -> int:
 
 def compute_metrics(*, space, archs, proxy_names, records, truth, bench, dataset, seed) -> list[dict]:
     """One row per (target, proxy); ``truth`` maps each (dataset, split) target to the accuracies."""
+    from .metrics import rank_metrics  # scipy.stats: imported when needed, not by a search
+
     out = []
     arch_strs = [space.to_str(a) for a in archs]
     for (ds, sp), acc in truth.items():

@@ -25,6 +25,7 @@ trained accuracy (an explicit ``(dataset, split)``) and its regret to the best i
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
@@ -139,8 +140,6 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
                on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Run one search described by ``cfg`` (``conf/search_run.yaml``); ``on_step(step)`` is called
     after each step (tests use it to interrupt a run)."""
-    import pandas as pd
-
     space, space_kw = space_from_cfg(cfg)
     objective = objective_from_cfg(cfg)
     strategy_cfg = dict(_get(cfg, "search"))
@@ -226,11 +225,13 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
         "score_seed": None if objective.name == VALACC else int(_get(cfg, "score_seed", 0)),
         "protocol": bench.protocol(*target), "machine": _machine(cfg, objective),
     }
-    traj = pd.DataFrame(steps)
     traj_path, summary_path = out_dir / "trajectory.csv", out_dir / "search.json"
-    traj.to_csv(traj_path, index=False)
+    with open(traj_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(steps[0]))
+        writer.writeheader()
+        writer.writerows(steps)
     summary_path.write_text(json.dumps(json_safe(summary), indent=2, default=str))
-    fig_path = _trajectory_figure(traj, summary, out_dir / "trajectory.png") if _get(cfg, "figure", True) else None
+    fig_path = _trajectory_figure(steps, summary, out_dir / "trajectory.png") if _get(cfg, "figure", True) else None
     log.info("found %s: %s accuracy %.2f (optimum %.2f, regret %.2f), cost %.1f s over %d architectures, "
              "wall %.1f s", best_str, "/".join(target), test_acc, optimum, summary["regret"], cost, len(seen), wall)
     if tracker is not None:
@@ -268,7 +269,7 @@ def _fmt(ev: Evaluation) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in ev.values) + ")"
 
 
-def _trajectory_figure(traj, summary: Mapping[str, Any], path: Path) -> Path | None:
+def _trajectory_figure(steps: list[dict], summary: Mapping[str, Any], path: Path) -> Path | None:
     """Best-so-far accuracy of the incumbent against search cost."""
     try:
         import matplotlib
@@ -277,7 +278,7 @@ def _trajectory_figure(traj, summary: Mapping[str, Any], path: Path) -> Path | N
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(5, 3.2))
-        ax.step(traj["cost_s"], traj["best_accuracy"], where="post")
+        ax.step([s["cost_s"] for s in steps], [s["best_accuracy"] for s in steps], where="post")
         ax.axhline(summary["optimum"], ls="--", c="grey", lw=0.8, label="optimum")
         ax.set_xlabel("search cost (s)")
         ax.set_ylabel(f"incumbent's {'/'.join(summary['target'])} acc. (%)")

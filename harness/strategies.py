@@ -195,6 +195,34 @@ class RegularizedEvolution(Strategy):
             self.population.popleft()
 
 
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) on numpy arrays, updated in place, with torch.optim.Adam's defaults
+    and arithmetic order (betas 0.9/0.999, eps 1e-8 added to the bias-corrected root, no decay)."""
+
+    def __init__(self, params: Sequence[np.ndarray], *, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.params, self.lr, self.betas, self.eps = list(params), float(lr), betas, eps
+        self.m = [np.zeros_like(p) for p in self.params]
+        self.v = [np.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    def step(self, grads: Sequence[np.ndarray]) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        c1, c2 = 1 - b1 ** self.t, math.sqrt(1 - b2 ** self.t)
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            p -= (self.lr / c1) * m / (np.sqrt(v) / c2 + self.eps)
+
+
 class Reinforce(Strategy):
     """REINFORCE (Williams 1992) with a factorised categorical policy over the space's decisions
     (``space.choices()``; an invalid draw, e.g. an NB-101 graph with too many edges, is drawn
@@ -205,15 +233,15 @@ class Reinforce(Strategy):
     scores fix each component's mean and standard deviation, and the reward of every later
     architecture is the sum over components of its z-scores.  Warm-up architectures count
     towards the budget.  A failed evaluation gets the lowest warm-up reward.  The policy is
-    sampled with the strategy's own generator; torch is used only for Adam.
+    sampled with the strategy's own generator.  The policy gradient is the closed form of
+    log-softmax's; :class:`Adam` is torch.optim.Adam's update in numpy (a test checks they agree),
+    which spares a search the 4 s torch.optim takes to import.
     """
 
     name = "reinforce"
 
     def __init__(self, space, objective: Objective, *, seed: int, lr: float = 1e-3, baseline_decay: float = 0.9,
                  warmup: int = 100) -> None:
-        import torch
-
         super().__init__(space, objective, seed=seed)
         if not hasattr(space, "choices") or not hasattr(space, "from_choices"):
             raise TypeError(f"space {space.name!r} does not expose categorical choices (space.choices / "
@@ -221,8 +249,8 @@ class Reinforce(Strategy):
         self.decisions = space.choices()
         self.warmup = int(warmup)
         self.baseline_decay = float(baseline_decay)
-        self.logits = [torch.zeros(len(opts), dtype=torch.float64, requires_grad=True) for _, opts in self.decisions]
-        self.optimizer = torch.optim.Adam(self.logits, lr=lr)
+        self.logits = [np.zeros(len(opts)) for _, opts in self.decisions]
+        self.optimizer = Adam(self.logits, lr=lr)
         self._warm: list[np.ndarray] = []
         self._mean = self._std = None
         self._floor = 0.0
@@ -230,10 +258,7 @@ class Reinforce(Strategy):
         self._drawn: dict[Hashable, tuple[int, ...]] = {}
 
     def probabilities(self) -> list[np.ndarray]:
-        import torch
-
-        with torch.no_grad():
-            return [torch.softmax(t, 0).numpy() for t in self.logits]
+        return [_softmax(t) for t in self.logits]
 
     def _propose(self) -> Hashable:
         if self.n_told < self.warmup:
@@ -256,8 +281,6 @@ class Reinforce(Strategy):
         return float(np.sum(z))
 
     def _observe(self, arch: Hashable, ev: Evaluation) -> None:
-        import torch
-
         if self._mean is None:
             if not ev.failed:
                 self._warm.append(self.objective.signed(ev))
@@ -273,11 +296,14 @@ class Reinforce(Strategy):
         r = self.reward(ev)
         d = self.baseline_decay
         self.baseline = r if self.baseline is None else d * self.baseline + (1 - d) * r
-        log_prob = sum(torch.log_softmax(t, 0)[i] for t, i in zip(self.logits, idx))
-        loss = -(r - self.baseline) * log_prob
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
+        # the gradient of -(r - baseline) * sum_k log softmax(logits_k)[i_k] with respect to logits_k
+        advantage = r - self.baseline
+        grads = []
+        for t, i in zip(self.logits, idx):
+            g = _softmax(t)
+            g[i] -= 1.0
+            grads.append(advantage * g)
+        self.optimizer.step(grads)
 
 
 STRATEGIES: dict[str, Callable[..., Strategy]] = {
