@@ -74,11 +74,14 @@ def objective_from_cfg(cfg: Any) -> Objective:
 class StoreEvaluator:
     """Evaluates architectures for an objective of proxies through the durable score store.
     Returns ``(evaluation, seconds, computed)``; an architecture seen before in this run is
-    answered from memory."""
+    answered from memory.  A stored failure (error, oom) is an evaluation that failed, unless
+    ``retry_failed`` asks to compute it again (e.g. after freeing memory)."""
 
     def __init__(self, *, space, objective: Objective, store: ScoreStore, scorer: NetworkScorer, dataset: str,
-                 seed: int, batch_size: int, input_kind: str, sampling: str, device, space_kw: Mapping) -> None:
+                 seed: int, batch_size: int, input_kind: str, sampling: str, device, space_kw: Mapping,
+                 retry_failed: bool = False) -> None:
         self.space, self.objective, self.store, self.scorer = space, objective, store, scorer
+        self.retry_failed = retry_failed
         self._key_fields = dict(space=space.name, dataset=dataset, seed=seed, batch_size=batch_size,
                                 input_kind=input_kind, code_version=SCORE_VERSION)
         self._params = {c: score_params(c, sampling=sampling, device=device, space_kw=space_kw)
@@ -92,7 +95,8 @@ class StoreEvaluator:
         keys = {c: ScoreKey(arch=arch_str, proxy=c, params=self._params[c], **self._key_fields)
                 for c in self.objective.components}
         recs = self.store.get_many(keys.values())
-        records = {c: recs[k] for c, k in keys.items() if k in recs}
+        records = {c: recs[k] for c, k in keys.items()
+                   if k in recs and not (self.retry_failed and recs[k].status in ("error", "oom"))}
         missing = [c for c in keys if c not in records]
         if missing:
             records.update(self.scorer.score(arch_str, keys, missing))
@@ -175,7 +179,8 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
                                    split=_get(cfg, "batch.split", "train"), device=device,
                                    data_dir=_get(cfg, "data_dir"), **batch)
             evaluate = StoreEvaluator(space=space, objective=objective, store=store, scorer=scorer,
-                                      dataset=dataset, seed=score_seed, device=device, space_kw=space_kw, **batch)
+                                      dataset=dataset, seed=score_seed, device=device, space_kw=space_kw,
+                                      retry_failed=bool(_get(cfg, "retry_failed", False)), **batch)
         steps, seen, cost, n_computed = [], set(), 0.0, 0
         start = time.perf_counter()
         log.info("%s search of %s (%s, images %s), objective %s, budget %d, seed %d", strategy_name, space.name,

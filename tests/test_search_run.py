@@ -203,3 +203,31 @@ def test_nb101_search_outside_the_offline_table_records_no_accuracy(tmp_path):
     else:
         assert saved["test_accuracy"] == pytest.approx(out["test_accuracy"])
     assert out["n_scored"] >= 1 and out["search_cost_s"] > 0
+
+
+def test_stored_failures_are_failed_evaluations_unless_retried(tmp_path, monkeypatch):
+    import harness.run as hrun
+
+    real = hrun.proxies.compute_outcomes
+    calls = {"n": 0}
+
+    def failing_first(names, net, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return {n: hrun.proxies.ProxyOutcome(math.nan, "oom", 0.0, 0, "CUDA out of memory") for n in names}
+        return real(names, net, *a, **kw)
+
+    monkeypatch.setattr(hrun.proxies, "compute_outcomes", failing_first)
+    cfg = make_cfg(tmp_path, "search=random", "objective=synflow", "budget=5")
+    out = hs.run_search(cfg, output_dir=tmp_path / "a")
+    traj = pd.read_csv(tmp_path / "a" / "trajectory.csv")
+    assert out["n_failed"] == 1 and bool(traj["failed"].iloc[0]) and out["arch"] != traj["arch"].iloc[0]
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        assert sum(r.status == "oom" for r in store.records()) == 1
+    again = hs.run_search(cfg, output_dir=tmp_path / "b")
+    assert again["n_failed"] == 1 and again["n_computed"] == 0  # the stored failure is not retried by default
+    retried = hs.run_search(make_cfg(tmp_path, "search=random", "objective=synflow", "budget=5", "retry_failed=true"),
+                            output_dir=tmp_path / "c")
+    assert retried["n_failed"] == 0 and retried["n_computed"] == 1
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        assert all(r.status == "ok" for r in store.records())
