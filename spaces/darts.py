@@ -547,6 +547,28 @@ class DartsSpace:
             cells.append(pairs)
         return DartsGenotype(normal=cells[0], reduce=cells[1])
 
+    def choices(self) -> tuple[tuple[str, tuple], ...]:
+        """The categorical decisions (for policy-based search): per cell (normal, then reduce) and
+        per pair, its input (node k: 0..k+1) and its op."""
+        out: list[tuple[str, tuple]] = []
+        for cell in ("normal", "reduce"):
+            for pair in range(NUM_PAIRS):
+                out += [(f"{cell}{pair}.input", tuple(range(pair // 2 + 2))), (f"{cell}{pair}.op", OPS)]
+        return tuple(out)
+
+    def from_choices(self, idx: Sequence[int]) -> DartsGenotype:
+        """The genotype of :meth:`choices` indices; raises InvalidArchitectureError when a node's two
+        inputs coincide (a sampler then draws again)."""
+        if len(idx) != 4 * NUM_PAIRS:
+            raise InvalidArchitectureError(f"need {4 * NUM_PAIRS} choice indices, got {len(idx)}")
+        cells = []
+        for c in range(2):
+            part = [int(i) for i in idx[2 * NUM_PAIRS * c: 2 * NUM_PAIRS * (c + 1)]]
+            if not all(0 <= o < len(OPS) for o in part[1::2]):
+                raise InvalidArchitectureError(f"op indices must be in 0..{len(OPS) - 1}, got {part[1::2]}")
+            cells.append([(OPS[o], i) for i, o in zip(part[0::2], part[1::2])])
+        return DartsGenotype(normal=cells[0], reduce=cells[1])
+
     def mutate(self, arch: Any, rng: np.random.Generator) -> DartsGenotype:
         """NASLib-style mutation that always changes something: pick a cell and one of its 8 pairs,
         then change either its op (to one of the 6 others) or its input (to another valid input

@@ -126,9 +126,6 @@ def test_bad_search_input_is_a_clear_error(tmp_path):
         hs.run_search(make_cfg(tmp_path, "objective=vote_sjw", "signs=[1,-1]", "budget=3"), output_dir=tmp_path)
     with pytest.raises(ValueError, match="search target"):
         hs.run_search(make_cfg(tmp_path, "dataset.search_target=null", "budget=3"), output_dir=tmp_path)
-    with pytest.raises(TypeError, match="categorical choices"):
-        hs.run_search(make_cfg(tmp_path, "space=darts", "search=reinforce", "budget=3",
-                                     small=["tracking=none"]), output_dir=tmp_path)
 
 
 def test_search_is_logged_to_the_tracker(tmp_path):
