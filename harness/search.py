@@ -112,7 +112,6 @@ class BenchmarkEvaluator:
 
     def __init__(self, *, space, column: str, cost_column: str, cost_scale: float) -> None:
         bench = space.benchmark
-        self.space = space
         self._values = dict(zip(bench.keys(), bench.column(column, per="key")))
         self._costs = dict(zip(bench.keys(), bench.column(cost_column, per="key")))
         self.cost_scale = float(cost_scale)
@@ -140,6 +139,29 @@ def search_target(cfg: Any) -> tuple[str, str]:
     return (str(target[0]), str(target[1]))
 
 
+def make_evaluator(cfg: Any, *, space, space_kw: Mapping, objective: Objective, store: ScoreStore):
+    """The evaluator of ``objective``: the benchmark's 12-epoch accuracy for ``valacc12``, else the
+    proxies through the score store (scored on ``score_seed``'s batch when missing)."""
+    dataset = _get(cfg, "dataset.images")
+    if objective.name == VALACC:
+        spec = _get(cfg, "space.valacc12")
+        if spec is None or dataset not in spec["columns"]:
+            raise ValueError(f"space {space.name!r} has no 12-epoch accuracy for images {dataset!r} "
+                             "(space.valacc12.columns)")
+        return BenchmarkEvaluator(space=space, column=spec["columns"][dataset], cost_column=spec["cost_column"],
+                                  cost_scale=spec["cost_scale"])
+    score_seed = int(_get(cfg, "score_seed", 0))
+    device = resolve_device(_get(cfg, "device", "auto"))
+    batch = dict(batch_size=int(_get(cfg, "batch.size")), input_kind=_get(cfg, "batch.kind", "real"),
+                 sampling=_get(cfg, "batch.sampling", "random"))
+    scorer = NetworkScorer(space=space, store=store, dataset=dataset, seed=score_seed,
+                           split=_get(cfg, "batch.split", "train"), device=device, data_dir=_get(cfg, "data_dir"),
+                           **batch)
+    return StoreEvaluator(space=space, objective=objective, store=store, scorer=scorer, dataset=dataset,
+                          seed=score_seed, device=device, space_kw=space_kw,
+                          retry_failed=bool(_get(cfg, "retry_failed", False)), **batch)
+
+
 def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
                on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Run one search described by ``cfg`` (``conf/search_run.yaml``); ``on_step(step)`` is called
@@ -163,24 +185,7 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
     progress_every = int(_get(cfg, "progress_every", 100))
 
     with ScoreStore(Path(_get(cfg, "store.path"))) as store:
-        if objective.name == VALACC:
-            spec = _get(cfg, "space.valacc12")
-            if spec is None or dataset not in spec["columns"]:
-                raise ValueError(f"space {space.name!r} has no 12-epoch accuracy for images {dataset!r} "
-                                 "(space.valacc12.columns)")
-            evaluate = BenchmarkEvaluator(space=space, column=spec["columns"][dataset],
-                                          cost_column=spec["cost_column"], cost_scale=spec["cost_scale"])
-        else:
-            score_seed = int(_get(cfg, "score_seed", 0))
-            device = resolve_device(_get(cfg, "device", "auto"))
-            batch = dict(batch_size=int(_get(cfg, "batch.size")), input_kind=_get(cfg, "batch.kind", "real"),
-                         sampling=_get(cfg, "batch.sampling", "random"))
-            scorer = NetworkScorer(space=space, store=store, dataset=dataset, seed=score_seed,
-                                   split=_get(cfg, "batch.split", "train"), device=device,
-                                   data_dir=_get(cfg, "data_dir"), **batch)
-            evaluate = StoreEvaluator(space=space, objective=objective, store=store, scorer=scorer,
-                                      dataset=dataset, seed=score_seed, device=device, space_kw=space_kw,
-                                      retry_failed=bool(_get(cfg, "retry_failed", False)), **batch)
+        evaluate = make_evaluator(cfg, space=space, space_kw=space_kw, objective=objective, store=store)
         steps, seen, cost, n_computed = [], set(), 0.0, 0
         start = time.perf_counter()
         log.info("%s search of %s (%s, images %s), objective %s, budget %d, seed %d", strategy_name, space.name,
