@@ -169,23 +169,29 @@ class RegularizedEvolution(Strategy):
     """Regularised (aging) evolution (Real et al. 2019): the first ``population`` asks are
     uniform samples; after that each child is one ``space.mutate`` of the tournament winner
     among ``tournament`` members drawn uniformly *with replacement* from the population (as the
-    NAS-Bench-101 reference implementation), and the oldest member is removed as each child joins."""
+    NAS-Bench-101 reference implementation; ``replace=False`` draws distinct members, as the
+    released WRCor search does), and the oldest member is removed as each child joins."""
 
     name = "evolution"
 
-    def __init__(self, space, objective: Objective, *, seed: int, population: int = 64, tournament: int = 10) -> None:
+    def __init__(self, space, objective: Objective, *, seed: int, population: int = 64, tournament: int = 10,
+                 replace: bool = True) -> None:
         super().__init__(space, objective, seed=seed)
         if population < 1 or tournament < 1:
             raise ValueError(f"evolution needs population >= 1 and tournament >= 1, got {population}, {tournament}")
+        if not replace and tournament > population:
+            raise ValueError(f"a tournament of {tournament} without replacement needs a population of at least that")
         self.population_size = int(population)
         self.tournament = int(tournament)
+        self.replace = bool(replace)
         self.population: collections.deque = collections.deque()
 
     def _propose(self) -> Hashable:
         if len(self.population) < self.population_size:
             return self.space.sample(self.rng)
         members = list(self.population)
-        picks = self.rng.integers(0, len(members), size=self.tournament)
+        picks = (self.rng.integers(0, len(members), size=self.tournament) if self.replace
+                 else self.rng.choice(len(members), size=self.tournament, replace=False))
         parent, _ = self.objective.champion([members[int(i)] for i in picks])
         return self.space.mutate(parent, self.rng)
 

@@ -243,3 +243,18 @@ def test_policy_gradient_is_the_log_softmax_gradient():
     for ours, theirs, start in zip(s.logits, logits, before):
         np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-12, atol=1e-15)
         assert not np.allclose(ours, start)  # the step moved the policy
+
+
+def test_evolution_tournament_without_replacement_draws_distinct_members(monkeypatch):
+    space = spaces.get_space("nb201")
+    s = RegularizedEvolution(space, ONE, seed=1, population=10, tournament=10, replace=False)
+    run(s, 10)
+    best_member = max(s.population, key=lambda m: m[1].values[0])[0]
+    parents = []
+    monkeypatch.setattr(space, "mutate", lambda arch, rng: parents.append(arch) or space.sample(rng))
+    for _ in range(3):
+        s.tell(s.ask(), Evaluation((-1.0,)))  # children worse than every member
+    # with all 10 members in every tournament the parent is always the population's best
+    assert parents == [best_member] * 3
+    with pytest.raises(ValueError, match="without replacement"):
+        RegularizedEvolution(space, ONE, seed=1, population=4, tournament=5, replace=False)
