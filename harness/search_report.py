@@ -91,6 +91,8 @@ def table_rows(summary: pd.DataFrame, *, latex: bool = False) -> tuple[list[str]
     rows = []
     index = {(r.images, r.strategy, r.objective, r.budget): r for r in summary.itertuples()}
     methods = list(dict.fromkeys(zip(summary["strategy"], summary["objective"], summary["budget"])))
+    order = {name: i for i, name in enumerate(STRATEGY_LABELS)}  # R, RE, RL; objectives as they came
+    methods.sort(key=lambda m: order.get(m[0], len(order)))
     for strategy, objective, budget in methods:
         cells, seeds = [], set()
         for d in datasets:
@@ -142,13 +144,22 @@ def write_tables(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     return [md_path, tex_path, csv_path]
 
 
+def _legend(fig, ax, n_panels: int) -> float:
+    """One legend below the panels, as many columns as fit; returns the figure fraction it takes."""
+    handles, labels = ax.get_legend_handles_labels()
+    ncol = max(1, min(len(labels), 3 * n_panels))
+    rows = math.ceil(len(labels) / ncol) if labels else 0
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+    return 0.04 + 0.05 * rows
+
+
 def write_figure(summary: pd.DataFrame, out_dir: Path, name: str) -> Path:
     """Mean test accuracy (± std over seeds) against mean search cost, per dataset."""
     plt = _pyplot()
     figures = Path(out_dir) / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     datasets = list(dict.fromkeys(summary["images"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(max(6.0, 4.6 * len(datasets)), 4.2), squeeze=False)
     markers = {"random": "o", "evolution": "s", "reinforce": "^"}
     objectives = list(dict.fromkeys(summary["objective"]))
     colours = dict(zip(objectives, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
@@ -166,11 +177,10 @@ def write_figure(summary: pd.DataFrame, out_dir: Path, name: str) -> Path:
         ax.set_xlabel("search cost (s, log)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{d} ({'/'.join(sub[['target_dataset', 'target_split']].iloc[0])})", fontsize=9)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=7, frameon=False)
+    bottom = _legend(fig, axes[0][0], len(datasets))
     fig.text(0.99, 0.99, "dashed: optimum; dotted: NASWOT N=1000; dash-dot: TE-NAS (published)", ha="right",
              va="top", fontsize=7)
-    fig.tight_layout(rect=(0, 0.12, 1, 0.97))
+    fig.tight_layout(rect=(0, bottom, 1, 0.95))
     path = figures / f"{name}_cost.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -198,7 +208,7 @@ def write_curves(traj: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, name:
         return None
     plt = _pyplot()
     datasets = list(dict.fromkeys(summary["images"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(max(6.0, 4.6 * len(datasets)), 4.2), squeeze=False)
     styles = {"random": ":", "evolution": "-", "reinforce": "--"}
     objectives = list(dict.fromkeys(summary["objective"]))
     colours = dict(zip(objectives, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
@@ -220,9 +230,8 @@ def write_curves(traj: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, name:
         ax.set_xlabel("search cost (s, log)")
         ax.set_ylabel("incumbent's test acc. (%), seed mean")
         ax.set_title(d, fontsize=9)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(6, max(1, len(labels))), fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    bottom = _legend(fig, axes[0][0], len(datasets))
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     path = Path(out_dir) / "figures" / f"{name}_trajectory.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
