@@ -33,6 +33,8 @@ PUBLISHED: dict[str, dict[str, float]] = {
     "NASWOT, N=1000 (Mellor et al. 2021, published)": {"cifar10": 92.96, "cifar100": 69.98, "ImageNet16-120": 44.44},
     "TE-NAS (Chen et al. 2021, published)": {"cifar10": 93.9, "cifar100": 71.24, "ImageNet16-120": 42.38},
 }
+#: the image datasets in the papers' column order (others follow as they come)
+DATASET_ORDER = ("cifar10", "cifar100", "ImageNet16-120")
 GROUP = ["space", "images", "target_dataset", "target_split", "strategy", "objective", "budget"]
 
 
@@ -54,6 +56,12 @@ def load_searches(paths: Iterable[Path | str]) -> pd.DataFrame:
     for col in ("test_accuracy", "regret", "search_cost_s"):  # null (no accuracy) -> NaN
         df[col] = pd.to_numeric(df[col], errors="coerce")
     return df
+
+
+def _datasets(summary: pd.DataFrame) -> list[str]:
+    seen = list(dict.fromkeys(summary["images"]))
+    return sorted(seen, key=lambda d: (DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER),
+                                       seen.index(d)))
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
@@ -86,7 +94,7 @@ def _cost(x: float) -> str:
 
 def table_rows(summary: pd.DataFrame, *, latex: bool = False) -> tuple[list[str], list[list[str]]]:
     """(header, rows): one row per method, per dataset the accuracy and the search cost."""
-    datasets = list(dict.fromkeys(summary["images"]))
+    datasets = _datasets(summary)
     header = ["method", "N"] + [c for d in datasets for c in (f"{d} test acc. (%)", f"{d} cost (s)")] + ["seeds"]
     rows = []
     index = {(r.images, r.strategy, r.objective, r.budget): r for r in summary.itertuples()}
@@ -158,7 +166,7 @@ def write_figure(summary: pd.DataFrame, out_dir: Path, name: str) -> Path:
     plt = _pyplot()
     figures = Path(out_dir) / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    datasets = list(dict.fromkeys(summary["images"]))
+    datasets = _datasets(summary)
     fig, axes = plt.subplots(1, len(datasets), figsize=(max(6.0, 4.6 * len(datasets)), 4.2), squeeze=False)
     markers = {"random": "o", "evolution": "s", "reinforce": "^"}
     objectives = list(dict.fromkeys(summary["objective"]))
@@ -207,7 +215,7 @@ def write_curves(traj: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, name:
     if traj.empty:
         return None
     plt = _pyplot()
-    datasets = list(dict.fromkeys(summary["images"]))
+    datasets = _datasets(summary)
     fig, axes = plt.subplots(1, len(datasets), figsize=(max(6.0, 4.6 * len(datasets)), 4.2), squeeze=False)
     styles = {"random": ":", "evolution": "-", "reinforce": "--"}
     objectives = list(dict.fromkeys(summary["objective"]))
