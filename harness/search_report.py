@@ -161,16 +161,22 @@ def _legend(fig, ax, n_panels: int) -> float:
     return 0.04 + 0.05 * rows
 
 
-def write_figure(summary: pd.DataFrame, out_dir: Path, name: str) -> Path:
-    """Mean test accuracy (± std over seeds) against mean search cost, per dataset."""
+def _panels(summary: pd.DataFrame):
+    """(pyplot, the figure, one panel per dataset, the datasets, a colour per objective)."""
     plt = _pyplot()
-    figures = Path(out_dir) / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
     datasets = _datasets(summary)
     fig, axes = plt.subplots(1, len(datasets), figsize=(max(6.0, 4.6 * len(datasets)), 4.2), squeeze=False)
-    markers = {"random": "o", "evolution": "s", "reinforce": "^"}
     objectives = list(dict.fromkeys(summary["objective"]))
     colours = dict(zip(objectives, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    return plt, fig, axes, datasets, colours
+
+
+def write_figure(summary: pd.DataFrame, out_dir: Path, name: str) -> Path:
+    """Mean test accuracy (± std over seeds) against mean search cost, per dataset."""
+    plt, fig, axes, datasets, colours = _panels(summary)
+    figures = Path(out_dir) / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    markers = {"random": "o", "evolution": "s", "reinforce": "^"}
     for ax, d in zip(axes[0], datasets):
         sub = summary[summary["images"] == d]
         for r in sub.itertuples():
@@ -214,12 +220,8 @@ def write_curves(traj: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, name:
     incumbent), one panel per dataset, one line per method."""
     if traj.empty:
         return None
-    plt = _pyplot()
-    datasets = _datasets(summary)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(max(6.0, 4.6 * len(datasets)), 4.2), squeeze=False)
+    plt, fig, axes, datasets, colours = _panels(summary)
     styles = {"random": ":", "evolution": "-", "reinforce": "--"}
-    objectives = list(dict.fromkeys(summary["objective"]))
-    colours = dict(zip(objectives, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     for ax, d in zip(axes[0], datasets):
         sub = traj[traj["images"] == d]
         for (strategy, objective), runs in sub.groupby(["strategy", "objective"], sort=False):
