@@ -227,13 +227,13 @@ def _rows(summary: pd.DataFrame) -> list[tuple[str, str]]:
     return list(dict.fromkeys(zip(summary["space"].astype(str), summary["proxy"].astype(str))))
 
 
-def _pm(mean: float, std: float, latex: bool) -> str:
+def _pm(mean: float, std: float, latex: bool, digits: int = 3) -> str:
     if mean is None or not math.isfinite(mean):
         return "--" if latex else "–"
-    m = f"{mean:.3f}"
+    m = f"{mean:.{digits}f}"
     if std is None or not math.isfinite(std):
         return f"${m}$" if latex else m
-    return f"${m} \\pm {std:.3f}$" if latex else f"{m} ± {std:.3f}"
+    return f"${m} \\pm {std:.{digits}f}$" if latex else f"{m} ± {std:.{digits}f}"
 
 
 def _num(x: float) -> str:

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -132,15 +132,24 @@ def score_params(name: str, *, sampling: str, device: torch.device, space_kw: Ma
     return json.dumps(knobs, sort_keys=True, separators=(",", ":"))
 
 
-def score_keys(*, space, archs: list, proxy_names: list[str], dataset: str, seed: int, batch_size: int,
-               input_kind: str, sampling: str, device: torch.device,
-               space_kw: Mapping[str, Any]) -> dict[str, dict[str, ScoreKey]]:
-    """arch string -> proxy -> the store key of that score."""
+def key_maker(*, space, proxy_names: list[str], dataset: str, seed: int, batch_size: int, input_kind: str,
+              sampling: str, device: torch.device, space_kw: Mapping[str, Any]) -> Callable[[str], dict[str, ScoreKey]]:
+    """A function: arch string -> proxy -> the store key of that score (each proxy's params
+    string computed once, not per architecture)."""
     params = {p: score_params(p, sampling=sampling, device=device, space_kw=space_kw) for p in proxy_names}
-    return {arch_str: {p: ScoreKey(space=space.name, arch=arch_str, dataset=dataset, proxy=p, seed=seed,
-                                   batch_size=batch_size, input_kind=input_kind, code_version=SCORE_VERSION,
-                                   params=params[p]) for p in proxy_names}
-            for arch_str in map(space.to_str, archs)}
+
+    def keys_of(arch_str: str) -> dict[str, ScoreKey]:
+        return {p: ScoreKey(space=space.name, arch=arch_str, dataset=dataset, proxy=p, seed=seed,
+                            batch_size=batch_size, input_kind=input_kind, code_version=SCORE_VERSION,
+                            params=params[p]) for p in proxy_names}
+
+    return keys_of
+
+
+def score_keys(*, space, archs: list, **kw: Any) -> dict[str, dict[str, ScoreKey]]:
+    """arch string -> proxy -> the store key of that score (the keywords of :func:`key_maker`)."""
+    keys_of = key_maker(space=space, **kw)
+    return {arch_str: keys_of(arch_str) for arch_str in map(space.to_str, archs)}
 
 
 class NetworkScorer:
@@ -204,7 +213,7 @@ def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: S
     workers can fill one store in parallel (the job that finds everything stored reports)."""
     stored = store.get_many([k for ks in keys_for.values() for k in ks.values()])
     if retry_failed:
-        stored = {k: r for k, r in stored.items() if r.status not in ("error", "oom")}
+        stored = {k: r for k, r in stored.items() if not r.failed}
     i_shard, n_shard = shard
     todo = [(a, ks) for j, (a, ks) in enumerate(keys_for.items())
             if j % n_shard == i_shard and any(k not in stored for k in ks.values())]
@@ -242,7 +251,7 @@ def vote_records(space, archs, votes: list[str], records: Mapping[tuple[str, str
         per_arch = []  # (first component's key, seconds, message) of every arch
         for a in arch_strs:
             recs = {c: records[(a, c)] for c in comps}
-            failed = [f"{c}: {r.message or r.status}" for c, r in recs.items() if r.status in ("error", "oom")]
+            failed = [f"{c}: {r.message or r.status}" for c, r in recs.items() if r.failed]
             per_arch.append((recs[comps[0]].key, pass_seconds(comps, recs), "; ".join(failed)))
         for suffix, method in VOTE_METHODS.items():
             values = vote_scores(v, comp_scores, method=method)
@@ -292,9 +301,9 @@ def compute_metrics(*, space, archs, proxy_names, records, truth, bench, dataset
         for p in proxy_names:
             recs = [records[(a, p)] for a in arch_strs]
             scores = np.array([r.value for r in recs], dtype=float)
-            failed = sum(r.status in ("error", "oom") for r in recs)
+            failed = sum(r.failed for r in recs)
             m = rank_metrics(scores, acc, higher_is_better=higher_is_better(p))
-            secs = [r.seconds for r in recs if r.status not in ("error", "oom")]
+            secs = [r.seconds for r in recs if not r.failed]
             out.append({"space": space.name, "dataset": ds, "split": sp, "proxy": p, "seed": seed,
                         "image_dataset": dataset, "tau": m.tau, "rho": m.rho, "n_archs": m.n, "n_nan": m.n_nan,
                         "n_inf": m.n_inf, "n_failed": failed,

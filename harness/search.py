@@ -38,8 +38,7 @@ import numpy as np
 
 import proxies
 
-from .run import (NetworkScorer, SCORE_VERSION, _get, pass_seconds, resolve_device, score_params,
-                  space_from_cfg)
+from .run import NetworkScorer, _get, key_maker, pass_seconds, resolve_device, space_from_cfg
 from .store import ScoreKey, ScoreStore
 from .strategies import Evaluation, Objective, make_strategy
 
@@ -77,26 +76,19 @@ class StoreEvaluator:
     answered from memory.  A stored failure (error, oom) is an evaluation that failed, unless
     ``retry_failed`` asks to compute it again (e.g. after freeing memory)."""
 
-    def __init__(self, *, space, objective: Objective, store: ScoreStore, scorer: NetworkScorer, dataset: str,
-                 seed: int, batch_size: int, input_kind: str, sampling: str, device, space_kw: Mapping,
-                 retry_failed: bool = False) -> None:
-        self.space, self.objective, self.store, self.scorer = space, objective, store, scorer
+    def __init__(self, *, objective: Objective, store: ScoreStore, scorer: NetworkScorer,
+                 keys_of: Callable[[str], dict[str, ScoreKey]], retry_failed: bool = False) -> None:
+        self.objective, self.store, self.scorer, self.keys_of = objective, store, scorer, keys_of
         self.retry_failed = retry_failed
-        self._key_fields = dict(space=space.name, dataset=dataset, seed=seed, batch_size=batch_size,
-                                input_kind=input_kind, code_version=SCORE_VERSION)
-        self._params = {c: score_params(c, sampling=sampling, device=device, space_kw=space_kw)
-                        for c in objective.components}
         self._memo: dict[str, tuple[Evaluation, float]] = {}
 
     def __call__(self, arch_str: str) -> tuple[Evaluation, float, bool]:
         hit = self._memo.get(arch_str)
         if hit is not None:
             return (*hit, False)
-        keys = {c: ScoreKey(arch=arch_str, proxy=c, params=self._params[c], **self._key_fields)
-                for c in self.objective.components}
+        keys = self.keys_of(arch_str)
         recs = self.store.get_many(keys.values())
-        records = {c: recs[k] for c, k in keys.items()
-                   if k in recs and not (self.retry_failed and recs[k].status in ("error", "oom"))}
+        records = {c: recs[k] for c, k in keys.items() if k in recs and not (self.retry_failed and recs[k].failed)}
         missing = [c for c in keys if c not in records]
         if missing:
             records.update(self.scorer.score(arch_str, keys, missing))
@@ -157,9 +149,10 @@ def make_evaluator(cfg: Any, *, space, space_kw: Mapping, objective: Objective, 
     scorer = NetworkScorer(space=space, store=store, dataset=dataset, seed=score_seed,
                            split=_get(cfg, "batch.split", "train"), device=device, data_dir=_get(cfg, "data_dir"),
                            **batch)
-    return StoreEvaluator(space=space, objective=objective, store=store, scorer=scorer, dataset=dataset,
-                          seed=score_seed, device=device, space_kw=space_kw,
-                          retry_failed=bool(_get(cfg, "retry_failed", False)), **batch)
+    keys_of = key_maker(space=space, proxy_names=list(objective.components), dataset=dataset, seed=score_seed,
+                        device=device, space_kw=space_kw, **batch)
+    return StoreEvaluator(objective=objective, store=store, scorer=scorer, keys_of=keys_of,
+                          retry_failed=bool(_get(cfg, "retry_failed", False)))
 
 
 def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .report import _pyplot, latex_escape
+from .report import _pm, _pyplot, latex_escape
 
 STRATEGY_LABELS = {"random": "R", "evolution": "RE", "reinforce": "RL"}
 OBJECTIVE_LABELS = {"valacc12": "ValAcc (12 epochs)"}
@@ -80,14 +80,6 @@ def _label(strategy: str, objective: str) -> str:
     return f"{STRATEGY_LABELS.get(strategy, strategy)} + {OBJECTIVE_LABELS.get(objective, objective)}"
 
 
-def _pm(mean: float, std: float, latex: bool = False) -> str:
-    if not math.isfinite(mean):
-        return "--" if latex else "–"
-    if not math.isfinite(std):
-        return f"{mean:.2f}"
-    return f"${mean:.2f} \\pm {std:.2f}$" if latex else f"{mean:.2f} ± {std:.2f}"
-
-
 def _cost(x: float) -> str:
     return "–" if not math.isfinite(x) else f"{x:,.0f}"
 
@@ -105,7 +97,7 @@ def table_rows(summary: pd.DataFrame, *, latex: bool = False) -> tuple[list[str]
         cells, seeds = [], set()
         for d in datasets:
             r = index.get((d, strategy, objective, budget))
-            cells += [_pm(r.acc_mean, r.acc_std, latex), _cost(r.cost_mean)] if r else ["–", "–"]
+            cells += [_pm(r.acc_mean, r.acc_std, latex, digits=2), _cost(r.cost_mean)] if r else ["–", "–"]
             if r:
                 seeds.add(int(r.n_seeds))
         name = _label(strategy, objective)

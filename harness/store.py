@@ -131,6 +131,11 @@ class Record:
     message: str = ""
     created: float = field(default_factory=time.time)
 
+    @property
+    def failed(self) -> bool:
+        """The score could not be computed (``error`` or ``oom``), as opposed to a NaN/inf score."""
+        return self.status in ("error", "oom")
+
     def __post_init__(self) -> None:
         if not isinstance(self.key, ScoreKey):
             raise TypeError(f"Record.key must be a ScoreKey, got {type(self.key).__name__}")
