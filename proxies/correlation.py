@@ -21,6 +21,7 @@ One class, parameters for every variant (the registrations below are the named o
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -57,6 +58,7 @@ class ResponseCorrelation:
         self.dtype = getattr(torch, precision)
         self.K: torch.Tensor | None = None
         self.skipped: torch.Tensor | None = None
+        self.total = 0  # response matrices seen (skipped ones included)
 
     def attach(self, session) -> None:
         n = session.inputs.shape[0]
@@ -71,12 +73,30 @@ class ResponseCorrelation:
                 c = c.pow(self.power)
             self.K.add_(torch.where(bad, zero, c), alpha=self.weight(point.layer, top))
             self.skipped += bad
+            self.total += 1
 
         session.on_correlation(self.convention, add, activations=self.responses in ("both", "act"),
                                gradients=self.responses in ("both", "grad"), dtype=self.dtype)
 
     def finish(self, session):
         return torch.linalg.slogdet(self.K)[1], self.skipped
+
+    def cause(self, value: float, skipped: int) -> str:
+        return non_finite_cause(value, skipped, self.total)
+
+
+def non_finite_cause(value: float, skipped: int, total: int) -> str:
+    """Why a response-correlation score is not finite ("" when it is)."""
+    if math.isfinite(value):
+        return ""
+    if value == -math.inf:
+        why = "K is singular (log det = -inf)"
+    elif math.isinf(value):
+        why = "log det = +inf"
+    else:
+        why = "K has non-finite entries (log det = NaN)"
+    return (f"{why}: {skipped} of {total} response matrices were skipped (a sample with a constant "
+            f"response gives a NaN correlation)")
 
 
 def _register(name: str, description: str, **params) -> None:

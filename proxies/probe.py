@@ -301,9 +301,18 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def outcome_of(value: float, seconds: float, n_skipped: int) -> ProxyOutcome:
+def outcome_of(value: float, seconds: float, n_skipped: int, message: str = "") -> ProxyOutcome:
+    """A computed value's outcome; ``message`` says why when it is not finite."""
     status = "ok" if math.isfinite(value) else ("nan" if math.isnan(value) else "inf")
-    return ProxyOutcome(value, status, seconds, n_skipped)
+    return ProxyOutcome(value, status, seconds, n_skipped, message if status != "ok" else "")
+
+
+def _cause(proxy: Proxy, value: float, n_skipped: int) -> str:
+    """The proxy's own explanation of a non-finite value, if it has one."""
+    explain = getattr(proxy, "cause", None)
+    if math.isfinite(value):
+        return ""
+    return explain(value, n_skipped) if explain is not None else f"the proxy returned {value}"
 
 
 def run_pass(proxies: dict[str, Proxy], net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None,
@@ -330,4 +339,4 @@ def run_pass(proxies: dict[str, Proxy], net: nn.Module, inputs: torch.Tensor, ta
         return {name: ProxyOutcome(math.nan, status, seconds, 0, msg) for name in proxies}
     synchronize(inputs.device)
     seconds = time.perf_counter() - start
-    return {name: outcome_of(v, seconds, k) for name, (v, k) in values.items()}
+    return {name: outcome_of(v, seconds, k, _cause(proxies[name], v, k)) for name, (v, k) in values.items()}

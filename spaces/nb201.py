@@ -336,6 +336,23 @@ class NB201Space:
     def num_layers(self, net: nn.Module) -> int:
         return len(net.cells)  # the final ReLU sits at layer len(cells)
 
+    # -- the scoring engine's stacked formulation (spaces/nb201_stacked.py)
+    def stacked_group(self, nets: Sequence[nn.Module]):
+        """Freshly built networks of this space, stacked into one group for the engine."""
+        from .nb201_stacked import pack_group
+
+        return pack_group(nets)
+
+    def stacked_top(self, group) -> int:
+        """The deepest weighting layer of a stacked group (its final ReLU's)."""
+        return 3 * group.cells_per_stage + 2
+
+    def stacked_pass(self, group, x: torch.Tensor, y: torch.Tensor, sink) -> torch.Tensor:
+        """One forward+backward of a stacked group, reporting its responses to ``sink``."""
+        from .nb201_stacked import forward_backward
+
+        return forward_backward(group, x, y, sink)
+
     # -- ground truth
     @cached_property
     def benchmark(self):
