@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow reproduce reproduce-full reproduce-suite-zero reproduce-cross-space reproduce-search reproduce-search-full search convert ui bench clean
+.PHONY: help install test test-slow reproduce reproduce-full reproduce-suite-zero reproduce-cross-space reproduce-search reproduce-search-full search sweep-shards verify-engine convert ui bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -75,14 +75,32 @@ reproduce-search-full: $(STAMP)  ## the paper's NB201 search protocol, N=1000 x 
 search: $(STAMP)  ## one search: make search ARGS="search=evolution objective=vote_sjw budget=1000 seed=0"
 	$(BIN)/python -m harness.search $(ARGS)
 
+EXP    ?= nb201_quick
+SHARDS ?= 4
+sweep-shards: $(STAMP)  ## SHARDS local workers (joblib), one shard and store each, then merge + report: make sweep-shards EXP=nb201_quick SHARDS=4 ARGS=...
+	OMP_NUM_THREADS=1 $(BIN)/python -m harness.cli --multirun +experiment=$(EXP) hydra/launcher=joblib hydra.launcher.n_jobs=$(SHARDS) \
+	  shard=$$(seq -s, -f '%g/$(SHARDS)' 0 $$(($(SHARDS) - 1))) threads=1 tracking=none store.shards=.cache/shards/$(EXP) $(ARGS) \
+	  hydra.sweep.dir=runs/$(EXP)/shards
+	$(BIN)/python -m harness.cli --multirun +experiment=$(EXP) store.shards=.cache/shards/$(EXP) $(ARGS) hydra.sweep.dir=runs/$(EXP)/gather
+	$(BIN)/python -m harness.report --records runs/$(EXP)/gather --out results --name $(EXP)
+
+VERIFY_N ?= 500
+verify-engine: $(STAMP)  ## the engine (groups of 8) vs the one-architecture path on VERIFY_N=500 random NB201 archs, 2 jobs in parallel (~15 min on 2 cores)
+	for m in engine one_arch; do \
+	  OMP_NUM_THREADS=1 $(BIN)/python -m harness.cli archs.select=random archs.n=$(VERIFY_N) 'proxies=[wrcor,wrcor_official]' \
+	    $$([ $$m = engine ] && echo engine.group=8 || echo engine.enabled=false) device=cpu threads=1 tracking=none \
+	    store.path=runs/verify_engine/$$m.sqlite hydra.run.dir=runs/verify_engine/$$m & \
+	done; wait
+	$(BIN)/python -m harness bench --compare runs/verify_engine/engine.sqlite runs/verify_engine/one_arch.sqlite
+
 convert: $(STAMP)  ## convert an official benchmark file: make convert KIND=nb101 SRC=nasbench_only108.tfrecord [DATA_DIR=...]
 	$(BIN)/python -m harness.convert $(KIND) $(SRC) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 ui: $(STAMP)  ## serve the MLflow UI on 127.0.0.1:5000 (the embedded SQLite store)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
 
-bench: $(STAMP)  ## proxy time / plain forward+backward per arch (median over 50 archs); 1000-step cached searches of R/RE/RL
-	$(BIN)/python -m harness.bench --archs 50
+bench: $(STAMP)  ## timings: proxies / plain fwd+bwd (50 archs); cached R/RE/RL searches; WRCor naive port vs one-arch path vs engine vs plain (last line: JSON)
+	$(BIN)/python -m harness bench --archs 50
 
 clean:  ## remove run outputs and caches (keeps .venv and results/)
 	rm -rf runs outputs multirun .cache mlruns.db mlruns.db.lock mlartifacts

@@ -8,10 +8,22 @@ Runs on the CPU, and on the GPU too when there is one.
 
 Then (``--search-steps``, default 1000) it times the search machinery: each strategy's
 1000-step search on NB201 with every score already stored (:func:`bench_search`).
+
+Last (``--engine-archs``), the scoring engine against the alternatives, on the same
+architectures and batch, on the GPU when there is one (else the CPU), end to end per
+architecture (network construction included): (a) a naive port of the released WRCor code's
+approach (:func:`naive_wrcor`), (b) the one-architecture path (``proxies.compute_outcomes``), (c)
+the engine (:class:`proxies.engine.Engine`), and (d) one plain forward+backward (construction
+excluded).  It logs them to MLflow (experiment ``zsnas-bench-bench``) and prints, as its last line
+of standard output, one JSON object: ``device``, ``n_archs``, ``archs_per_s_naive``,
+``archs_per_s_one_arch``, ``archs_per_s_engine``, ``archs_per_s_plain``, ``engine_over_plain``
+(the engine's time per architecture / one plain forward+backward), ``engine_speedup_over_naive``
+and the largest relative score differences between the paths.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -24,8 +36,10 @@ import torch
 import torch.nn.functional as F
 
 import proxies
+from proxies.engine import Engine
 from proxies.probe import synchronize
 import spaces
+from spaces.base import seed_for
 
 from . import data
 
@@ -90,6 +104,133 @@ def bench(device: torch.device, n_archs: int, repeat: int, seed: int = 0, every:
         q = np.percentile(r, [25, 50, 75])
         out["ratios"][label] = {"median": float(q[1]), "q25": float(q[0]), "q75": float(q[2]), "max": float(max(r))}
     return out
+
+
+def naive_wrcor(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """WRCor (paper convention) the way the released code computes it: a deep copy of the network
+    for the measure, a forward hook and a backward hook on every ReLU that move the response to
+    the host and run ``numpy.corrcoef`` on it (one device synchronisation per hook), K accumulated
+    in numpy, ``slogdet`` in numpy.  The bench's baseline; its value equals ``wrcor``'s up to
+    wrcor's float32 correlations."""
+    net = copy.deepcopy(net)
+    net.train()
+    net.zero_grad(set_to_none=True)
+    n = x.shape[0]
+    K = np.zeros((n, n))
+
+    def add(t: torch.Tensor, layer: int) -> None:
+        with np.errstate(invalid="ignore", divide="ignore"):  # a constant sample: NaN, skipped
+            c = np.corrcoef(t.detach().reshape(n, -1).cpu().numpy())
+        if not np.isnan(c).any():
+            K[:] += 2.0 ** layer * np.abs(c)
+
+    handles = []
+    for p in net.response_modules("paper"):
+        handles.append(p.module.register_forward_hook(lambda m, args, out, layer=p.layer: add(args[0], layer)))
+        handles.append(p.module.register_full_backward_hook(
+            lambda m, gin, gout, layer=p.layer: add(gin[0], layer) if gin[0] is not None else None))
+    try:
+        F.cross_entropy(net(x), y).backward()
+    finally:
+        for h in handles:
+            h.remove()
+    return float(np.linalg.slogdet(K)[1])
+
+
+def _rel(a: float, b: float) -> float:
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return 0.0 if a == b else float("inf")
+    return abs(a - b) / max(abs(b), 1e-300)
+
+
+def bench_engine(device: torch.device, n_archs: int, *, batch: int = 64, group: int | None = None,
+                 workers: int | None = None, seed: int = 0) -> dict:
+    """(a) naive port, (b) one-architecture path, (c) engine, (d) plain forward+backward, on the
+    same ``n_archs`` NB201 architectures and batch of real CIFAR-10 images: seconds and
+    architectures per second, end to end (construction included, except for (d))."""
+    space = spaces.get_space("nb201")
+    rng = np.random.default_rng(seed + 1)
+    archs: list[str] = []
+    while len(archs) < n_archs:
+        a = space.to_str(space.sample(rng))
+        if a not in archs:
+            archs.append(a)
+    pairs = [(a, seed_for(seed, a)) for a in archs]
+    x, y = data.batch("cifar10", batch, seed=seed, device=device)
+    engine = Engine(space, ["wrcor"], num_classes=10, device=device, group_size=group, workers=workers)
+    build = lambda a, s: space.build(a, 10, seed=s).to(device)  # noqa: E731
+
+    # warm-up, untimed: allocator, kernels, cuDNN's choices for every path
+    w_net = build(*pairs[0])
+    naive_wrcor(w_net, x, y), proxies.compute_outcomes(["wrcor"], w_net, x, y)
+    list(engine.run(pairs[: engine.group_size], x, y))
+    synchronize(device)
+
+    def timed(fn):
+        synchronize(device)
+        t = time.perf_counter()
+        out = fn()
+        synchronize(device)
+        return out, time.perf_counter() - t
+
+    naive, t_naive = timed(lambda: [naive_wrcor(build(a, s), x, y) for a, s in pairs])
+    one, t_one = timed(lambda: [proxies.compute_outcomes(["wrcor"], build(a, s), x, y)["wrcor"].value
+                                for a, s in pairs])
+    got, t_engine = timed(lambda: {a: o["wrcor"].value for g in engine.run(pairs, x, y) for a, o in g})
+    t_plain = 0.0
+    for a, s in pairs:
+        net = build(a, s)
+
+        def plain():
+            net.zero_grad(set_to_none=True)
+            F.cross_entropy(net(x), y).backward()
+
+        t_plain += timed(plain)[1]
+    per = {k: v / n_archs for k, v in (("naive", t_naive), ("one_arch", t_one), ("engine", t_engine),
+                                       ("plain", t_plain))}
+    return {
+        "device": device.type,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "n_archs": n_archs, "batch": batch,
+        "group": engine.group_size, "workers": engine.workers, "oom_splits": engine.n_oom_splits,
+        **{f"s_per_arch_{k}": v for k, v in per.items()},
+        **{f"archs_per_s_{k}": 1.0 / v for k, v in per.items()},
+        "engine_over_plain": per["engine"] / per["plain"],
+        "one_arch_over_plain": per["one_arch"] / per["plain"],
+        "engine_speedup_over_naive": per["naive"] / per["engine"],
+        "max_rel_diff_engine_vs_one_arch": max(_rel(got[a], v) for a, v in zip(archs, one)),
+        "max_rel_diff_naive_vs_one_arch": max(_rel(v, o) for v, o in zip(naive, one)),
+    }
+
+
+def compare_stores(a: str | Path, b: str | Path) -> dict:
+    """Two stores' common keys (e.g. a job with the engine and one without): how many, whether
+    the statuses and skip counts agree, and the largest relative difference of the values."""
+    from .store import ScoreStore
+
+    with ScoreStore(a) as sa, ScoreStore(b) as sb:
+        ra = {r.key: r for r in sa.records()}
+        rb = sb.get_many(ra)
+    common = [k for k in ra if k in rb]
+    diffs = [_rel(ra[k].value, rb[k].value) for k in common]
+    return {"n_common": len(common), "n_archs": len({k.arch for k in common}),
+            "proxies": sorted({k.proxy for k in common}),
+            "status_mismatches": sum(ra[k].status != rb[k].status for k in common),
+            "skip_mismatches": sum(ra[k].n_skipped != rb[k].n_skipped for k in common),
+            "max_rel_diff": max(diffs, default=float("nan")),
+            "median_rel_diff": float(np.median(diffs)) if diffs else float("nan")}
+
+
+def _track_engine(res: dict) -> None:
+    """The engine bench as an MLflow run (experiment ``zsnas-bench-bench``), next to the sweeps."""
+    from .tracking import make_tracker
+
+    tracker = make_tracker({"enabled": True, "uri": os.environ.get("ZSNAS_MLFLOW_URI", "mlruns.db"),
+                            "experiment": "zsnas-bench-bench"})
+    with tracker.run(f"engine-{res['device']}-{res['n_archs']}") as handle:
+        handle.log_params({k: v for k, v in res.items() if isinstance(v, (str, int)) and not isinstance(v, bool)})
+        handle.log_metrics({k: float(v) for k, v in res.items() if isinstance(v, float)})
 
 
 def bench_search(steps: int = 1000, objectives=("wrcor", "vote_sjw"), seed: int = 0) -> dict:
@@ -157,7 +298,19 @@ def main(argv=None) -> int:
     ap.add_argument("--all", action="store_true", help="also time every registered proxy together")
     ap.add_argument("--search-steps", type=int, default=1000,
                     help="steps of the cached-search timing (0: skip it)")
+    ap.add_argument("--engine-archs", type=int, default=None,
+                    help="architectures for the engine comparison (default: 200 on a GPU, 16 on the CPU; 0: skip)")
+    ap.add_argument("--device", default="auto", help="device of the engine comparison: auto | cpu | cuda")
+    ap.add_argument("--group", type=int, default=None, help="the engine's group size (default: its auto)")
+    ap.add_argument("--workers", type=int, default=None, help="the engine's build workers (default: its auto)")
+    ap.add_argument("--no-tracking", action="store_true", help="do not log the engine comparison to MLflow")
+    ap.add_argument("--compare", nargs=2, metavar=("STORE_A", "STORE_B"),
+                    help="only compare two score stores' common keys (see make verify-engine) and exit")
     args = ap.parse_args(argv)
+    if args.compare:
+        res = compare_stores(*args.compare)
+        print(json.dumps(res))
+        return 0 if res["n_common"] and not res["status_mismatches"] else 1
     torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -181,6 +334,30 @@ def main(argv=None) -> int:
         print(f"  the command line, end to end (python {cli['command']} ...): {cli['total_s']:.2f} s"
               + ("" if cli["ok"] else " FAILED"))
         (Path(args.out) / "search_cpu.json").write_text(json.dumps(res, indent=2))
+    from .run import resolve_device
+
+    device = resolve_device(args.device)
+    n_engine = args.engine_archs if args.engine_archs is not None else (200 if device.type == "cuda" else 16)
+    if n_engine:
+        res = bench_engine(device, n_engine, group=args.group, workers=args.workers)
+        print(f"\nWRCor end to end on {res['device']} ({res['device_name']}, {res['threads']} thread(s)): "
+              f"{res['n_archs']} NB201 archs, batch {res['batch']}, engine groups of {res['group']}, "
+              f"{res['workers']} build worker(s)")
+        print(f"  {'path':44s} {'s/arch':>8s} {'archs/s':>8s}")
+        for key, label in (("naive", "(a) naive port of the released code"), ("one_arch", "(b) one-architecture path"),
+                           ("engine", "(c) engine"), ("plain", "(d) plain forward+backward (no proxy)")):
+            print(f"  {label:44s} {res['s_per_arch_' + key]:8.4f} {res['archs_per_s_' + key]:8.2f}")
+        print(f"  engine / plain {res['engine_over_plain']:.2f}; one-arch / plain {res['one_arch_over_plain']:.2f}; "
+              f"engine {res['engine_speedup_over_naive']:.1f}x the naive port; largest relative difference "
+              f"engine vs one-arch {res['max_rel_diff_engine_vs_one_arch']:.1e}, naive vs one-arch "
+              f"{res['max_rel_diff_naive_vs_one_arch']:.1e}")
+        (Path(args.out) / f"engine_{res['device']}.json").write_text(json.dumps(res, indent=2))
+        if not args.no_tracking:
+            _track_engine(res)
+        print(json.dumps({k: res[k] for k in ("device", "device_name", "n_archs", "batch", "group", "threads",
+                                              "archs_per_s_naive", "archs_per_s_one_arch", "archs_per_s_engine",
+                                              "archs_per_s_plain", "engine_over_plain", "engine_speedup_over_naive",
+                                              "max_rel_diff_engine_vs_one_arch", "max_rel_diff_naive_vs_one_arch")}))
     return 0
 
 

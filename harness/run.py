@@ -25,7 +25,7 @@ from spaces.base import seed_for
 from spaces.datafiles import checksums
 
 from . import data
-from .store import Record, ScoreKey, ScoreStore
+from .store import Record, ScoreKey, ScoreStore, UnionStore
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,14 @@ def _get(cfg: Any, path: str, default: Any = None) -> Any:
     return default if node is None else node
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` = the GPU when there is one, else the CPU."""
+def resolve_device(name: str, shard: tuple[int, int] = (0, 1)) -> torch.device:
+    """``auto`` = the GPU when there is one, else the CPU; with several GPUs in the process,
+    shard ``i`` takes GPU ``i mod count`` (so N local shard workers use N GPUs)."""
     if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        count = torch.cuda.device_count()
+        return torch.device(f"cuda:{shard[0] % count}" if count > 1 else "cuda")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} was asked for but CUDA is not available; use device=auto or cpu")
@@ -124,6 +128,55 @@ def parse_shard(text: Any) -> tuple[int, int]:
     return (i, n)
 
 
+def shard_store_path(shards_dir: str | Path, shard: tuple[int, int]) -> Path:
+    """The per-shard store of ``shard=(i, n)`` under ``store.shards``: ``shard-<i>-of-<n>.sqlite``."""
+    i, n = shard
+    return Path(shards_dir) / f"shard-{i}-of-{n}.sqlite"
+
+
+def open_store(cfg: Any, shard: tuple[int, int]) -> tuple[ScoreStore | UnionStore, dict[str, int] | None]:
+    """(the store a job scores through, the merge counts or None).
+
+    Without ``store.shards``: the main store ``store.path`` (shards share it: fine on one
+    machine).  With ``store.shards`` (a directory, e.g. on a cluster's shared filesystem, where
+    one SQLite file must not be written by several nodes): a sharded job (n > 1) writes its own
+    ``<store.shards>/shard-<i>-of-<n>.sqlite`` and looks scores up there and in the main store
+    (opened read-only, when it exists), so nothing scored anywhere is computed again; an
+    unsharded job first merges every ``<store.shards>/*.sqlite`` into the main store (a
+    computed score beats a recorded failure, nothing else is replaced) and returns the counts."""
+    store_path = Path(_get(cfg, "store.path"))
+    shards_dir = _get(cfg, "store.shards")
+    if not shards_dir:
+        return ScoreStore(store_path), None
+    if shard[1] > 1:
+        write = ScoreStore(shard_store_path(shards_dir, shard))
+        try:
+            read_also = [ScoreStore(store_path, readonly=True)] if store_path.is_file() else []
+        except BaseException:
+            write.close()
+            raise
+        log.info("shard %d/%d writes %s%s", shard[0], shard[1], write.path,
+                 f" and reads {store_path} too" if read_also else "")
+        return UnionStore(write, read_also), None
+    main = ScoreStore(store_path)
+    merged = {"files": 0, "added": 0, "replaced": 0, "kept": 0, "read": 0}
+    try:
+        for f in sorted(Path(shards_dir).glob("*.sqlite")):
+            if f.resolve() == store_path.resolve():
+                continue
+            counts = main.merge_from(f)
+            log.info("merged %s into %s: %s", f, store_path, " ".join(f"{k}={v}" for k, v in counts.items()))
+            merged["files"] += 1
+            for k, v in counts.items():
+                merged[k] += v
+    except BaseException:
+        main.close()
+        raise
+    log.info("merged %d shard stores from %s: %d added, %d replaced (failure -> score), %d kept",
+             merged["files"], shards_dir, merged["added"], merged["replaced"], merged["kept"])
+    return main, merged
+
+
 def score_params(name: str, *, sampling: str, device: torch.device, space_kw: Mapping[str, Any]) -> str:
     """The canonical string of every other knob that changes a proxy's score (part of the key)."""
     info = proxies.get_proxy(name)
@@ -200,35 +253,69 @@ def pass_seconds(names: Iterable[str], records: Mapping[str, Record]) -> float:
     return float(sum(passes.values()))
 
 
+def engine_options(cfg: Any) -> dict[str, Any] | None:
+    """The ``engine`` config as :class:`proxies.engine.Engine` keywords, or None when disabled
+    (``auto`` = the engine's device-dependent default)."""
+    if not bool(_get(cfg, "engine.enabled", True)):
+        return None
+    auto = lambda v: None if v in (None, "auto") else int(v)  # noqa: E731
+    return {"group_size": auto(_get(cfg, "engine.group", "auto")), "workers": auto(_get(cfg, "engine.workers", "auto"))}
+
+
 def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: ScoreStore, dataset: str,
               seed: int, batch_size: int, input_kind: str, sampling: str, split: str,
               device: torch.device, data_dir=None, retry_failed: bool = False,
-              shard: tuple[int, int] = (0, 1), progress_every: int = 25) -> dict[str, int]:
-    """Score every key of ``keys_for`` missing from ``store``; return counts.  Each architecture's
-    records are committed in one transaction as soon as it is scored, so an interrupted job
-    loses at most the architecture in flight.  Failed outcomes (error, oom) are stored like
+              shard: tuple[int, int] = (0, 1), progress_every: int = 25,
+              engine: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """Score every key of ``keys_for`` missing from ``store``; return counts.  Records are
+    committed in one transaction per architecture (one-architecture path) or per group (the
+    engine) as soon as they are scored, so an interrupted job loses at most the group in flight
+    and a re-run scores only what is missing.  Failed outcomes (error, oom) are stored like
     scores; ``retry_failed`` recomputes them (e.g. after freeing memory).
+
+    With ``engine`` (:func:`engine_options`), the proxies the engine supports on this space (the
+    response-correlation family on NB201) are scored by :class:`proxies.engine.Engine`, many
+    architectures per pass; every other proxy by the one-architecture path.
 
     ``shard=(i, n)`` scores only the i-th of n interleaved slices of the architectures, so n
     workers can fill one store in parallel (the job that finds everything stored reports)."""
+    from proxies.engine import Engine, supports
+
     stored = store.get_many([k for ks in keys_for.values() for k in ks.values()])
     if retry_failed:
         stored = {k: r for k, r in stored.items() if not r.failed}
     i_shard, n_shard = shard
-    todo = [(a, ks) for j, (a, ks) in enumerate(keys_for.items())
-            if j % n_shard == i_shard and any(k not in stored for k in ks.values())]
+    todo = {a: ks for j, (a, ks) in enumerate(keys_for.items())
+            if j % n_shard == i_shard and any(k not in stored for k in ks.values())}
     log.info("%d architectures: %d to score, the rest are stored", len(keys_for), len(todo))
     if not todo:
         return {"computed": 0, "cached": len(keys_for)}
     scorer = NetworkScorer(space=space, store=store, dataset=dataset, seed=seed, batch_size=batch_size,
                            input_kind=input_kind, sampling=sampling, split=split, device=device, data_dir=data_dir)
-    scorer.batch()
+    inputs, targets = scorer.batch()
+    names = list(dict.fromkeys(p for ks in todo.values() for p in ks))
+    by_engine = [p for p in names if engine is not None and supports(space, p)]
+    if by_engine:
+        eng = Engine(space, by_engine, num_classes=data.num_classes(dataset), device=device, **engine)
+        jobs = [(a, seed_for(seed, a)) for a, ks in todo.items() if any(ks[p] not in stored for p in by_engine)]
+        log.info("engine: %s for %d architectures, %d per group, %d build worker(s), on %s",
+                 by_engine, len(jobs), eng.group_size, eng.workers, device)
+        done, start = 0, time.perf_counter()
+        for group in eng.run(jobs, inputs, targets):
+            store.put_many(Record(todo[a][p], o.value, o.status, o.seconds, o.n_skipped, o.message)
+                           for a, outcomes in group for p, o in outcomes.items() if todo[a][p] not in stored)
+            done += len(group)
+            if done % progress_every < len(group) or done == len(jobs):
+                log.info("engine: scored %d/%d architectures (%.3f s/arch)", done, len(jobs),
+                         (time.perf_counter() - start) / done)
+    rest = {a: [p for p, k in ks.items() if p not in by_engine and k not in stored] for a, ks in todo.items()}
+    rest = {a: ps for a, ps in rest.items() if ps}
     start = time.perf_counter()
-    for i, (arch_str, ks) in enumerate(todo, 1):
-        scorer.score(arch_str, ks, [p for p, k in ks.items() if k not in stored])
-        if i % progress_every == 0 or i == len(todo):
+    for i, (arch_str, missing) in enumerate(rest.items(), 1):
+        scorer.score(arch_str, todo[arch_str], missing)
+        if i % progress_every == 0 or i == len(rest):
             el = time.perf_counter() - start
-            log.info("scored %d/%d architectures (%.2f s/arch)", i, len(todo), el / i)
+            log.info("scored %d/%d architectures (%.2f s/arch)", i, len(rest), el / i)
     return {"computed": len(todo), "cached": len(keys_for) - len(todo)}
 
 
@@ -354,7 +441,7 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     input_kind = _get(cfg, "batch.kind", "real")
     sampling = _get(cfg, "batch.sampling", "random")
     split = _get(cfg, "batch.split", "train")
-    device = resolve_device(_get(cfg, "device", "auto"))
+    device = resolve_device(_get(cfg, "device", "auto"), parse_shard(_get(cfg, "shard")))
     archs_file = _get(cfg, "archs.file")
     population = (archs_from_file(space, file=archs_file, column=_get(cfg, "archs.column", "arch_str"),
                                   data_dir=data_dir) if archs_file else None)
@@ -367,15 +454,17 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
 
     out_dir = Path(output_dir or _get(cfg, "output_dir") or ".")
     out_dir.mkdir(parents=True, exist_ok=True)
-    store_path = Path(_get(cfg, "store.path"))
     keys_for = score_keys(space=space, archs=archs, proxy_names=scored, dataset=dataset, seed=seed,
                           batch_size=batch_size, input_kind=input_kind, sampling=sampling, device=device,
                           space_kw=space_kw)
-    with ScoreStore(store_path) as store:
+    store, merged = open_store(cfg, shard)
+    with store:
         counts = score_all(space=space, keys_for=keys_for, store=store, dataset=dataset, seed=seed,
                            batch_size=batch_size, input_kind=input_kind, sampling=sampling, split=split,
                            device=device, data_dir=data_dir, retry_failed=bool(_get(cfg, "retry_failed", False)),
-                           shard=shard)
+                           shard=shard, engine=engine_options(cfg))
+        if merged is not None:
+            counts["merged"] = merged
         keys = {(k.arch, k.proxy): k for ks in keys_for.values() for k in ks.values()}
         got = store.get_many(keys.values())
     missing = [k for k in keys.values() if k not in got]

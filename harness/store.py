@@ -17,6 +17,10 @@ readable, and a restarted job skips them.
   The file must be on a local filesystem (WAL needs shared memory; not NFS).
 * **Last write wins** -- a put of an existing key replaces the row.  The runner never
   relies on that: it looks a key up first and never recomputes a key that is present.
+* **Several machines** (a cluster sweep) write one store each -- never one file over NFS --
+  and :meth:`ScoreStore.merge_from` folds them into one without loss (a computed score beats
+  a recorded failure, otherwise the destination's record is kept); :class:`UnionStore` reads
+  several stores as one and writes to one of them.  ``python -m harness.store merge|count``.
 
 A :class:`ScoreStore` holds one connection: open one per process (and per thread);
 do not carry an open store across ``fork``.
@@ -37,12 +41,13 @@ import math
 import operator
 import os
 import sqlite3
+import sys
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Iterable, Sequence, Union
 
-__all__ = ["ScoreKey", "Record", "ScoreStore", "status_of", "STATUSES"]
+__all__ = ["ScoreKey", "Record", "ScoreStore", "UnionStore", "status_of", "STATUSES", "main"]
 
 #: Allowed values of :attr:`Record.status`.
 STATUSES: tuple[str, ...] = ("ok", "nan", "inf", "error", "oom")
@@ -234,16 +239,27 @@ class ScoreStore:
     """SQLite-backed score cache shared safely by several processes.
 
     ``path`` is a file (parent directories are created) or ``":memory:"``.
+    ``readonly=True`` opens an existing store for reading only (SQLite ``mode=ro``: the
+    file is never written; a put raises); a missing file is then ``FileNotFoundError``.
     Use as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, path: Union[str, os.PathLike]) -> None:
+    def __init__(self, path: Union[str, os.PathLike], *, readonly: bool = False) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = bool(readonly)
+        if self.readonly:
+            if self.path == ":memory:":
+                raise ValueError("a read-only ScoreStore needs a file, not ':memory:'")
+            if not Path(self.path).is_file():
+                raise FileNotFoundError(f"score store {self.path} does not exist")
+            target, uri = Path(self.path).resolve().as_uri() + "?mode=ro", True
+        else:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            target, uri = self.path, False
         # isolation_level=None: no implicit transactions, we issue BEGIN/COMMIT ourselves.
         self._conn: sqlite3.Connection | None = sqlite3.connect(
-            self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None
+            target, timeout=_BUSY_TIMEOUT_S, isolation_level=None, uri=uri
         )
         try:
             self._setup()
@@ -255,6 +271,17 @@ class ScoreStore:
     def _setup(self) -> None:
         c = self._c
         c.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+        if self.readonly:
+            version = c.execute("PRAGMA user_version").fetchone()[0]
+            has_table = c.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'scores'"
+            ).fetchone()
+            if version != _SCHEMA_VERSION or not has_table:
+                raise RuntimeError(
+                    f"{self.path}: not a score store of schema version {_SCHEMA_VERSION} "
+                    f"(user_version {version}, scores table {'present' if has_table else 'absent'})"
+                )
+            return
         c.execute("PRAGMA journal_mode = WAL")
         c.execute("PRAGMA synchronous = FULL")  # commit = fsync'd WAL: durable
         with self._write():
@@ -290,6 +317,8 @@ class ScoreStore:
                 self.conn.execute("ROLLBACK")
 
     def _write(self) -> "ScoreStore._Txn":
+        if self.readonly:
+            raise PermissionError(f"ScoreStore({self.path!r}) was opened read-only")
         return ScoreStore._Txn(self._c)
 
     # ------------------------------------------------------------------ reads
@@ -311,30 +340,15 @@ class ScoreStore:
         ``arch IN (...)`` queries, so thousands of keys cost a handful of statements.
         All reads happen in one snapshot.
         """
-        groups: dict[tuple, list[str]] = {}
-        wanted: set[ScoreKey] = set()
-        for k in keys:
-            if k in wanted:
-                continue
-            wanted.add(k)
-            groups.setdefault(tuple(getattr(k, n) for n in _PK_ORDER[:-1]), []).append(k.arch)
-        out: dict[ScoreKey, Record] = {}
-        if not wanted:
-            return out
+        keys = list(keys)
+        if not keys:
+            return {}
         c = self._c
-        where = " AND ".join(f"{n} = ?" for n in _PK_ORDER[:-1])
         c.execute("BEGIN")  # one read snapshot for all chunks
         try:
-            for prefix, archs in groups.items():
-                for i in range(0, len(archs), _CHUNK):
-                    chunk = archs[i : i + _CHUNK]
-                    sql = f"{_SELECT} WHERE {where} AND arch IN ({', '.join('?' * len(chunk))})"
-                    for row in c.execute(sql, prefix + tuple(chunk)):
-                        rec = _record_of(row)
-                        out[rec.key] = rec
+            return _fetch(c, keys)
         finally:
             c.execute("COMMIT")
-        return out
 
     def __len__(self) -> int:
         return int(self._c.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
@@ -378,6 +392,45 @@ class ScoreStore:
         with self._write() as c:
             c.executemany(_INSERT, rows)
 
+    def merge_from(self, source: Union[str, os.PathLike, "ScoreStore"]) -> dict[str, int]:
+        """Copy every record of ``source`` (a path, opened read-only, or an open store) into
+        this store, in ONE transaction; return the counts ``added`` (key missing here),
+        ``replaced`` (a failed record here -- ``error``/``oom`` -- and a computed one, ok/nan/inf,
+        in ``source``: a computed score beats a failure), ``kept`` (anything else: this
+        store's record stays) and ``read`` (records in ``source``).  Idempotent: merging the
+        same source again adds and replaces nothing.
+
+        >>> k = ScoreKey("nb201", "a", "cifar10", "wrcor", 0, 8, "noise", "v")
+        >>> with ScoreStore(":memory:") as shard, ScoreStore(":memory:") as main:
+        ...     shard.put(Record(k, 1.5, "ok", 0.1))
+        ...     main.put(Record(k, math.nan, "oom", 0.0, message="CUDA out of memory"))
+        ...     first, again = main.merge_from(shard), main.merge_from(shard)
+        ...     (first["replaced"], again["kept"], main.get(k).value)
+        (1, 1, 1.5)
+        """
+        if isinstance(source, ScoreStore):
+            incoming = source.records()
+        else:
+            with ScoreStore(source, readonly=True) as src:
+                incoming = src.records()
+        counts = {"added": 0, "replaced": 0, "kept": 0, "read": len(incoming)}
+        rows = []
+        with self._write() as c:
+            here = _fetch(c, [r.key for r in incoming])
+            for rec in incoming:
+                old = here.get(rec.key)
+                if old is None:
+                    counts["added"] += 1
+                elif old.failed and not rec.failed:
+                    counts["replaced"] += 1
+                else:
+                    counts["kept"] += 1
+                    continue
+                rows.append(_row_of(rec))
+            if rows:
+                c.executemany(_INSERT, rows)
+        return counts
+
     # -------------------------------------------------------------- lifecycle
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -393,4 +446,176 @@ class ScoreStore:
 
     def __repr__(self) -> str:
         state = "closed" if self._conn is None else "open"
-        return f"ScoreStore({self.path!r}, {state})"
+        mode = ", read-only" if self.readonly else ""
+        return f"ScoreStore({self.path!r}, {state}{mode})"
+
+
+def _fetch(c: sqlite3.Connection, keys: Iterable[ScoreKey]) -> dict[ScoreKey, Record]:
+    """The stored records of ``keys``, read on ``c`` inside the caller's transaction: keys
+    are grouped by everything but ``arch`` and fetched with indexed ``arch IN (...)`` queries."""
+    groups: dict[tuple, list[str]] = {}
+    wanted: set[ScoreKey] = set()
+    for k in keys:
+        if k in wanted:
+            continue
+        wanted.add(k)
+        groups.setdefault(tuple(getattr(k, n) for n in _PK_ORDER[:-1]), []).append(k.arch)
+    out: dict[ScoreKey, Record] = {}
+    where = " AND ".join(f"{n} = ?" for n in _PK_ORDER[:-1])
+    for prefix, archs in groups.items():
+        for i in range(0, len(archs), _CHUNK):
+            chunk = archs[i : i + _CHUNK]
+            sql = f"{_SELECT} WHERE {where} AND arch IN ({', '.join('?' * len(chunk))})"
+            for row in c.execute(sql, prefix + tuple(chunk)):
+                rec = _record_of(row)
+                out[rec.key] = rec
+    return out
+
+
+def _prefer(found: Record | None, rec: Record | None) -> Record | None:
+    """The record a union lookup returns: the first found, unless it is a failure and a
+    later store has a computed one."""
+    if found is None:
+        return rec
+    if rec is not None and found.failed and not rec.failed:
+        return rec
+    return found
+
+
+class UnionStore:
+    """Several stores read as one, written as one: lookups return the first record found
+    in ``[write, *read_also]`` -- preferring a computed one (ok/nan/inf) to a failure
+    (error/oom) found earlier -- and :meth:`put` / :meth:`put_many` go to ``write`` only.
+    ``len()`` is the write store's.  It owns the stores: :meth:`close` closes them all.
+
+    A cluster shard writes its own file and looks scores up there and in the main store
+    too, so nothing scored anywhere is computed again.
+
+    >>> k = ScoreKey("nb201", "a", "cifar10", "wrcor", 0, 8, "noise", "v")
+    >>> main = ScoreStore(":memory:"); main.put(Record(k, 2.0, "ok", 0.1))
+    >>> with UnionStore(ScoreStore(":memory:"), [main]) as u:
+    ...     (u.get(k).value, k in u, len(u))
+    (2.0, True, 0)
+    """
+
+    def __init__(self, write: ScoreStore, read_also: Sequence[ScoreStore] = ()) -> None:
+        self.write = write
+        self.read_also = list(read_also)
+
+    @property
+    def stores(self) -> list[ScoreStore]:
+        return [self.write, *self.read_also]
+
+    @property
+    def path(self) -> str:
+        return self.write.path
+
+    def get(self, key: ScoreKey) -> Record | None:
+        found = None
+        for s in self.stores:
+            found = _prefer(found, s.get(key))
+            if found is not None and not found.failed:
+                break
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, ScoreKey) and self.get(key) is not None
+
+    def get_many(self, keys: Iterable[ScoreKey]) -> dict[ScoreKey, Record]:
+        todo = list(dict.fromkeys(keys))
+        out: dict[ScoreKey, Record] = {}
+        for s in self.stores:
+            if not todo:
+                break
+            got = s.get_many(todo)
+            for k, rec in got.items():
+                out[k] = _prefer(out.get(k), rec)
+            todo = [k for k in todo if k not in out or out[k].failed]
+        return out
+
+    def records(self, **filters: object) -> list[Record]:
+        """The union's records matching ``filters`` (one per key, as :meth:`get` would
+        choose), in primary-key order."""
+        out: dict[ScoreKey, Record] = {}
+        for s in self.stores:
+            for rec in s.records(**filters):
+                out[rec.key] = _prefer(out.get(rec.key), rec)
+        return sorted(out.values(), key=lambda r: tuple(getattr(r.key, n) for n in _PK_ORDER))
+
+    def __len__(self) -> int:
+        return len(self.write)
+
+    def put(self, record: Record) -> None:
+        self.write.put(record)
+
+    def put_many(self, records: Iterable[Record]) -> None:
+        self.write.put_many(records)
+
+    def close(self) -> None:
+        for s in self.stores:
+            s.close()
+
+    def __enter__(self) -> "UnionStore":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"UnionStore(write={self.write!r}, read_also={self.read_also!r})"
+
+
+# ---------------------------------------------------------------------- CLI
+def _count_lines(path: str) -> list[str]:
+    with ScoreStore(path, readonly=True) as store:
+        rows = store._c.execute(
+            "SELECT proxy, status, COUNT(*) FROM scores GROUP BY proxy, status ORDER BY proxy, status"
+        ).fetchall()
+    lines = [f"{path}: {sum(n for _, _, n in rows)} rows"]
+    lines += [f"  {proxy:<32} {status:<6} {n}" for proxy, status, n in rows]
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harness.store merge --into DEST SRC [SRC ...]`` folds the sources into DEST
+    (created if missing; the sources are only read) and prints the counts;
+    ``python -m harness.store count PATH [PATH ...]`` prints the rows per proxy and status."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m harness.store", description=main.__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    merge = sub.add_parser("merge", help="merge stores into one, losing nothing")
+    merge.add_argument("--into", required=True, help="the destination store")
+    merge.add_argument("sources", nargs="+", help="the stores to merge (read only)")
+    count = sub.add_parser("count", help="rows, and rows per proxy and status")
+    count.add_argument("paths", nargs="+")
+    args = parser.parse_args(argv)
+
+    if args.command == "count":
+        for p in args.paths:
+            try:
+                print("\n".join(_count_lines(p)))
+            except (FileNotFoundError, RuntimeError, sqlite3.DatabaseError) as err:
+                print(f"{p}: {err}", file=sys.stderr)
+                return 1
+        return 0
+    total = {"added": 0, "replaced": 0, "kept": 0, "read": 0}
+    with ScoreStore(args.into) as dest:
+        for src in args.sources:
+            if Path(src).resolve() == Path(args.into).resolve():
+                print(f"{src}: skipped (the destination itself)")
+                continue
+            try:
+                counts = dest.merge_from(src)
+            except (FileNotFoundError, RuntimeError, sqlite3.DatabaseError) as err:
+                print(f"{src}: not merged: {err}", file=sys.stderr)
+                return 1
+            for k, v in counts.items():
+                total[k] += v
+            print(f"{src}: " + " ".join(f"{k}={v}" for k, v in counts.items()))
+        print("total: " + " ".join(f"{k}={v}" for k, v in total.items()) + f"; {args.into} holds {len(dest)} rows")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 import harness.run as hrun
@@ -94,7 +95,8 @@ def test_failed_architecture_is_recorded_not_lost(tmp_path, monkeypatch):
         return real(names, net, *a, **kw)
 
     monkeypatch.setattr(hrun.proxies, "compute_outcomes", flaky)
-    cfg = make_cfg(*SMALL, "archs.n=3", "proxies=[wrcor]", f"store.path={tmp_path}/s.sqlite")
+    one_arch = "engine.enabled=false"  # (the engine's failures: tests/test_engine.py)
+    cfg = make_cfg(*SMALL, "archs.n=3", "proxies=[wrcor]", f"store.path={tmp_path}/s.sqlite", one_arch)
     out = hrun.run(cfg, output_dir=tmp_path)
     with ScoreStore(tmp_path / "s.sqlite") as store:
         statuses = sorted(r.status for r in store.records())
@@ -104,10 +106,30 @@ def test_failed_architecture_is_recorded_not_lost(tmp_path, monkeypatch):
     # a plain re-run keeps the recorded failure; retry_failed recomputes only it
     assert hrun.run(cfg, output_dir=tmp_path / "again")["computed"] == 0
     retry = hrun.run(make_cfg(*SMALL, "archs.n=3", "proxies=[wrcor]", f"store.path={tmp_path}/s.sqlite",
-                              "retry_failed=true"), output_dir=tmp_path / "retry")
+                              "retry_failed=true", one_arch), output_dir=tmp_path / "retry")
     assert retry["computed"] == 1
     with ScoreStore(tmp_path / "s.sqlite") as store:
         assert sorted(r.status for r in store.records()) == ["ok", "ok", "ok"]
+
+
+@needs_data
+def test_engine_and_one_architecture_path_store_the_same_scores(tmp_path):
+    """A job with the engine (groups of 3) and one without: the same stored scores (float32
+    networks: within 1e-5 relative), the same statuses and skip counts; other proxies of the
+    job go through the one-architecture path either way."""
+    got = {}
+    for label, engine in (("engine", ["engine.group=3"]), ("one_arch", ["engine.enabled=false"])):
+        cfg = make_cfg(*SMALL, "archs.n=7", "proxies=[wrcor,gcor,synflow]", f"store.path={tmp_path}/{label}.sqlite",
+                       *engine)
+        assert hrun.run(cfg, output_dir=tmp_path / label)["computed"] == 7
+        with ScoreStore(tmp_path / f"{label}.sqlite") as store:
+            got[label] = {(r.key.arch, r.key.proxy): r for r in store.records()}
+    assert got["engine"].keys() == got["one_arch"].keys() and len(got["engine"]) == 21
+    for k, r in got["one_arch"].items():
+        e = got["engine"][k]
+        assert (e.status, e.n_skipped) == (r.status, r.n_skipped), k
+        if r.status == "ok":
+            assert e.value == pytest.approx(r.value, rel=1e-5), k
 
 
 def _stored(db: Path) -> dict[tuple, float]:
@@ -289,3 +311,15 @@ def test_nb101_job_end_to_end_on_reduced_networks(tmp_path):
     import json
     keys = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert keys["space"] == "nb101"
+
+
+def test_auto_device_spreads_local_shards_over_the_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert hrun.resolve_device("auto", (3, 4)) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert [hrun.resolve_device("auto", (i, 8)) for i in (0, 2, 5)] == [
+        torch.device("cuda:0"), torch.device("cuda:2"), torch.device("cuda:1")]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # e.g. one GPU per SLURM task
+    assert hrun.resolve_device("auto", (7, 8)) == torch.device("cuda")
+    assert hrun.resolve_device("cpu", (1, 2)) == torch.device("cpu")

@@ -387,3 +387,159 @@ def test_sigkill_loses_nothing_and_restart_recomputes_nothing(tmp_path):
     twice = [a for a, c in counts.items() if c == 2]
     assert len(twice) <= 1, twice  # at most the one in flight at the kill
     assert not ({r.key.arch for r in before} & set(twice))  # stored ones never recomputed
+
+
+# ------------------------------------------------- merging stores, reading several
+def _statuses(store: ScoreStore) -> dict[ScoreKey, tuple]:
+    return {r.key: (r.status, r.value, r.message) for r in store.records()}
+
+
+def test_merge_rules_and_idempotence(tmp_path):
+    k = [make_key(i) for i in range(7)]
+    err = lambda key, msg="boom": Record(key, NAN, "error", 0.1, message=msg)  # noqa: E731
+    oom = lambda key: Record(key, NAN, "oom", 0.1, message="CUDA out of memory")  # noqa: E731
+    with ScoreStore(tmp_path / "main.sqlite") as main, ScoreStore(tmp_path / "shard.sqlite") as shard:
+        main.put_many([
+            make_record(k[0], 1.0),            # ok here, other ok there   -> kept
+            err(k[1]),                          # error here, ok there      -> replaced
+            oom(k[2]),                          # oom here, nan there       -> replaced
+            make_record(k[3], 3.0),            # ok here, error there      -> kept
+            err(k[4], "first"),                 # error here, oom there     -> kept
+            make_record(k[6], -INF),           # only here                 -> untouched
+        ])
+        shard.put_many([
+            make_record(k[0], 99.0),
+            make_record(k[1], 1.5),
+            make_record(k[2], NAN),
+            err(k[3]),
+            oom(k[4]),
+            make_record(k[5], INF),            # missing here              -> added
+        ])
+        source = {r.key: r for r in shard.records()}
+        counts = main.merge_from(tmp_path / "shard.sqlite")
+        assert counts == {"added": 1, "replaced": 2, "kept": 3, "read": 6}
+        assert len(main) == 7
+        got = {r.key: r for r in main.records()}
+        assert got[k[0]].value == 1.0
+        assert same(got[k[1]], source[k[1]]) and same(got[k[2]], source[k[2]])  # copied exactly
+        assert got[k[3]].status == "ok" and got[k[3]].value == 3.0
+        assert got[k[4]].status == "error" and got[k[4]].message == "first"
+        assert same(got[k[5]], source[k[5]]) and got[k[5]].value == INF
+        assert got[k[6]].value == -INF
+        # idempotent: a second merge (from the open store this time) changes nothing
+        before = _statuses(main)
+        assert main.merge_from(shard) == {"added": 0, "replaced": 0, "kept": 6, "read": 6}
+        assert _statuses(main) == before
+        # merging an empty store, and into an empty store
+        with ScoreStore(tmp_path / "empty.sqlite") as empty:
+            assert main.merge_from(empty) == {"added": 0, "replaced": 0, "kept": 0, "read": 0}
+            assert empty.merge_from(main) == {"added": 7, "replaced": 0, "kept": 0, "read": 7}
+            assert {r.key: r for r in empty.records()} == got
+
+
+def test_merge_reads_the_source_only(tmp_path):
+    src = tmp_path / "shard.sqlite"
+    with ScoreStore(src) as shard:
+        shard.put_many([make_record(make_key(i), float(i)) for i in range(20)])
+    data = src.read_bytes()
+    with ScoreStore(tmp_path / "main.sqlite") as main:
+        assert main.merge_from(src)["added"] == 20
+    assert src.read_bytes() == data
+    with pytest.raises(FileNotFoundError):
+        ScoreStore(tmp_path / "missing.sqlite", readonly=True)
+    assert not (tmp_path / "missing.sqlite").exists()
+    with ScoreStore(src, readonly=True) as ro:
+        assert len(ro) == 20 and ro.get(make_key(3)).value == 3.0
+        with pytest.raises(PermissionError, match="read-only"):
+            ro.put(make_record(make_key(99), 1.0))
+    with pytest.raises(ValueError):
+        ScoreStore(":memory:", readonly=True)
+    (tmp_path / "other.sqlite").write_bytes(b"")
+    with pytest.raises(RuntimeError, match="not a score store"):
+        ScoreStore(tmp_path / "other.sqlite", readonly=True)
+
+
+def test_merge_after_a_writer_was_killed(tmp_path):
+    """A shard whose worker was SIGKILLed (its WAL not checkpointed) merges every committed record."""
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent("""
+        import os, signal, sys
+        from harness.store import Record, ScoreKey, ScoreStore
+        with ScoreStore(sys.argv[1]) as store:
+            for i in range(25):
+                store.put(Record(ScoreKey("toy", f"a{i}", "d", "p", 0, 8, "noise", "t"), float(i), "ok", 0.0))
+            os.kill(os.getpid(), signal.SIGKILL)
+    """))
+    shard = tmp_path / "shard.sqlite"
+    done = subprocess.run([sys.executable, str(script), str(shard)], env=child_env(), capture_output=True)
+    assert done.returncode == -signal.SIGKILL
+    assert Path(f"{shard}-wal").exists()
+    with ScoreStore(tmp_path / "main.sqlite") as main:
+        assert main.merge_from(shard) == {"added": 25, "replaced": 0, "kept": 0, "read": 25}
+
+
+def test_union_store_reads_all_writes_one(tmp_path):
+    from harness.store import UnionStore
+
+    k = [make_key(i) for i in range(6)]
+    with ScoreStore(tmp_path / "main.sqlite") as main:
+        main.put_many([make_record(k[0], 10.0), make_record(k[1], 11.0),
+                       Record(k[2], NAN, "error", 0.0, message="main failed"),
+                       Record(k[4], NAN, "oom", 0.0)])
+    main = ScoreStore(tmp_path / "main.sqlite", readonly=True)
+    shard = ScoreStore(tmp_path / "shard.sqlite")
+    shard.put_many([make_record(k[1], 21.0),                                      # both: the write store's
+                    make_record(k[2], 22.0),                                      # failed in main, ok here
+                    Record(k[3], NAN, "error", 0.0, message="shard failed"),      # failed here, ok in other
+                    Record(k[4], NAN, "error", 0.0, message="both failed")])      # failed in both: the first
+    other = ScoreStore(tmp_path / "other.sqlite")
+    other.put(make_record(k[3], 33.0))
+    with UnionStore(shard, [main, other]) as u:
+        expect = {k[0]: 10.0, k[1]: 21.0, k[2]: 22.0, k[3]: 33.0}
+        for key, value in expect.items():
+            assert u.get(key).value == value and key in u
+        assert u.get(k[4]).message == "both failed" and u.get(k[4]).failed
+        assert u.get(k[5]) is None and k[5] not in u and "x" not in u
+        many = u.get_many(k + k[:2])
+        assert set(many) == set(k[:5])
+        assert all(many[key] == u.get(key) for key in k[:5])
+        assert [r.key for r in u.records()] == sorted(k[:5], key=lambda x: x.arch)
+        assert {r.key: r.value for r in u.records() if not r.failed} == expect
+        assert len(u) == 4  # the write store's
+        # writes go to the write store only
+        u.put(make_record(k[5], 5.0))
+        u.put_many([make_record(k[0], -1.0)])
+        assert len(u) == 6 and len(main) == 4 and len(other) == 1
+        assert u.get(k[0]).value == -1.0 and main.get(k[0]).value == 10.0
+        assert u.path == shard.path
+    with pytest.raises(RuntimeError, match="closed"):
+        main.get(k[0])  # the union owns its stores
+    with pytest.raises(RuntimeError, match="closed"):
+        other.get(k[0])
+
+
+def test_store_cli_merge_and_count(tmp_path, capsys):
+    for name, offset in (("a", 0), ("b", 5)):
+        with ScoreStore(tmp_path / f"shard-{name}.sqlite") as s:
+            s.put_many([make_record(make_key(i + offset), float(i)) for i in range(10)])
+            s.put(Record(make_key(100, proxy="synflow"), NAN, "error", 0.0))
+    dest = tmp_path / "main.sqlite"
+    argv = ["merge", "--into", str(dest), str(tmp_path / "shard-a.sqlite"), str(tmp_path / "shard-b.sqlite")]
+    assert store_module.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "added=11 replaced=0 kept=0 read=11" in out  # shard a
+    assert "added=5 replaced=0 kept=6 read=11" in out   # shard b: 5 overlap + the failure
+    assert "total: added=16 replaced=0 kept=6 read=22" in out and "holds 16 rows" in out
+    assert store_module.main(argv) == 0
+    assert "total: added=0 replaced=0 kept=22 read=22" in capsys.readouterr().out
+    done = subprocess.run([sys.executable, "-m", "harness.store", "count", str(dest)], env=child_env(),
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"{dest}: 16 rows"
+    assert [ln.split() for ln in lines[1:]] == [["synflow", "error", "1"], ["wrcor", "ok", "15"]]
+    # a missing source is a clear error, not a traceback; the sources merged before it stay merged
+    assert store_module.main(["merge", "--into", str(dest), str(tmp_path / "nope.sqlite")]) == 1
+    assert "nope.sqlite: not merged" in capsys.readouterr().err
+    assert store_module.main(["count", str(tmp_path / "nope.sqlite")]) == 1
+    assert not (tmp_path / "nope.sqlite").exists()
