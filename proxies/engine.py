@@ -147,6 +147,28 @@ def _identity(item: Any) -> Any:
     return item
 
 
+#: groups each build worker keeps ready; an NB201 network's parameters take ~3.2 MB (C=16, N=5)
+PREFETCH = 2
+_BYTES_PER_ARCH = 4 << 20
+
+
+def _workers_that_fit(workers: int, group_size: int, shm: str = "/dev/shm") -> int:
+    """Build workers hand their groups over in shared memory: as many as ``shm`` has room for
+    (a container's default 64 MB holds none), with a warning when that is fewer than asked."""
+    if workers <= 0:
+        return 0
+    try:
+        import shutil
+
+        free = shutil.disk_usage(shm).free
+    except OSError:
+        return workers
+    fit = int(free // (2 * _BYTES_PER_ARCH * group_size * PREFETCH))  # half of it, to leave room
+    if fit < workers:
+        log.warning("%s has %.0f MB free: %d build worker(s) instead of %d", shm, free / 2**20, fit, workers)
+    return min(workers, fit)
+
+
 class Engine:
     """Scores ``proxy_names`` (all supported: see :func:`supports`) for many architectures.
 
@@ -167,7 +189,7 @@ class Engine:
             import os
 
             workers = 0 if self.device.type == "cpu" else max(0, min(8, (os.cpu_count() or 2) - 2))
-        self.workers = int(workers)
+        self.workers = _workers_that_fit(int(workers), self.group_size)
         self.n_oom_splits = 0
 
     def _proxies(self) -> dict[str, ResponseCorrelation]:
@@ -181,7 +203,7 @@ class Engine:
         loader = torch.utils.data.DataLoader(
             _Builds(self.space, chunks, self.num_classes), batch_size=None, shuffle=False,
             num_workers=self.workers, collate_fn=_identity, pin_memory=self.device.type == "cuda",
-            prefetch_factor=4 if self.workers else None, persistent_workers=False)
+            prefetch_factor=PREFETCH if self.workers else None, persistent_workers=False)
         x, y = x.to(self.device, self.dtype), y.to(self.device)
         for chunk, (group, errors, _build_s) in zip(chunks, loader):
             out: dict[str, dict[str, ProxyOutcome]] = {

@@ -228,3 +228,19 @@ def test_gpu_engine_equals_one_architecture_path_on_the_gpu():
         got = score_many(space, ["wrcor", "wrcor_official"], archs, x, y, num_classes=10, device=cuda, group_size=16,
                          workers=2, dtype=dtype)
         assert_same(ref, got, ["wrcor", "wrcor_official"], tol)
+
+
+def test_build_workers_are_limited_by_shared_memory(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from proxies import engine as eng
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 64 << 20))  # docker's default /dev/shm
+    assert eng._workers_that_fit(8, 32) == 0
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 64 << 30))
+    assert eng._workers_that_fit(8, 32) == 8
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 2 << 30))
+    assert 0 < eng._workers_that_fit(8, 32) < 8
+    assert eng._workers_that_fit(0, 32) == 0
