@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -200,17 +202,34 @@ class Engine:
         """Score ``archs`` ((arch string, init seed) pairs) on the batch ``x``, ``y``; yield each
         group's (arch string, proxy -> outcome) list as soon as it is read back."""
         chunks = [list(archs[i:i + self.group_size]) for i in range(0, len(archs), self.group_size)]
-        loader = torch.utils.data.DataLoader(
-            _Builds(self.space, chunks, self.num_classes), batch_size=None, shuffle=False,
-            num_workers=self.workers, collate_fn=_identity, pin_memory=self.device.type == "cuda",
-            prefetch_factor=PREFETCH if self.workers else None, persistent_workers=False)
+        builds = self._builds(_Builds(self.space, chunks, self.num_classes))
         x, y = x.to(self.device, self.dtype), y.to(self.device)
-        for chunk, (group, errors, _build_s) in zip(chunks, loader):
+        for chunk, (group, errors, _build_s) in zip(chunks, builds):
             out: dict[str, dict[str, ProxyOutcome]] = {
                 a: {n: ProxyOutcome(math.nan, "error", 0.0, 0, msg) for n in self.names} for a, msg in errors.items()}
             if group is not None:
                 out.update(self._score(group, x, y))
             yield [(a, out[a]) for a, _ in chunk]
+
+    def _builds(self, dataset: "_Builds") -> Iterator:
+        """The groups, built ahead by ``self.workers`` processes (forked on Linux: nothing is
+        pickled, so it works inside a Hydra joblib worker too), or in this process when there
+        are none or they cannot start here."""
+        def loader(workers: int):
+            ctx = multiprocessing.get_context("fork") if workers and sys.platform.startswith("linux") else None
+            return iter(torch.utils.data.DataLoader(
+                dataset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_identity,
+                pin_memory=self.device.type == "cuda", prefetch_factor=PREFETCH if workers else None,
+                multiprocessing_context=ctx))
+
+        if self.workers:
+            try:
+                return loader(self.workers)
+            except Exception as err:  # e.g. a daemonic process may not have children
+                log.warning("build workers could not start (%s: %s): building in this process",
+                            type(err).__name__, err)
+                self.workers = 0
+        return loader(0)
 
     def _score(self, group: Any, x: torch.Tensor, y: torch.Tensor) -> dict[str, dict[str, ProxyOutcome]]:
         """Score one group, splitting it (recursively) on out-of-memory."""

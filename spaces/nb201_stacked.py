@@ -207,7 +207,7 @@ def _hook_grad(t: torch.Tensor, sink: Sink, layer: int, idx, mult: dict, m: int)
     def on_grad(grad_inputs, grad_outputs):
         g = grad_inputs[0]
         if g is not None:
-            sink("grad", layer, g.view(g.shape[0], m, -1), idx, mult)
+            sink("grad", layer, g.reshape(g.shape[0], m, -1), idx, mult)
 
     t.grad_fn.register_hook(on_grad)
 

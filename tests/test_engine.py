@@ -244,3 +244,20 @@ def test_build_workers_are_limited_by_shared_memory(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 2 << 30))
     assert 0 < eng._workers_that_fit(8, 32) < 8
     assert eng._workers_that_fit(0, 32) == 0
+
+
+def test_build_workers_that_cannot_start_fall_back_to_this_process(reference64, monkeypatch):
+    space, archs, x, y, ref = reference64
+    real_iter = torch.utils.data.DataLoader.__iter__
+
+    def no_children(self):
+        if self.num_workers:
+            raise AssertionError("daemonic processes are not allowed to have children")
+        return real_iter(self)
+
+    monkeypatch.setattr(torch.utils.data.DataLoader, "__iter__", no_children)
+    engine = Engine(space, ["wrcor"], num_classes=10, device=torch.device("cpu"), group_size=4, workers=2,
+                    dtype=torch.float64)
+    got = {a: o for g in engine.run(archs[:6], x, y) for a, o in g}
+    assert engine.workers == 0
+    assert_same({a: ref[a] for a, _ in archs[:6]}, got, ["wrcor"], 1e-9)
