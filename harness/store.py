@@ -282,7 +282,7 @@ class ScoreStore:
                     f"(user_version {version}, scores table {'present' if has_table else 'absent'})"
                 )
             return
-        c.execute("PRAGMA journal_mode = WAL")
+        self._switch_to_wal()
         c.execute("PRAGMA synchronous = FULL")  # commit = fsync'd WAL: durable
         with self._write():
             version = c.execute("PRAGMA user_version").fetchone()[0]
@@ -293,6 +293,23 @@ class ScoreStore:
                 )
             c.execute(_CREATE)
             c.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+    def _switch_to_wal(self) -> None:
+        """``PRAGMA journal_mode = WAL``, retried: switching a new file to WAL needs an exclusive
+        lock and SQLite does not wait for it (the busy timeout does not apply), so several
+        processes opening one new store at once (a sweep's first jobs) would fail with
+        "database is locked"."""
+        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        delay = 0.005
+        while True:
+            try:
+                self._c.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
 
     @property
     def _c(self) -> sqlite3.Connection:

@@ -28,6 +28,8 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
+import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -160,8 +162,6 @@ def _workers_that_fit(workers: int, group_size: int, shm: str = "/dev/shm") -> i
     if workers <= 0:
         return 0
     try:
-        import shutil
-
         free = shutil.disk_usage(shm).free
     except OSError:
         return workers
@@ -188,8 +188,6 @@ class Engine:
         self.device, self.dtype = torch.device(device), dtype
         self.group_size = int(group_size or AUTO_GROUP.get(self.device.type, 1))
         if workers is None:
-            import os
-
             workers = 0 if self.device.type == "cpu" else max(0, min(8, (os.cpu_count() or 2) - 2))
         self.workers = _workers_that_fit(int(workers), self.group_size)
         self.n_oom_splits = 0

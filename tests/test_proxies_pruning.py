@@ -319,11 +319,14 @@ _GOLDEN_SCRIPT = textwrap.dedent("""
 
 @needs_data
 @pytest.mark.skipif(not (os.path.exists(GOLDEN_JSON) and os.path.exists(GOLDEN_NPZ)), reason="no golden files")
-def test_golden_bit_exact_under_reference_arithmetic():
+def test_golden_under_reference_arithmetic():
     """The reference scores were produced with 2 threads and AVX2 kernels (ATen and oneDNN).
-    Under that arithmetic every one of these proxies reproduces them to the last bit.  ``plain``
-    and ``grasp`` are sums with heavy cancellation (their float32 values are 1e-4..1e-2 away from
-    float64 ones), so other thread counts / kernels move them by up to ~5e-5 relative."""
+    Under that arithmetic, on the AVX2 machine of the first sessions, every one of these proxies
+    reproduced them to the last bit.  On an AVX-512 Xeon (2026-12-03) the same settings no longer
+    give the reference's rounding: grad_norm/snip/fisher move by ~1e-7 and the sums with heavy
+    cancellation, ``plain`` and ``grasp`` (float32 values 1e-4..1e-2 away from float64 ones), by up
+    to ~1e-4.  So: equal within 1e-6 relative (2e-4 for those two), and at least the parameter-free
+    ones (l2_norm, synflow) to the last bit everywhere."""
     env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2", OMP_NUM_THREADS="2",
                OMP_WAIT_POLICY="PASSIVE")  # no spinning threads on a shared machine
     proc = subprocess.run([sys.executable, "-c", _GOLDEN_SCRIPT, GOLDEN_JSON, GOLDEN_NPZ, ",".join(SALIENCIES),
@@ -333,6 +336,8 @@ def test_golden_bit_exact_under_reference_arithmetic():
     ours = json.loads(proc.stdout.strip().splitlines()[-1])
     with open(GOLDEN_JSON) as f:
         entries = {a["index"]: a for a in json.load(f)["archs"]}
+    tol = {"plain": 2e-4, "grasp": 2e-4, "l2_norm": 0.0, "synflow": 0.0}
     for i in BIT_EXACT_ARCHS:
         for name in SALIENCIES:
-            assert ours[str(i)][name] == entries[i]["scores"][name], (i, name)
+            got, want = ours[str(i)][name], entries[i]["scores"][name]
+            assert abs(got - want) <= tol.get(name, 1e-6) * abs(want), (i, name, got, want)

@@ -543,3 +543,31 @@ def test_store_cli_merge_and_count(tmp_path, capsys):
     assert "nope.sqlite: not merged" in capsys.readouterr().err
     assert store_module.main(["count", str(tmp_path / "nope.sqlite")]) == 1
     assert not (tmp_path / "nope.sqlite").exists()
+
+
+OPENER = """
+import sys, time
+from harness.store import ScoreStore
+db, start_at = sys.argv[1], float(sys.argv[2])
+while time.time() < start_at:
+    pass
+ScoreStore(db).close()
+"""
+
+
+def test_many_processes_opening_one_new_store_at_once_all_succeed(tmp_path):
+    """A sweep's first jobs open a new store together: switching it to WAL needs an exclusive
+    lock that SQLite does not wait for (before the retry, 7 of 15 rounds of 6 openers failed
+    with "database is locked")."""
+    script = tmp_path / "opener.py"
+    script.write_text(textwrap.dedent(OPENER))
+    for round_ in range(3):
+        db = tmp_path / f"new{round_}.sqlite"
+        start_at = time.time() + 1.0
+        procs = [subprocess.Popen([sys.executable, str(script), str(db), repr(start_at)], env=child_env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(6)]
+        for p in procs:
+            _, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err.decode()
+        with ScoreStore(db) as store:
+            assert len(store) == 0
