@@ -1,0 +1,56 @@
+"""``harness bench``'s engine comparison: the four paths compute the same WRCor, the figures are
+consistent, the last line of standard output is the JSON object, and two stores compare."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+import spaces
+from conftest import needs_data
+from harness import bench
+from harness.store import Record, ScoreKey, ScoreStore
+
+
+def test_naive_port_equals_wrcor_on_degenerate_and_random_cells():
+    space = spaces.get_space("nb201", channels=4, cells_per_stage=1)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 10, (8,), generator=g)
+    import proxies
+
+    for arch in ("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|nor_conv_3x3~1|none~2|",
+                 "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"):
+        net = space.build(arch, 10, seed=1)
+        ours = proxies.compute(["wrcor"], net, x, y)["wrcor"]
+        naive = bench.naive_wrcor(net, x, y)
+        assert naive == ours if not math.isfinite(ours) else naive == pytest.approx(ours, rel=1e-5)
+
+
+@needs_data
+def test_engine_bench_prints_its_json_last(capsys, tmp_path):
+    assert bench.main(["--archs", "0", "--search-steps", "0", "--engine-archs", "2", "--device", "cpu",
+                       "--no-tracking", "--out", str(tmp_path)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    res = json.loads(last)
+    for k in ("device", "n_archs", "archs_per_s_naive", "archs_per_s_engine", "engine_over_plain"):
+        assert k in res
+    assert res["device"] == "cpu" and res["n_archs"] == 2
+    assert res["max_rel_diff_engine_vs_one_arch"] <= 1e-5 and res["max_rel_diff_naive_vs_one_arch"] <= 1e-5
+    assert res["engine_over_plain"] == pytest.approx(res["archs_per_s_plain"] / res["archs_per_s_engine"])
+    saved = json.loads((tmp_path / "engine_cpu.json").read_text())
+    assert saved["archs_per_s_engine"] == res["archs_per_s_engine"]
+
+
+def test_compare_stores(tmp_path):
+    def key(a, p="wrcor"):
+        return ScoreKey("nb201", a, "cifar10", p, 0, 64, "real", "2")
+
+    with ScoreStore(tmp_path / "a.sqlite") as a, ScoreStore(tmp_path / "b.sqlite") as b:
+        a.put_many([Record(key("x"), 100.0, "ok", 1.0), Record(key("y"), float("-inf"), "inf", 1.0, 3),
+                    Record(key("only_a"), 1.0, "ok", 1.0)])
+        b.put_many([Record(key("x"), 100.0001, "ok", 1.0), Record(key("y"), float("-inf"), "inf", 1.0, 3)])
+    res = bench.compare_stores(tmp_path / "a.sqlite", tmp_path / "b.sqlite")
+    assert res["n_common"] == 2 and res["status_mismatches"] == 0 and res["skip_mismatches"] == 0
+    assert res["max_rel_diff"] == pytest.approx(1e-6, rel=1e-3)
