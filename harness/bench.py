@@ -306,7 +306,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-tracking", action="store_true", help="do not log the engine comparison to MLflow")
     ap.add_argument("--compare", nargs=2, metavar=("STORE_A", "STORE_B"),
                     help="only compare two score stores' common keys (see make verify-engine) and exit")
+    ap.add_argument("--tf32", action="store_true", help="allow TensorFloat-32 on a GPU (off: float32 as on the CPU)")
     args = ap.parse_args(argv)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = args.tf32
     if args.compare:
         res = compare_stores(*args.compare)
         print(json.dumps(res))

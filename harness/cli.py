@@ -27,6 +27,7 @@ def _configure_process(cfg: DictConfig) -> None:
     torch.manual_seed(seed)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = bool(cfg.get("tf32", False))
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
 

@@ -182,6 +182,8 @@ def score_params(name: str, *, sampling: str, device: torch.device, space_kw: Ma
     info = proxies.get_proxy(name)
     knobs = {"proxy": info.params, "sampling": sampling, "device": device.type, "init": "sha256(seed:arch)",
              "space": dict(space_kw)}
+    if device.type == "cuda" and torch.backends.cudnn.allow_tf32:  # (tf32=true) rounds differently: its own key
+        knobs["tf32"] = True
     return json.dumps(knobs, sort_keys=True, separators=(",", ":"))
 
 

@@ -218,6 +218,7 @@ def test_gpu_engine_equals_one_architecture_path_on_the_gpu():
     space = spaces.get_space("nb201")
     archs = sample(space, 40, seed=5)
     cuda = torch.device("cuda")
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # the harness's default
     for dtype, tol in ((torch.float64, 1e-9), (torch.float32, 1e-5)):
         x, y = batch(16, dtype)
         x, y = x.to(cuda), y.to(cuda)

@@ -323,3 +323,12 @@ def test_auto_device_spreads_local_shards_over_the_gpus(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # e.g. one GPU per SLURM task
     assert hrun.resolve_device("auto", (7, 8)) == torch.device("cuda")
     assert hrun.resolve_device("cpu", (1, 2)) == torch.device("cpu")
+
+
+def test_tf32_scores_on_a_gpu_have_their_own_keys(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    plain = hrun.score_params("wrcor", sampling="random", device=cuda, space_kw={})
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    assert hrun.score_params("wrcor", sampling="random", device=cuda, space_kw={}) != plain
+    assert '"tf32"' not in hrun.score_params("wrcor", sampling="random", device=cpu, space_kw={})
