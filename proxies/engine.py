@@ -21,7 +21,7 @@ kernels, the order of K's float64 additions): ~1e-12 relative with float64 netwo
 the float32 forward pass's own noise with float32 networks (tests/test_engine.py measures both).
 
 Proxies the engine does not support (or spaces without a stacked formulation) go through the
-one-architecture path: see :meth:`Engine.supports`.
+one-architecture path: see :func:`supports`.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from .correlation import ResponseCorrelation, non_finite_cause
-from .probe import ProxyOutcome, _is_oom, outcome_of, synchronize
+from .probe import ProxyOutcome, _is_oom, batched_abs_correlation, outcome_of, synchronize
 from .registry import get_proxy
 
 log = logging.getLogger(__name__)
@@ -46,19 +46,6 @@ log = logging.getLogger(__name__)
 #: archs per group when the config says ``auto``: the stacked pass pays off on a GPU; on the
 #: CPU the kernels are already busy with one architecture
 AUTO_GROUP = {"cuda": 32, "cpu": 1}
-
-
-def batched_abs_correlation(t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """|corr| between the samples of each architecture: ``t`` is (batch, m, ...); returns the
-    (m, batch, batch) matrices and an (m,) flag of the ones with a NaN (a constant sample).
-    Batched :func:`proxies.probe.corrcoef` (numpy.corrcoef's arithmetic in ``dtype``)."""
-    n, m = t.shape[0], t.shape[1]
-    z = t.reshape(n, m, -1).transpose(0, 1).to(dtype)
-    z = z - z.mean(dim=2, keepdim=True)
-    g = torch.bmm(z, z.transpose(1, 2))
-    std = torch.diagonal(g, dim1=1, dim2=2).sqrt()
-    c = (g / std[:, :, None] / std[:, None, :]).clamp_(-1.0, 1.0).abs_()
-    return c, torch.isnan(c).flatten(1).any(1)
 
 
 @dataclass
@@ -98,11 +85,11 @@ class ResponseSink:
             c, bad = done[p.dtype]
             if p.power != 1.0:
                 c = c.pow(p.power)
-            m = mult[p.convention]
-            coef = (m if isinstance(m, torch.Tensor) else torch.full_like(a.total[: c.shape[0]], m)) \
-                * p.weight(layer, self.top)
-            contrib = torch.where(bad[:, None, None], 0.0, c).to(torch.float64) * coef[:, None, None]
-            count = m if isinstance(m, torch.Tensor) else torch.full_like(coef, m)
+            count = mult[p.convention]  # per architecture (a tensor) or for all of them
+            if not isinstance(count, torch.Tensor):
+                count = torch.full((c.shape[0],), float(count), dtype=torch.float64, device=c.device)
+            contrib = torch.where(bad[:, None, None], 0.0, c).to(torch.float64) \
+                * (count * p.weight(layer, self.top))[:, None, None]
             self._add(a.K, idx, contrib)
             self._add(a.skipped, idx, bad.to(torch.int64) * count.to(torch.int64))
             self._add(a.total, idx, count)
@@ -135,16 +122,14 @@ class _Builds(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def __getitem__(self, i: int) -> tuple[Any, dict[str, str], float]:
-        start = time.perf_counter()
+    def __getitem__(self, i: int) -> tuple[Any, dict[str, str]]:
         nets, errors = [], {}
         for arch_str, seed in self.chunks[i]:
             try:
                 nets.append(self.space.build(arch_str, self.num_classes, seed=seed))
             except Exception as err:  # recorded for this architecture; the rest of the group goes on
                 errors[arch_str] = f"{type(err).__name__}: {err}"
-        group = self.space.stacked_group(nets) if nets else None
-        return group, errors, time.perf_counter() - start
+        return (self.space.stacked_group(nets) if nets else None), errors
 
 
 def _identity(item: Any) -> Any:
@@ -202,7 +187,7 @@ class Engine:
         chunks = [list(archs[i:i + self.group_size]) for i in range(0, len(archs), self.group_size)]
         builds = self._builds(_Builds(self.space, chunks, self.num_classes))
         x, y = x.to(self.device, self.dtype), y.to(self.device)
-        for chunk, (group, errors, _build_s) in zip(chunks, builds):
+        for chunk, (group, errors) in zip(chunks, builds):
             out: dict[str, dict[str, ProxyOutcome]] = {
                 a: {n: ProxyOutcome(math.nan, "error", 0.0, 0, msg) for n in self.names} for a, msg in errors.items()}
             if group is not None:

@@ -64,18 +64,31 @@ class Proxy(Protocol):
         """(value, number of skipped response matrices), tensors allowed (read once, at the end)."""
 
 
+def _row_correlation(z: torch.Tensor) -> torch.Tensor:
+    """Correlation between the rows of ``z`` (..., samples, features), clipped to [-1, 1]: the
+    arithmetic of ``numpy.corrcoef`` (in ``z``'s dtype), for one matrix or a batch of them."""
+    z = z - z.mean(dim=-1, keepdim=True)
+    g = z @ z.transpose(-2, -1)
+    std = torch.diagonal(g, dim1=-2, dim2=-1).sqrt()
+    return (g / std[..., :, None] / std[..., None, :]).clamp_(-1.0, 1.0)
+
+
 def corrcoef(x: torch.Tensor, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
     """Signed correlation between the rows (samples) of ``x`` flattened per row, and a NaN flag.
 
     Matches ``numpy.corrcoef`` (which computes in float64 and clips to [-1, 1]); a row that is
     constant makes its row and column NaN, and the 0-dim flag says so without a host sync.
     """
-    z = x.reshape(x.shape[0], -1).to(dtype)
-    z = z - z.mean(dim=1, keepdim=True)
-    g = z @ z.T
-    std = torch.diagonal(g).sqrt()
-    c = (g / std[:, None] / std[None, :]).clamp_(-1.0, 1.0)
+    c = _row_correlation(x.reshape(x.shape[0], -1).to(dtype))
     return c, torch.isnan(c).any()
+
+
+def batched_abs_correlation(t: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """|corr| between the samples of each of m networks: ``t`` is (samples, m, ...); returns the
+    (m, samples, samples) matrices and an (m,) flag of those with a NaN (a constant sample)."""
+    n, m = t.shape[0], t.shape[1]
+    c = _row_correlation(t.reshape(n, m, -1).transpose(0, 1).to(dtype)).abs_()
+    return c, torch.isnan(c).flatten(1).any(1)
 
 
 def abs_correlation(x: torch.Tensor, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:

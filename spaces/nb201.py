@@ -345,7 +345,7 @@ class NB201Space:
 
     def stacked_top(self, group) -> int:
         """The deepest weighting layer of a stacked group (its final ReLU's)."""
-        return 3 * group.cells_per_stage + 2
+        return group.n_cells
 
     def stacked_pass(self, group, x: torch.Tensor, y: torch.Tensor, sink) -> torch.Tensor:
         """One forward+backward of a stacked group, reporting its responses to ``sink``."""

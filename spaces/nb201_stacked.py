@@ -73,6 +73,12 @@ class StackedGroup:
     def __len__(self) -> int:
         return len(self.archs)
 
+    @property
+    def n_cells(self) -> int:
+        """Cells of each network: 3 stages of ``cells_per_stage`` and two reduction blocks (the
+        final ReLU's weighting layer)."""
+        return 3 * self.cells_per_stage + 2
+
     def holders(self, name: str) -> list[int]:
         """The positions of the architectures that have parameter ``name``."""
         if name.startswith("cell"):
@@ -160,9 +166,13 @@ def pack_group(nets: Sequence[NB201Network]) -> StackedGroup:
     return group
 
 
-def _index(values: Sequence[int], device: torch.device | None) -> torch.Tensor:
-    t = torch.tensor(list(values), dtype=torch.long)
+def _on(t: torch.Tensor, device: torch.device | None) -> torch.Tensor:
+    """A host-built tensor on ``device`` (copied asynchronously from pinned memory)."""
     return t if device is None or device.type == "cpu" else t.pin_memory().to(device, non_blocking=True)
+
+
+def _index(values: Sequence[int], device: torch.device | None) -> torch.Tensor:
+    return _on(torch.tensor(list(values), dtype=torch.long), device)
 
 
 def _plan(archs: Sequence[NB201Arch], device: torch.device | None = None) -> dict[str, Any]:
@@ -193,9 +203,8 @@ def _plan(archs: Sequence[NB201Arch], device: torch.device | None = None) -> dic
         plan[f"readers:{src}"] = readers
         if readers:
             plan[f"readers_idx:{src}"] = _index(readers, device) if len(readers) < G else None
-            plan[f"readers_cnt:{src}"] = torch.tensor([float(counts[g]) for g in readers], dtype=torch.float64)
-            if device is not None and device.type != "cpu":
-                plan[f"readers_cnt:{src}"] = plan[f"readers_cnt:{src}"].pin_memory().to(device, non_blocking=True)
+            plan[f"readers_cnt:{src}"] = _on(torch.tensor([float(counts[g]) for g in readers],
+                                                          dtype=torch.float64), device)
     return plan
 
 
@@ -299,7 +308,7 @@ def forward_backward(group: StackedGroup, x: torch.Tensor, y: torch.Tensor, sink
     with torch.no_grad():  # no response before the first cell: the graph starts after the stem
         h = _bn(F.conv2d(x, t["stem"].reshape(-1, *t["stem"].shape[2:]), padding=1))
     h.requires_grad_(True)
-    n_cells = 3 * group.cells_per_stage + 2
+    n_cells = group.n_cells
     for c in range(n_cells):
         if f"red:{c}:a" in t:
             h = _reduction_cell(h, group, c, sink)

@@ -11,8 +11,8 @@ import torch
 
 import proxies
 import spaces
-from proxies.engine import Engine, batched_abs_correlation, score_many, supports
-from proxies.probe import corrcoef
+from proxies.engine import Engine, score_many, supports
+from proxies.probe import batched_abs_correlation, corrcoef
 from spaces.base import seed_for
 from spaces.nb201_stacked import pack_group
 
