@@ -25,7 +25,7 @@ from spaces.base import seed_for
 from spaces.datafiles import checksums
 
 from . import data
-from .store import Record, ScoreKey, ScoreStore, UnionStore
+from .store import Record, ScoreKey, ScoreStore, UnionStore, merge_stores
 
 log = logging.getLogger(__name__)
 
@@ -158,17 +158,13 @@ def open_store(cfg: Any, shard: tuple[int, int]) -> tuple[ScoreStore | UnionStor
         log.info("shard %d/%d writes %s%s", shard[0], shard[1], write.path,
                  f" and reads {store_path} too" if read_also else "")
         return UnionStore(write, read_also), None
+    def logged(src: str, counts: dict[str, int] | None) -> None:
+        if counts is not None:
+            log.info("merged %s into %s: %s", src, store_path, " ".join(f"{k}={v}" for k, v in counts.items()))
+
     main = ScoreStore(store_path)
-    merged = {"files": 0, "added": 0, "replaced": 0, "kept": 0, "read": 0}
     try:
-        for f in sorted(Path(shards_dir).glob("*.sqlite")):
-            if f.resolve() == store_path.resolve():
-                continue
-            counts = main.merge_from(f)
-            log.info("merged %s into %s: %s", f, store_path, " ".join(f"{k}={v}" for k, v in counts.items()))
-            merged["files"] += 1
-            for k, v in counts.items():
-                merged[k] += v
+        merged = merge_stores(main, sorted(Path(shards_dir).glob("*.sqlite")), logged)
     except BaseException:
         main.close()
         raise

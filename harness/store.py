@@ -45,9 +45,9 @@ import sys
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Iterable, Sequence, Union
+from typing import Callable, Iterable, Sequence, Union
 
-__all__ = ["ScoreKey", "Record", "ScoreStore", "UnionStore", "status_of", "STATUSES", "main"]
+__all__ = ["ScoreKey", "Record", "ScoreStore", "UnionStore", "merge_stores", "status_of", "STATUSES", "main"]
 
 #: Allowed values of :attr:`Record.status`.
 STATUSES: tuple[str, ...] = ("ok", "nan", "inf", "error", "oom")
@@ -582,6 +582,26 @@ class UnionStore:
         return f"UnionStore(write={self.write!r}, read_also={self.read_also!r})"
 
 
+def merge_stores(dest: ScoreStore, sources: Iterable[Union[str, os.PathLike]],
+                 on_merged: Callable[[str, dict[str, int] | None], None] | None = None) -> dict[str, int]:
+    """Merge every source store into ``dest`` (:meth:`ScoreStore.merge_from`; a source that is
+    ``dest`` itself is skipped) and return the summed counts plus ``files`` merged.
+    ``on_merged(source, counts)`` is told of each source as it is done (``None`` if skipped)."""
+    total = {"files": 0, "added": 0, "replaced": 0, "kept": 0, "read": 0}
+    for src in sources:
+        if dest.path != ":memory:" and Path(src).resolve() == Path(dest.path).resolve():
+            if on_merged is not None:
+                on_merged(str(src), None)
+            continue
+        counts = dest.merge_from(src)
+        total["files"] += 1
+        for k, v in counts.items():
+            total[k] += v
+        if on_merged is not None:
+            on_merged(str(src), counts)
+    return total
+
+
 # ---------------------------------------------------------------------- CLI
 def _count_lines(path: str) -> list[str]:
     with ScoreStore(path, readonly=True) as store:
@@ -616,20 +636,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{p}: {err}", file=sys.stderr)
                 return 1
         return 0
-    total = {"added": 0, "replaced": 0, "kept": 0, "read": 0}
+    done: list[str] = []
+
+    def report(src: str, counts: dict[str, int] | None) -> None:
+        done.append(src)
+        print(f"{src}: " + ("skipped (the destination itself)" if counts is None
+                            else " ".join(f"{k}={v}" for k, v in counts.items())))
+
     with ScoreStore(args.into) as dest:
-        for src in args.sources:
-            if Path(src).resolve() == Path(args.into).resolve():
-                print(f"{src}: skipped (the destination itself)")
-                continue
-            try:
-                counts = dest.merge_from(src)
-            except (FileNotFoundError, RuntimeError, sqlite3.DatabaseError) as err:
-                print(f"{src}: not merged: {err}", file=sys.stderr)
-                return 1
-            for k, v in counts.items():
-                total[k] += v
-            print(f"{src}: " + " ".join(f"{k}={v}" for k, v in counts.items()))
+        try:
+            total = merge_stores(dest, args.sources, report)
+        except (FileNotFoundError, RuntimeError, sqlite3.DatabaseError) as err:
+            print(f"{args.sources[len(done)]}: not merged: {err}", file=sys.stderr)
+            return 1
+        total.pop("files")
         print("total: " + " ".join(f"{k}={v}" for k, v in total.items()) + f"; {args.into} holds {len(dest)} rows")
     return 0
 
