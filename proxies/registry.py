@@ -15,7 +15,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from spaces import plugins
 from spaces.base import UnknownNameError
+
+#: the entry-point group a distribution declares its proxies in (see :mod:`spaces.plugins`)
+PLUGIN_GROUP = plugins.GROUPS["proxies"]
 
 
 @dataclass(frozen=True)
@@ -104,13 +108,46 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return base, params
 
 
+def _type_name(value: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(type(value),
+                                                                                            type(value).__name__)
+
+
+def check_param(proxy: str, key: str, value: Any, default: Any) -> None:
+    """A spec's value must have its parameter's declared type (the type of its registered
+    default; an integer is a number; a parameter whose default is None takes anything)."""
+    if default is None:
+        return
+    expected = type(default)
+    ok = (isinstance(value, bool) if expected is bool
+          else isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float
+          else isinstance(value, expected) and not (expected is int and isinstance(value, bool)))
+    if not ok:
+        raise ValueError(f"proxy {proxy!r}: parameter {key}={value} is not {_type_name(default)} "
+                         f"(its default is {key}={default})")
+
+
+def _lookup(base: str) -> ProxyInfo:
+    info = _REGISTRY.get(base)
+    if info is None:  # perhaps an installed plugin's
+        plugins.load(PLUGIN_GROUP)
+        info = _REGISTRY.get(base)
+    if info is None:
+        raise UnknownNameError(f"unknown proxy {base!r}; registered proxies: {sorted(_REGISTRY)}"
+                               + plugins.describe_failures(PLUGIN_GROUP))
+    return info
+
+
 def get_proxy(name: str) -> ProxyInfo:
-    """The registered proxy ``name``, or the proxy a spec ``base(key=value, ...)`` describes."""
+    """The registered proxy ``name``, or the proxy a spec ``base(key=value, ...)`` describes.
+
+    >>> get_proxy("wrcor(power=abc)")
+    Traceback (most recent call last):
+    ...
+    ValueError: proxy 'wrcor': parameter power=abc is not a number (its default is power=1.0)
+    """
     base, overrides = parse_spec(name)
-    try:
-        info = _REGISTRY[base]
-    except KeyError:
-        raise UnknownNameError(f"unknown proxy {base!r}; registered proxies: {sorted(_REGISTRY)}") from None
+    info = _lookup(base)
     if not overrides:
         return info
     if info.components:
@@ -118,13 +155,19 @@ def get_proxy(name: str) -> ProxyInfo:
     unknown = sorted(set(overrides) - set(info.params))
     if unknown:
         raise ValueError(f"proxy {base!r} has no parameter(s) {unknown}; its parameters: {sorted(info.params)}")
+    for key, value in overrides.items():
+        check_param(base, key, value, info.params[key])
     spec = f"{base}(" + ", ".join(f"{k}={overrides[k]}" for k in sorted(overrides)) + ")"
     params = {**info.params, **overrides}
-    info.factory(**params)  # an invalid value raises here, naming the valid ones
+    try:
+        info.factory(**params)  # an invalid value raises here, naming the valid ones
+    except Exception as err:
+        raise ValueError(f"proxy spec {name!r}: {err}") from err
     return dataclasses.replace(info, name=spec, params=params)
 
 
 def list_proxies(pattern: str = "*", *, votes: bool = True) -> list[str]:
-    """Registered names matching ``pattern``; ``votes=False`` leaves out the votes (which rank a
-    set of architectures and have no value for one network)."""
+    """Registered names matching ``pattern`` (installed plugins' included); ``votes=False`` leaves
+    out the votes (which rank a set of architectures and have no value for one network)."""
+    plugins.load(PLUGIN_GROUP)
     return sorted(n for n, i in _REGISTRY.items() if fnmatch.fnmatchcase(n, pattern) and (votes or not i.components))

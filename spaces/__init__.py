@@ -4,13 +4,22 @@ from __future__ import annotations
 import fnmatch
 from typing import Any, Callable
 
+from . import plugins
 from .base import (Benchmark, DataFileError, InvalidArchitectureError, MissingDataFileError, ResponsePoint, Space,
                    UnknownNameError)
 
 _SPACES: dict[str, Callable[..., Any]] = {}
 
 
+#: the entry-point group a distribution declares its spaces in (see :mod:`spaces.plugins`)
+PLUGIN_GROUP = plugins.GROUPS["spaces"]
+
+
 def register_space(name: str) -> Callable:
+    """Register a space factory (a class taking keyword-only constructor arguments) under ``name``;
+    a duplicate name raises.  Its keyword arguments with defaults become the ``space.*`` settings
+    of the command line (``harness run space=<name> space.<arg>=...``)."""
+
     def deco(factory: Callable) -> Callable:
         if name in _SPACES:
             raise ValueError(f"space {name!r} is already registered")
@@ -22,14 +31,23 @@ def register_space(name: str) -> Callable:
 
 def get_space(name: str, **kwargs: Any) -> Space:
     """The space registered as ``name`` (keyword arguments go to its constructor)."""
+    return space_factory(name)(**kwargs)
+
+
+def space_factory(name: str) -> Callable[..., Any]:
+    """The factory (class) registered as ``name``; an installed plugin's when no built-in has it."""
+    if name not in _SPACES:
+        plugins.load(PLUGIN_GROUP)
     try:
-        factory = _SPACES[name]
+        return _SPACES[name]
     except KeyError:
-        raise UnknownNameError(f"unknown space {name!r}; registered spaces: {sorted(_SPACES)}") from None
-    return factory(**kwargs)
+        raise UnknownNameError(f"unknown space {name!r}; registered spaces: {sorted(_SPACES)}"
+                               + plugins.describe_failures(PLUGIN_GROUP)) from None
 
 
 def list_spaces(pattern: str = "*") -> list[str]:
+    """Registered names matching ``pattern`` (installed plugins' included)."""
+    plugins.load(PLUGIN_GROUP)
     return sorted(n for n in _SPACES if fnmatch.fnmatchcase(n, pattern))
 
 
@@ -44,7 +62,7 @@ register_space("nats_tss")(NATSTopologySpace)
 register_space("nats_sss")(NATSSizeSpace)
 register_space("darts")(DartsSpace)
 
-__all__ = ["get_space", "list_spaces", "register_space", "Space", "Benchmark", "ResponsePoint",
+__all__ = ["get_space", "list_spaces", "register_space", "space_factory", "Space", "Benchmark", "ResponsePoint",
            "InvalidArchitectureError", "DataFileError", "MissingDataFileError", "UnknownNameError", "NB201Arch", "NB201Space",
            "NB101Arch", "NB101Space", "NATSTopologySpace", "NATSSizeSpace", "SizeArch",
            "DartsGenotype", "DartsSpace"]
