@@ -31,11 +31,14 @@ from typing import Any, Callable, Hashable, Sequence
 import numpy as np
 
 from proxies.vote import majority_prefers
+from spaces import plugins
+from spaces.base import UnknownNameError
 
 __all__ = ["Evaluation", "Objective", "Strategy", "RandomSearch", "RegularizedEvolution", "Reinforce",
-           "STRATEGIES", "make_strategy"]
+           "STRATEGIES", "register_strategy", "strategy_class", "list_strategies", "make_strategy"]
 
 TIES = ("incumbent", "candidate")
+RULES = ("absolute", "relative")
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,8 @@ class Objective:
                              f"and {self.signs}")
         if self.ties not in TIES:
             raise ValueError(f"unknown tie rule {self.ties!r}; valid: {list(TIES)}")
-        if self.rule not in ("absolute", "relative"):
-            raise ValueError(f"unknown majority rule {self.rule!r}; valid: ['absolute', 'relative']")
+        if self.rule not in RULES:
+            raise ValueError(f"unknown majority rule {self.rule!r}; valid: {list(RULES)}")
 
     def prefers(self, candidate: Evaluation, incumbent: Evaluation) -> bool:
         if candidate.failed != incumbent.failed:
@@ -119,6 +122,12 @@ class Strategy:
     ``(arch, evaluation)`` over everything told so far."""
 
     name = "strategy"
+
+    @classmethod
+    def initial_samples(cls, **params: Any) -> int:
+        """How many asks are uniform samples before the strategy uses what it was told (a
+        budget no larger than this is random search under another name)."""
+        return 0
 
     def __init__(self, space, objective: Objective, *, seed: int) -> None:
         self.space = space
@@ -173,6 +182,15 @@ class RegularizedEvolution(Strategy):
     released WRCor search does), and the oldest member is removed as each child joins."""
 
     name = "evolution"
+    #: what each constructor setting means (``harness search --help`` shows it)
+    settings_help = {"population": "the first N asks are uniform samples; the oldest member leaves as a child joins",
+                     "tournament": "members drawn per tournament; the winner is mutated once",
+                     "replace": "tournament drawn with replacement (nasbench's reference); false = distinct "
+                                "members (the released WRCor search)"}
+
+    @classmethod
+    def initial_samples(cls, *, population: int, **params: Any) -> int:
+        return int(population)
 
     def __init__(self, space, objective: Objective, *, seed: int, population: int = 64, tournament: int = 10,
                  replace: bool = True) -> None:
@@ -245,6 +263,14 @@ class Reinforce(Strategy):
     """
 
     name = "reinforce"
+    #: what each constructor setting means (``harness search --help`` shows it)
+    settings_help = {"lr": "Adam's learning rate", "baseline_decay": "the moving-average baseline's decay",
+                     "warmup": "uniform samples that fix the per-proxy z-score normalisation (count towards "
+                               "the budget)"}
+
+    @classmethod
+    def initial_samples(cls, *, warmup: int, **params: Any) -> int:
+        return int(warmup)
 
     def __init__(self, space, objective: Objective, *, seed: int, lr: float = 1e-3, baseline_decay: float = 0.9,
                  warmup: int = 100) -> None:
@@ -312,17 +338,46 @@ class Reinforce(Strategy):
         self.optimizer.step(grads)
 
 
-STRATEGIES: dict[str, Callable[..., Strategy]] = {
-    "random": RandomSearch,
-    "evolution": RegularizedEvolution,
-    "reinforce": Reinforce,
-}
+#: name -> strategy class; add one with :func:`register_strategy` (or an installed plugin's entry
+#: point in the group ``zsnas_bench.strategies``)
+STRATEGIES: dict[str, type[Strategy]] = {}
+PLUGIN_GROUP = plugins.GROUPS["strategies"]
+
+
+def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
+    """Register a :class:`Strategy` subclass under ``name`` (a duplicate name raises).  Its
+    keyword arguments with defaults become the ``search.*`` settings of ``harness search``."""
+
+    def deco(cls: type[Strategy]) -> type[Strategy]:
+        if name in STRATEGIES:
+            raise ValueError(f"search strategy {name!r} is already registered")
+        STRATEGIES[name] = cls
+        return cls
+
+    return deco
+
+
+for _cls in (RandomSearch, RegularizedEvolution, Reinforce):
+    register_strategy(_cls.name)(_cls)
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    """The strategy registered as ``name``; an installed plugin's when no built-in has it."""
+    if name not in STRATEGIES:
+        plugins.load(PLUGIN_GROUP)
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown search strategy {name!r}; valid: {sorted(STRATEGIES)}"
+                               + plugins.describe_failures(PLUGIN_GROUP)) from None
+
+
+def list_strategies() -> list[str]:
+    """Registered strategy names (installed plugins' included)."""
+    plugins.load(PLUGIN_GROUP)
+    return sorted(STRATEGIES)
 
 
 def make_strategy(name: str, space, objective: Objective, *, seed: int, **params: Any) -> Strategy:
-    """The strategy ``name`` (``random`` | ``evolution`` | ``reinforce``) with its parameters."""
-    try:
-        cls = STRATEGIES[name]
-    except KeyError:
-        raise ValueError(f"unknown search strategy {name!r}; valid: {sorted(STRATEGIES)}") from None
-    return cls(space, objective, seed=seed, **params)
+    """The strategy ``name`` (``random`` | ``evolution`` | ``reinforce`` | a plugin's) with its parameters."""
+    return strategy_class(name)(space, objective, seed=seed, **params)

@@ -474,6 +474,12 @@ class DartsSpace:
     name = "darts"
     ops = OPS
 
+    #: what each constructor setting means (``harness run --help`` shows it)
+    settings_help = {"init_channels": "C: initial channels (the NB-301 evaluation network: 32)",
+                     "layers": "cells (the NB-301 evaluation network: 8)",
+                     "auxiliary": "an auxiliary head in the scoring network",
+                     "affine_ops": "false = NASLib's network (no BN affine inside cell ops; its params column)"}
+
     def __init__(self, *, data_dir: Any = None, init_channels: int = 32, layers: int = 8,
                  auxiliary: bool = False, affine_ops: bool = True) -> None:
         self.data_dir = data_dir

@@ -15,7 +15,7 @@ a final BN+ReLU, global pooling and a linear classifier.
 
 No SSS ground truth exists offline.  Its benchmark reads ``nats/nats_sss_ground_truth.csv``, a
 table converted from the official ``NATS-sss-v1_0-50262-simple`` archive with
-``python -m harness.convert nats-sss <archive>`` (90-epoch schedule, seed mean); without it a
+``harness convert nats-sss <archive>`` (90-epoch schedule, seed mean); without it a
 lookup fails with a message that says so.
 """
 from __future__ import annotations
@@ -198,6 +198,10 @@ class NATSSizeSpace:
 
     name = "nats_sss"
 
+    #: what each constructor setting means (``harness run --help`` shows it)
+    settings_help = {"table": "the converted ground-truth table under the data dir "
+                              "(null: nats/nats_sss_ground_truth.csv)"}
+
     def __init__(self, *, data_dir: Any = None, table: str | None = None) -> None:
         self.data_dir = data_dir
         self.table = table
@@ -273,7 +277,7 @@ class NATSSizeSpace:
 
 
 NATS_SSS_FILE = "nats/nats_sss_ground_truth.csv"
-#: NB201's columns with the 90-epoch suffix (what ``python -m harness.convert nats-sss`` writes)
+#: NB201's columns with the 90-epoch suffix (what ``harness convert nats-sss`` writes)
 _SSS_COLUMNS = {pair: column.replace("_200", "_90") for pair, column in _NB201_COLUMNS.items()}
 
 
@@ -287,4 +291,4 @@ def nats_sss_benchmark(data_dir: str | os.PathLike[str] | None = None, *, table:
         table or NATS_SSS_FILE, key_column="arch_str", columns=_SSS_COLUMNS, protocols=protocols,
         index_column="index", data_dir=data_dir,
         missing_hint=("NATS-Bench SSS has no ground truth offline: convert the official NATS-sss-v1_0-50262-simple "
-                      f"archive with `python -m harness.convert nats-sss <archive>` (writes {NATS_SSS_FILE})"))
+                      f"archive with `harness convert nats-sss <archive>` (writes {NATS_SSS_FILE})"))

@@ -337,6 +337,13 @@ class NB101Space:
     name = "nb101"
     ops = OPS
 
+    #: what each constructor setting means (``harness run --help`` shows it)
+    settings_help = {"stem_channels": "stem channels (the benchmark's network: 128; the golden reference and "
+                                      "the CPU profile use 16)",
+                     "num_stacks": "stacks of cells (the benchmark's network: 3)",
+                     "cells_per_stack": "cells per stack (the benchmark's network: 3)",
+                     "table": "the ground-truth table under the data dir (null: nb101/naslib_nb101_500.csv)"}
+
     def __init__(self, *, data_dir: Any = None, stem_channels: int = 128, num_stacks: int = 3,
                  cells_per_stack: int = 3, table: str | None = None) -> None:
         self.data_dir = data_dir
@@ -477,7 +484,7 @@ def nb101_benchmark(data_dir: str | os.PathLike[str] | None = None, *, table: st
     """NB-101 ground truth keyed by the graph hash: the offline 500-row NASLib table (CIFAR-10
     validation accuracy, 108 epochs, one training seed per row; its 500 unpruned specs are 292
     distinct cells, and a cell's rows are averaged), or a full table converted
-    from ``nasbench_only108.tfrecord`` by ``python -m harness.convert nb101`` (validation and
+    from ``nasbench_only108.tfrecord`` by ``harness convert nb101`` (validation and
     test accuracy, mean over the 3 seeds)."""
     from .benchmarks import TableBenchmark
 

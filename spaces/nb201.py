@@ -255,6 +255,10 @@ class NB201Space:
     name = "nb201"
     ops = OPS
 
+    #: what each constructor setting means (``harness run --help`` shows it)
+    settings_help = {"channels": "C: stem/first-stage channels (the benchmark's network: 16)",
+                     "cells_per_stage": "N: cells per stage (the benchmark's network: 5)"}
+
     def __init__(self, *, data_dir: Any = None, channels: int = 16, cells_per_stage: int = 5) -> None:
         self.data_dir = data_dir
         self.channels = channels
