@@ -22,7 +22,6 @@ and the largest relative score differences between the paths.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -241,26 +240,22 @@ def bench_search(steps: int = 1000, objectives=("wrcor", "vote_sjw"), seed: int 
     updates, the trajectory, the ground-truth lookups, the files and the figure)."""
     import tempfile
 
-    from hydra import compose, initialize_config_dir
-
+    from .config import SearchConfig, compose, config_dir, load
     from .run import score_keys, space_from_cfg
     from .search import run_search
     from .store import Record, ScoreStore
 
-    conf = str(Path(__file__).resolve().parents[1] / "conf")
     out: dict = {"steps": steps, "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         def cfg_for(*overrides):
-            with initialize_config_dir(config_dir=conf, version_base="1.3"):
-                return compose(config_name="search_run", overrides=["tracking=none", "device=cpu",
-                                                                    f"store.path={tmp}/s.sqlite", *overrides])
+            return compose("search_run", ["tracking=none", "device=cpu", f"store.path={tmp}/s.sqlite", *overrides])
 
-        base = cfg_for()
+        base = load(cfg_for(), SearchConfig)
         space, space_kw = space_from_cfg(base)
         comps = sorted({c for o in objectives for c in (proxies.get_proxy(o).components or (o,))})
         keys = score_keys(space=space, archs=list(space.enumerate()), proxy_names=comps, dataset="cifar10", seed=0,
-                          batch_size=int(base.batch.size), input_kind=base.batch.kind, sampling=base.batch.sampling,
-                          device=torch.device("cpu"), space_kw=space_kw)
+                          batch_size=base.batch.size, input_kind=base.batch.kind.value,
+                          sampling=base.batch.sampling.value, device=torch.device("cpu"), space_kw=space_kw)
         rng = np.random.default_rng(seed)
         with ScoreStore(f"{tmp}/s.sqlite") as store:
             store.put_many(Record(k, float(rng.normal()), "ok", float(rng.uniform(0.5, 1.5)))
@@ -280,17 +275,19 @@ def bench_search(steps: int = 1000, objectives=("wrcor", "vote_sjw"), seed: int 
         import subprocess
         import sys
 
-        cmd = [sys.executable, "-m", "harness.search", "search=reinforce", "objective=vote_sjw", f"budget={steps}",
+        cmd = [sys.executable, "-m", "harness", "search", "search=reinforce", "objective=vote_sjw", f"budget={steps}",
                "tracking=none", "device=cpu", f"store.path={tmp}/s.sqlite", f"hydra.run.dir={tmp}/cli"]
         t = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(conf).parent)
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=config_dir().parent)
         out["cli"] = {"command": " ".join(cmd[1:4] + cmd[4:7]), "total_s": time.perf_counter() - t,
                       "ok": proc.returncode == 0, "last_line": proc.stdout.strip().splitlines()[-1:]}
     return out
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from .cli import command_parser
+
+    ap = command_parser("bench")
     ap.add_argument("--archs", type=int, default=50, help="architectures for the proxy timing (0: skip it)")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))

@@ -25,21 +25,13 @@ from spaces.base import seed_for
 from spaces.datafiles import checksums
 
 from . import data
+from .config import SPACE_DATA_KEYS, ConfigError, RunConfig, load, space_kwargs
 from .store import Record, ScoreKey, ScoreStore, UnionStore, merge_stores
 
 log = logging.getLogger(__name__)
 
 #: Bump when a change to the scoring code changes stored numbers (it is part of every store key).
 SCORE_VERSION = "2"
-
-
-def _get(cfg: Any, path: str, default: Any = None) -> Any:
-    node = cfg
-    for part in path.split("."):
-        if node is None:
-            return default
-        node = node.get(part) if isinstance(node, Mapping) or hasattr(node, "get") else getattr(node, part, None)
-    return default if node is None else node
 
 
 def resolve_device(name: str, shard: tuple[int, int] = (0, 1)) -> torch.device:
@@ -80,7 +72,8 @@ def archs_from_file(space, *, file: str, column: str, data_dir=None) -> list:
 
 def select_archs(space, *, select: str, n: int | None, seed: int, population: list | None = None) -> list:
     """``first`` n in official index order, a ``random`` sample of n (seeded), or ``all`` — of the
-    whole space, or of ``population`` when given (e.g. the architectures of a data file)."""
+    whole space, or of ``population`` when given (e.g. the architectures of a data file).  An
+    ``n`` larger than the population is a :class:`ConfigError` naming the largest allowed value."""
     if population is not None:
         population = list(population)
         order = {space.to_str(a): i for i, a in enumerate(population)}
@@ -88,27 +81,33 @@ def select_archs(space, *, select: str, n: int | None, seed: int, population: li
             population.sort(key=lambda a: space.index(a))
         except (AttributeError, KeyError):
             population.sort(key=lambda a: order[space.to_str(a)])
+    select = getattr(select, "value", select)
     if select == "all":
         return population if population is not None else list(space.enumerate())
-    if n is None or int(n) < 1:
-        raise ValueError(f"archs.n must be a positive integer for archs.select={select!r}, got {n!r}")
-    n = int(n)
+    if select not in ("first", "random"):
+        raise ConfigError(f"archs.select={select!r} is not allowed: one of first, random, all")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"archs.n={n!r} is not allowed: a positive integer for archs.select={select}")
     if select == "first":
         out = []
         for arch in (population if population is not None else space.enumerate()):
             out.append(arch)
             if len(out) == n:
-                break
-        return out
-    if select == "random":
-        population = population if population is not None else list(space.enumerate())
-        if n > len(population):
-            raise ValueError(f"archs.n={n} exceeds the {len(population)} architectures of the space")
-        # a prefix of one seeded permutation: the n=500 sample is part of the n=1000 one, so a
-        # larger run reuses every stored score of a smaller one
-        idx = np.random.default_rng(seed).permutation(len(population))[:n]
-        return [population[i] for i in sorted(idx)]
-    raise ValueError(f"unknown archs.select {select!r}; valid: ['first', 'random', 'all']")
+                return out
+        _too_many(space, n, len(out), population is not None)
+    population = population if population is not None else list(space.enumerate())
+    if n > len(population):
+        _too_many(space, n, len(population), True)
+    # a prefix of one seeded permutation: the n=500 sample is part of the n=1000 one, so a
+    # larger run reuses every stored score of a smaller one
+    idx = np.random.default_rng(seed).permutation(len(population))[:n]
+    return [population[i] for i in sorted(idx)]
+
+
+def _too_many(space, n: int, available: int, from_file: bool) -> None:
+    where = "the population of archs.file" if from_file else f"space {space.name!r}"
+    raise ConfigError(f"archs.n={n} is not allowed: {where} has {available} architectures, so the largest "
+                      f"allowed value is {available} (or archs.select=all)")
 
 
 def parse_shard(text: Any) -> tuple[int, int]:
@@ -122,9 +121,9 @@ def parse_shard(text: Any) -> tuple[int, int]:
     try:
         i, n = (int(v) for v in str(text).split("/"))
     except ValueError:
-        raise ValueError(f"shard must look like 'i/n' (e.g. 0/2), got {text!r}") from None
+        raise ConfigError(f"shard={text!r} is not allowed: null or i/n with 0 <= i < n (e.g. 0/2)") from None
     if not 0 <= i < n:
-        raise ValueError(f"shard {text!r}: need 0 <= i < n")
+        raise ConfigError(f"shard={text!r} is not allowed: null or i/n with 0 <= i < n (e.g. 0/2)")
     return (i, n)
 
 
@@ -134,7 +133,7 @@ def shard_store_path(shards_dir: str | Path, shard: tuple[int, int]) -> Path:
     return Path(shards_dir) / f"shard-{i}-of-{n}.sqlite"
 
 
-def open_store(cfg: Any, shard: tuple[int, int]) -> tuple[ScoreStore | UnionStore, dict[str, int] | None]:
+def open_store(cfg: RunConfig, shard: tuple[int, int]) -> tuple[ScoreStore | UnionStore, dict[str, int] | None]:
     """(the store a job scores through, the merge counts or None).
 
     Without ``store.shards``: the main store ``store.path`` (shards share it: fine on one
@@ -144,8 +143,8 @@ def open_store(cfg: Any, shard: tuple[int, int]) -> tuple[ScoreStore | UnionStor
     (opened read-only, when it exists), so nothing scored anywhere is computed again; an
     unsharded job first merges every ``<store.shards>/*.sqlite`` into the main store (a
     computed score beats a recorded failure, nothing else is replaced) and returns the counts."""
-    store_path = Path(_get(cfg, "store.path"))
-    shards_dir = _get(cfg, "store.shards")
+    store_path = Path(cfg.store.path)
+    shards_dir = cfg.store.shards
     if not shards_dir:
         return ScoreStore(store_path), None
     if shard[1] > 1:
@@ -251,20 +250,19 @@ def pass_seconds(names: Iterable[str], records: Mapping[str, Record]) -> float:
     return float(sum(passes.values()))
 
 
-def engine_options(cfg: Any) -> dict[str, Any] | None:
+def engine_options(cfg: RunConfig) -> dict[str, Any] | None:
     """The ``engine`` config as :class:`proxies.engine.Engine` keywords, or None when disabled
     (``auto`` = the engine's device-dependent default)."""
-    if not bool(_get(cfg, "engine.enabled", True)):
+    if not cfg.engine.enabled:
         return None
     auto = lambda v: None if v in (None, "auto") else int(v)  # noqa: E731
-    return {"group_size": auto(_get(cfg, "engine.group", "auto")), "workers": auto(_get(cfg, "engine.workers", "auto"))}
+    return {"group_size": auto(cfg.engine.group), "workers": auto(cfg.engine.workers)}
 
 
 def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: ScoreStore, dataset: str,
               seed: int, batch_size: int, input_kind: str, sampling: str, split: str,
-              device: torch.device, data_dir=None, retry_failed: bool = False,
-              shard: tuple[int, int] = (0, 1), progress_every: int = 25,
-              engine: Mapping[str, Any] | None = None) -> dict[str, int]:
+              device: torch.device, data_dir, retry_failed: bool, shard: tuple[int, int],
+              engine: Mapping[str, Any] | None, progress_every: int = 25) -> dict[str, int]:
     """Score every key of ``keys_for`` missing from ``store``; return counts.  Records are
     committed in one transaction per architecture (one-architecture path) or per group (the
     engine) as soon as they are scored, so an interrupted job loses at most the group in flight
@@ -397,60 +395,49 @@ def compute_metrics(*, space, archs, proxy_names, records, truth, bench, dataset
     return out
 
 
-#: space config keys that are not constructor arguments
-SPACE_META_KEYS = ("name", "targets", "search_targets", "valacc12")
-#: constructor arguments that do not change a network (left out of the score keys)
-SPACE_DATA_KEYS = ("table",)
-
-
-def space_from_cfg(cfg: Any):
+def space_from_cfg(cfg: RunConfig):
     """(the space, the keyword arguments that shape its networks: part of every score key)."""
-    space_cfg = dict(_get(cfg, "space"))
-    kwargs = {k: v for k, v in space_cfg.items() if k not in SPACE_META_KEYS}
-    space = spaces.get_space(space_cfg["name"], data_dir=_get(cfg, "data_dir"), **kwargs)
+    kwargs = space_kwargs(cfg.space)
+    space = spaces.get_space(cfg.space.name, data_dir=cfg.data_dir, **kwargs)
     return space, {k: v for k, v in kwargs.items() if k not in SPACE_DATA_KEYS}
 
 
-def targets_from_cfg(cfg: Any, space) -> list[tuple[str, str]]:
+def targets_from_cfg(cfg: RunConfig, space) -> list[tuple[str, str]]:
     """The ground-truth targets: ``dataset.targets`` (by default the space's targets for the
     batch's image dataset); a space without ground truth for those images is an error."""
-    images = _get(cfg, "dataset.images")
-    targets = _get(cfg, "dataset.targets")
-    if targets is None:
-        have = sorted((_get(cfg, "space.targets") or {}).keys())
-        raise ValueError(f"space {space.name!r} has no ground-truth targets for images {images!r}; it has targets "
-                         f"for {have} (or set dataset.targets=[[dataset,split],...])")
-    return [tuple(t) for t in targets]
+    if cfg.dataset.targets is None:
+        raise ConfigError(f"dataset.targets=null is not allowed: space {space.name!r} has no ground-truth targets "
+                          f"for images {cfg.dataset.images!r} (it has targets for {sorted(cfg.space.targets)}); "
+                          "choose dataset= among those or set dataset.targets=[[dataset,split],...]")
+    return [tuple(t) for t in cfg.dataset.targets]
 
 
 def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict[str, Any]:
-    """Score, evaluate, record and track one job described by ``cfg`` (a Hydra/OmegaConf config
-    or a nested mapping with the keys of ``conf/config.yaml``)."""
+    """Score, evaluate, record and track one job described by ``cfg`` (a composed Hydra config,
+    a :class:`~harness.config.RunConfig`, or a nested mapping with its keys).  The configuration
+    is validated first (:func:`harness.config.load`): a value that is not allowed is a
+    :class:`~harness.config.ConfigError` before any work."""
     import pandas as pd  # harness layer: fine to import here
 
-    data_dir = _get(cfg, "data_dir")
+    cfg = load(cfg, RunConfig)
+    data_dir = cfg.data_dir
     space, space_kw = space_from_cfg(cfg)
-    requested = list(dict.fromkeys(proxies.get_proxy(n).name for n in _get(cfg, "proxies")))
-    scored, votes = split_proxies(requested)  # fails fast on an unknown name, listing the valid ones
-    dataset = _get(cfg, "dataset.images")
+    requested = list(dict.fromkeys(proxies.get_proxy(n).name for n in cfg.proxies))
+    scored, votes = split_proxies(requested)
+    dataset = cfg.dataset.images
     targets = targets_from_cfg(cfg, space)
-    seed = int(_get(cfg, "seed", 0))
-    batch_size = int(_get(cfg, "batch.size"))
-    input_kind = _get(cfg, "batch.kind", "real")
-    sampling = _get(cfg, "batch.sampling", "random")
-    split = _get(cfg, "batch.split", "train")
-    device = resolve_device(_get(cfg, "device", "auto"), parse_shard(_get(cfg, "shard")))
-    archs_file = _get(cfg, "archs.file")
-    population = (archs_from_file(space, file=archs_file, column=_get(cfg, "archs.column", "arch_str"),
-                                  data_dir=data_dir) if archs_file else None)
-    archs = select_archs(space, select=_get(cfg, "archs.select"), n=_get(cfg, "archs.n"),
-                         seed=int(_get(cfg, "archs.seed", 0)), population=population)
-    shard = parse_shard(_get(cfg, "shard"))
+    seed, batch_size = cfg.seed, cfg.batch.size
+    input_kind, sampling, split = cfg.batch.kind.value, cfg.batch.sampling.value, cfg.batch.split
+    shard = parse_shard(cfg.shard)
+    device = resolve_device(cfg.device, shard)
+    population = (archs_from_file(space, file=cfg.archs.file, column=cfg.archs.column, data_dir=data_dir)
+                  if cfg.archs.file else None)
+    archs = select_archs(space, select=cfg.archs.select, n=cfg.archs.n, seed=cfg.archs.seed, population=population)
     bench = space.benchmark
     for t in targets:
         bench.protocol(*t)  # unknown (dataset, split) -> error listing the valid ones
 
-    out_dir = Path(output_dir or _get(cfg, "output_dir") or ".")
+    out_dir = Path(output_dir or ".")
     out_dir.mkdir(parents=True, exist_ok=True)
     keys_for = score_keys(space=space, archs=archs, proxy_names=scored, dataset=dataset, seed=seed,
                           batch_size=batch_size, input_kind=input_kind, sampling=sampling, device=device,
@@ -459,7 +446,7 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     with store:
         counts = score_all(space=space, keys_for=keys_for, store=store, dataset=dataset, seed=seed,
                            batch_size=batch_size, input_kind=input_kind, sampling=sampling, split=split,
-                           device=device, data_dir=data_dir, retry_failed=bool(_get(cfg, "retry_failed", False)),
+                           device=device, data_dir=data_dir, retry_failed=cfg.retry_failed,
                            shard=shard, engine=engine_options(cfg))
         if merged is not None:
             counts["merged"] = merged
@@ -499,23 +486,14 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     return summary
 
 
-def _plain(cfg: Any) -> dict:
-    """A config as plain resolved containers (for logging)."""
-    try:
-        from omegaconf import OmegaConf
-
-        return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
-    except ImportError:  # pragma: no cover
-        return dict(cfg)
-
-
 def _track(tracker, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: Path,
            data_checksums: Mapping[str, str]) -> None:
+    from .config import to_plain
     from .tracking import flatten, metric_key, provenance_tags
 
-    plain = _plain(cfg)
+    plain = to_plain(cfg)
     tags = provenance_tags(Path(__file__).resolve().parents[1], data_checksums)
-    parent = _get(cfg, "tracking.parent_run_id")
+    parent = cfg.tracking.parent_run_id
     name = f"{summary['space']}-{summary['dataset']}-seed{summary['seed']}"
     with tracker.run(name, parent_run_id=parent, tags=tags) as handle:
         handle.log_params(flatten(plain))

@@ -1,4 +1,4 @@
-"""Zero-shot search: ``python -m harness.search <hydra overrides>`` and ``run_search(cfg) -> dict``.
+"""Zero-shot search: ``harness search <hydra overrides>`` and ``run_search(cfg) -> dict``.
 
 A strategy (:mod:`harness.strategies`) asks for an architecture, the runner scores it through the
 durable score store (a stored score is read, never recomputed; a new one is committed as soon as
@@ -38,7 +38,8 @@ import numpy as np
 
 import proxies
 
-from .run import NetworkScorer, _get, key_maker, pass_seconds, resolve_device, space_from_cfg
+from .config import ConfigError, SearchConfig, load, strategy_params, to_plain
+from .run import NetworkScorer, key_maker, pass_seconds, resolve_device, space_from_cfg
 from .store import ScoreKey, ScoreStore
 from .strategies import Evaluation, Objective, make_strategy
 
@@ -48,12 +49,12 @@ log = logging.getLogger(__name__)
 VALACC = "valacc12"
 
 
-def objective_from_cfg(cfg: Any) -> Objective:
+def objective_from_cfg(cfg: SearchConfig) -> Objective:
     """The objective named by ``objective`` (a proxy, a vote, or ``valacc12``), with the vote
     settings ``vote.rule`` / ``vote.ties`` and optional per-component ``signs`` (e.g. NB-101's
     released notebook counts jacob_cov lower-is-better)."""
-    name = str(_get(cfg, "objective"))
-    rule, ties = _get(cfg, "vote.rule", "absolute"), _get(cfg, "vote.ties", "incumbent")
+    name = cfg.objective
+    rule, ties = cfg.vote.rule.value, cfg.vote.ties.value
     if name == VALACC:
         comps, signs = (VALACC,), (1.0,)
     else:
@@ -61,7 +62,7 @@ def objective_from_cfg(cfg: Any) -> Objective:
         comps = tuple(info.components) or (info.name,)
         signs = tuple(1.0 if proxies.get_proxy(c).higher_is_better else -1.0 for c in comps)
         name = info.name
-    override = _get(cfg, "signs")
+    override = cfg.signs
     if override is not None:
         override = tuple(float(s) for s in override)
         if len(override) != len(comps) or any(s not in (1.0, -1.0) for s in override):
@@ -123,61 +124,58 @@ def _accuracy(bench, arch_str: str, target: tuple[str, str]) -> float:
         return math.nan
 
 
-def search_target(cfg: Any) -> tuple[str, str]:
-    target = _get(cfg, "dataset.search_target")
+def search_target(cfg: SearchConfig) -> tuple[str, str]:
+    target = cfg.dataset.search_target
     if target is None:
-        raise ValueError(f"no search target for images {_get(cfg, 'dataset.images')!r} in space "
-                         f"{_get(cfg, 'space.name')!r}; set dataset.search_target=[dataset,split]")
+        raise ConfigError(f"dataset.search_target=null is not allowed: space {cfg.space.name!r} has no search "
+                          f"target for images {cfg.dataset.images!r}; set dataset.search_target=[dataset,split]")
     return (str(target[0]), str(target[1]))
 
 
-def make_evaluator(cfg: Any, *, space, space_kw: Mapping, objective: Objective, store: ScoreStore):
+def make_evaluator(cfg: SearchConfig, *, space, space_kw: Mapping, objective: Objective, store: ScoreStore):
     """The evaluator of ``objective``: the benchmark's 12-epoch accuracy for ``valacc12``, else the
     proxies through the score store (scored on ``score_seed``'s batch when missing)."""
-    dataset = _get(cfg, "dataset.images")
+    dataset = cfg.dataset.images
     if objective.name == VALACC:
-        spec = _get(cfg, "space.valacc12")
-        if spec is None or dataset not in spec["columns"]:
-            raise ValueError(f"space {space.name!r} has no 12-epoch accuracy for images {dataset!r} "
-                             "(space.valacc12.columns)")
-        return BenchmarkEvaluator(space=space, column=spec["columns"][dataset], cost_column=spec["cost_column"],
-                                  cost_scale=spec["cost_scale"])
-    score_seed = int(_get(cfg, "score_seed", 0))
-    device = resolve_device(_get(cfg, "device", "auto"))
-    batch = dict(batch_size=int(_get(cfg, "batch.size")), input_kind=_get(cfg, "batch.kind", "real"),
-                 sampling=_get(cfg, "batch.sampling", "random"))
-    scorer = NetworkScorer(space=space, store=store, dataset=dataset, seed=score_seed,
-                           split=_get(cfg, "batch.split", "train"), device=device, data_dir=_get(cfg, "data_dir"),
-                           **batch)
-    keys_of = key_maker(space=space, proxy_names=list(objective.components), dataset=dataset, seed=score_seed,
+        spec = cfg.space.valacc12
+        if spec is None or dataset not in spec.columns:
+            raise ConfigError(f"objective=valacc12 is not allowed here: space {space.name!r} has no 12-epoch "
+                              f"accuracy for images {dataset!r} (space.valacc12.columns)")
+        return BenchmarkEvaluator(space=space, column=spec.columns[dataset], cost_column=spec.cost_column,
+                                  cost_scale=spec.cost_scale)
+    device = resolve_device(cfg.device)
+    batch = dict(batch_size=cfg.batch.size, input_kind=cfg.batch.kind.value, sampling=cfg.batch.sampling.value)
+    scorer = NetworkScorer(space=space, store=store, dataset=dataset, seed=cfg.score_seed, split=cfg.batch.split,
+                           device=device, data_dir=cfg.data_dir, **batch)
+    keys_of = key_maker(space=space, proxy_names=list(objective.components), dataset=dataset, seed=cfg.score_seed,
                         device=device, space_kw=space_kw, **batch)
     return StoreEvaluator(objective=objective, store=store, scorer=scorer, keys_of=keys_of,
-                          retry_failed=bool(_get(cfg, "retry_failed", False)))
+                          retry_failed=cfg.retry_failed)
 
 
 def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
                on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Run one search described by ``cfg`` (``conf/search_run.yaml``); ``on_step(step)`` is called
-    after each step (tests use it to interrupt a run)."""
+    """Run one search described by ``cfg`` (a composed ``conf/search_run.yaml``, a
+    :class:`~harness.config.SearchConfig` or a mapping with its keys; validated first, so a value
+    that is not allowed is a :class:`~harness.config.ConfigError` before any work);
+    ``on_step(step)`` is called after each step (tests use it to interrupt a run)."""
+    cfg = load(cfg, SearchConfig)
     space, space_kw = space_from_cfg(cfg)
     objective = objective_from_cfg(cfg)
-    strategy_cfg = dict(_get(cfg, "search"))
-    strategy_name = strategy_cfg.pop("name")
-    seed = int(_get(cfg, "seed", 0))
-    budget = int(_get(cfg, "budget"))
-    if budget < 1:
-        raise ValueError(f"budget must be a positive number of architectures, got {budget}")
-    dataset = _get(cfg, "dataset.images")
+    strategy_cfg = strategy_params(cfg.search)
+    strategy_name = cfg.search.name
+    seed, budget = cfg.seed, cfg.budget
+    dataset = cfg.dataset.images
     target = search_target(cfg)
     bench = space.benchmark
     bench.protocol(*target)  # unknown (dataset, split) -> error listing the valid ones
     optimum, n_table = bench.optimum(*target)
     strategy = make_strategy(strategy_name, space, objective, seed=seed, **strategy_cfg)
-    out_dir = Path(output_dir or _get(cfg, "output_dir") or ".")
+    out_dir = Path(output_dir or ".")
     out_dir.mkdir(parents=True, exist_ok=True)
-    progress_every = int(_get(cfg, "progress_every", 100))
+    progress_every = cfg.progress_every
 
-    with ScoreStore(Path(_get(cfg, "store.path"))) as store:
+    with ScoreStore(Path(cfg.store.path)) as store:
         evaluate = make_evaluator(cfg, space=space, space_kw=space_kw, objective=objective, store=store)
         steps, seen, cost, n_computed = [], set(), 0.0, 0
         start = time.perf_counter()
@@ -225,7 +223,7 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
         "space": space.name, "images": dataset, "target": list(target), "optimum": optimum,
         "optimum_over": n_table, "strategy": strategy_name, "strategy_params": strategy_cfg,
         "objective": objective.name, "vote": {"rule": objective.rule, "ties": objective.ties}, "seed": seed,
-        "score_seed": None if objective.name == VALACC else int(_get(cfg, "score_seed", 0)),
+        "score_seed": None if objective.name == VALACC else cfg.score_seed,
         "protocol": bench.protocol(*target), "machine": _machine(cfg, objective),
     }
     traj_path, summary_path = out_dir / "trajectory.csv", out_dir / "search.json"
@@ -234,7 +232,7 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
         writer.writeheader()
         writer.writerows(steps)
     summary_path.write_text(json.dumps(json_safe(summary), indent=2, default=str))
-    fig_path = _trajectory_figure(steps, summary, out_dir / "trajectory.png") if _get(cfg, "figure", True) else None
+    fig_path = _trajectory_figure(steps, summary, out_dir / "trajectory.png") if cfg.figure else None
     log.info("found %s: %s accuracy %.2f (optimum %.2f, regret %.2f), cost %.1f s over %d architectures, "
              "wall %.1f s", best_str, "/".join(target), test_acc, optimum, summary["regret"], cost, len(seen), wall)
     if tracker is not None:
@@ -254,7 +252,7 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _machine(cfg: Any, objective: Objective) -> str:
+def _machine(cfg: SearchConfig, objective: Objective) -> str:
     """Where the proxy seconds were measured (the device and, for the CPU, the torch threads)."""
     import platform
 
@@ -262,7 +260,7 @@ def _machine(cfg: Any, objective: Objective) -> str:
 
     if objective.name == VALACC:
         return "benchmark training time"
-    dev = resolve_device(_get(cfg, "device", "auto"))
+    dev = resolve_device(cfg.device)
     if dev.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(dev)})"
     return f"cpu ({platform.machine()}, {torch.get_num_threads()} thread(s))"
@@ -296,39 +294,32 @@ def _trajectory_figure(steps: list[dict], summary: Mapping[str, Any], path: Path
         return None
 
 
-def _track(tracker, cfg, summary: Mapping[str, Any], artifacts) -> None:
-    from .run import _plain
+def _track(tracker, cfg: SearchConfig, summary: Mapping[str, Any], artifacts) -> None:
     from .tracking import flatten, provenance_tags
 
     tags = provenance_tags(Path(__file__).resolve().parents[1], {})
     tags["found_arch"] = summary["arch"]
     name = f"search-{summary['space']}-{summary['images']}-{summary['strategy']}-{summary['objective']}-seed{summary['seed']}"
-    with tracker.run(name, parent_run_id=_get(cfg, "tracking.parent_run_id"), tags=tags) as handle:
-        handle.log_params(flatten(_plain(cfg)))
+    with tracker.run(name, parent_run_id=cfg.tracking.parent_run_id, tags=tags) as handle:
+        handle.log_params(flatten(to_plain(cfg)))
         handle.log_metrics({k: float(summary[k]) for k in ("test_accuracy", "test_error", "regret", "search_cost_s",
                                                             "n_scored", "n_computed", "n_failed", "wall_s")})
         for a in artifacts:
             handle.log_artifact(str(a))
 
 
-def main() -> None:
-    import hydra
-    from omegaconf import DictConfig
-
-    @hydra.main(version_base="1.3", config_path="../conf", config_name="search_run")
-    def _main(cfg: DictConfig) -> None:
-        from .cli import prepare_job
-        from .tracking import make_tracker
-
-        out_dir = prepare_job(cfg)
-        summary = run_search(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
-        keys = ("arch", "test_accuracy", "regret", "search_cost_s", "n_scored", "n_computed", "wall_s", "space",
+#: the keys of the final JSON line of ``harness search``
+SUMMARY_KEYS = ("arch", "test_accuracy", "regret", "search_cost_s", "n_scored", "n_computed", "wall_s", "space",
                 "images", "target", "strategy", "objective", "seed")
-        print(json.dumps(json_safe({k: summary[k] for k in keys})), flush=True)
 
-    _main()
+
+def main(argv=None) -> int:
+    """``python -m harness.search [overrides]`` = ``harness search [overrides]``."""
+    from .cli import search_command
+
+    return search_command(argv)
 
 
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    main()
+    raise SystemExit(main())

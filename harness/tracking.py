@@ -580,40 +580,16 @@ class MlflowTracker:
                 log.exception("could not mark MLflow run %s as %s", info.run_id, status)
 
 
-def _cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
-    if cfg is None:
-        return default
-    if isinstance(cfg, Mapping) or hasattr(cfg, "get"):
-        try:
-            value = cfg.get(key, default)
-        except Exception:  # noqa: BLE001 - e.g. an unresolvable interpolation: treat as absent
-            return default
-        return default if value is None else value
-    return getattr(cfg, key, default)
-
-
-def _enabled(tracking_cfg: Any) -> bool:
-    if tracking_cfg is None:
-        return False
-    value = _cfg_get(tracking_cfg, "enabled", False)
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
 def make_tracker(tracking_cfg: Any) -> NullTracker | MlflowTracker:
-    """Tracker for a ``tracking`` config node (mapping or DictConfig) or ``None``.
+    """Tracker for a ``tracking`` config (:class:`harness.config.TrackingConfig`, or a node or
+    mapping with its keys: ``enabled``, ``uri``, ``experiment``, ``artifact_root``) or ``None``.
+    Disabled or missing -> :class:`NullTracker`."""
+    from .config import TrackingConfig, typed
 
-    Keys: ``enabled``, ``uri``, ``experiment``, ``artifact_root`` (optional).
-    Disabled or missing -> :class:`NullTracker`.
-    """
-    if not _enabled(tracking_cfg):
+    tracking = typed(tracking_cfg, TrackingConfig, "tracking")
+    if tracking is None or not tracking.enabled:
         return NullTracker()
-    uri = _cfg_get(tracking_cfg, "uri")
-    experiment = _cfg_get(tracking_cfg, "experiment")
-    if not uri or not experiment:
-        raise ValueError("tracking.enabled is true but tracking.uri or tracking.experiment is missing")
-    return MlflowTracker(str(uri), str(experiment), _cfg_get(tracking_cfg, "artifact_root"))
+    return MlflowTracker(tracking.uri, tracking.experiment, tracking.artifact_root)
 
 
 # --------------------------------------------------------------------------- hydra sweeps
@@ -640,17 +616,18 @@ class MlflowSweepCallback(_HydraCallback):  # type: ignore[misc,valid-type]
     def _select(config: Any, key: str) -> Any:
         from omegaconf import OmegaConf
 
-        try:
-            return OmegaConf.select(config, key, throw_on_missing=False)
-        except Exception:  # noqa: BLE001 - plain mappings or unresolvable nodes
-            node = config
-            for part in key.split("."):
-                node = _cfg_get(node, part)
-            return node
+        return OmegaConf.select(config, key, throw_on_missing=False)
+
+    @classmethod
+    def _tracking(cls, config: Any) -> Any:
+        from .config import TrackingConfig, typed
+
+        tracking = typed(cls._select(config, "tracking"), TrackingConfig, "tracking")
+        return tracking if tracking is not None and tracking.enabled else None
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        tracking = self._select(config, "tracking")
-        if not _enabled(tracking):
+        tracking = self._tracking(config)
+        if tracking is None:
             return
         sweep_dir = self._select(config, "hydra.sweep.dir")
         if not sweep_dir:
@@ -679,8 +656,8 @@ class MlflowSweepCallback(_HydraCallback):  # type: ignore[misc,valid-type]
         os.replace(tmp, target)
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        tracking = self._select(config, "tracking")
-        if not _enabled(tracking):
+        tracking = self._tracking(config)
+        if tracking is None:
             return
         sweep_dir = self._select(config, "hydra.sweep.dir")
         run_id = parent_run_id_for(sweep_dir) or self.parent_run_id
