@@ -4,7 +4,7 @@ Our scores and Suite-Zero's come from different batches, seeds, initialisations 
 (NASLib's NB201 model), so they cannot be equal; a proxy implementing the same definition ranks
 the same architectures the same way, which Spearman's rho over the shared architectures shows.
 
-    python -m harness.agreement --records runs/proxies_suite_zero/latest --out results \\
+    harness agreement --records runs/proxies_suite_zero/latest --out results \\
         --name suite_zero_agreement
 
 reads ``scores.csv`` records and joins them, per (space, dataset), with Suite-Zero's scores of the
@@ -16,7 +16,6 @@ Suite-Zero's for the table's first spec of that cell).  Writes a Markdown table 
 """
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -140,11 +139,15 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str, *, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.agreement", description=__doc__.split("\n")[0])
+    from .cli import command_parser, output_name
+
+    parser = command_parser("agreement")
     parser.add_argument("--records", nargs="+", required=True, type=Path, help="job output dirs (searched recursively)")
-    parser.add_argument("--out", type=Path, default=Path("results"))
-    parser.add_argument("--name", default="suite_zero_agreement")
-    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", type=Path, default=Path("results"), help="output root (tables/)")
+    parser.add_argument("--name", default="suite_zero_agreement", type=output_name,
+                        help="base name of the generated files")
+    parser.add_argument("--data-dir", default=None, help="the benchmark data (default: ../shared/data or "
+                                                         "$ZSNAS_DATA_DIR)")
     args = parser.parse_args(argv)
     try:
         paths = build(args.records, args.out, args.name, data_dir=args.data_dir)

@@ -1,63 +1,373 @@
-"""The thin Hydra entrypoint: ``python -m harness.cli [overrides]`` (or ``zsnas``).
+"""The command line: ``harness <command>`` (also ``zsnas <command>`` and ``python -m harness <command>``).
 
-It is the only place that touches process-global state (threads, global seeds, cuDNN flags);
-everything else lives in :func:`harness.run.run`, which tests call on composed configs.
+``run`` and ``search`` are Hydra applications over the typed configuration
+(:mod:`harness.config`); the other commands have their own options.  The configs are found from
+the installed package (:func:`harness.config.config_dir`), so every command works from any
+working directory; outputs (``runs/``, ``.cache/``, ``mlruns.db``) go under the working
+directory unless a setting says otherwise.
+
+This module is the only place that touches process-global state (threads, global seeds, cuDNN
+flags); everything else lives in :func:`harness.run.run` and :func:`harness.search.run_search`,
+which tests call on composed configs.
 """
 from __future__ import annotations
 
+import argparse
+import importlib
+import json
 import logging
 import os
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+import re
+import sys
+import textwrap
+from typing import Any, Callable, Sequence
 
 log = logging.getLogger("harness")
 
+#: command -> (module with main(argv), one line of help); run and search are Hydra apps
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("harness.cli", "score architectures with proxies and rank them against the benchmark"),
+    "search": ("harness.search", "a zero-shot search: a strategy guided by a proxy or vote, within a budget"),
+    "bench": ("harness.bench", "timings: proxies, searches, the scoring engine against the alternatives"),
+    "report": ("harness.report", "tables (Markdown, LaTeX) and figures from scoring jobs' records"),
+    "search-report": ("harness.search_report", "the search table and figures from search records"),
+    "agreement": ("harness.agreement", "rank agreement with NAS-Bench-Suite-Zero's published scores"),
+    "reference": ("harness.reference", "check a run against reference metrics with tolerances (CI bands)"),
+    "store": ("harness.store", "merge or count score stores"),
+    "convert": ("harness.convert", "convert an official benchmark file into the harness's tables"),
+}
 
-def _configure_process(cfg: DictConfig) -> None:
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown, descriptions and epilogs kept as written."""
+
+
+def command_parser(command: str, description: str | None = None, **kw: Any) -> argparse.ArgumentParser:
+    """The argument parser of a non-Hydra command: ``harness <command>`` as its name, the
+    command's line of :data:`COMMANDS` as its description, every default shown by ``--help``."""
+    return argparse.ArgumentParser(prog=f"harness {command}", description=description or COMMANDS[command][1],
+                                   formatter_class=_HelpFormatter, **kw)
+
+
+def output_name(value: str) -> str:
+    """An argparse ``type`` for ``--name``: a plain name that keeps the outputs inside ``--out``."""
+    from .config import ConfigError, safe_name
+
+    try:
+        return safe_name(value, "--name")
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+#: Hydra's own grammar functions (``seed=range(0,3)``); any other ``name(...)`` in a proxy or
+#: objective override is a proxy spec, quoted so that Hydra reads it as a string
+_HYDRA_FUNCTIONS = {"bool", "choice", "float", "glob", "int", "interval", "range", "shuffle", "sort", "str", "tag"}
+_SPEC = re.compile(r"([A-Za-z_][\w.]*)\(([^()]*)\)")
+_SPEC_KEYS = re.compile(r"^[+~]{0,2}(proxies|objective)=")
+
+
+def quote_specs(arg: str) -> str:
+    """``proxies=[wrcor(power=2)]`` -> ``proxies=[wrcor,"wrcor(power=2)"]``-style quoting of proxy
+    specs, which Hydra's override grammar would read as a call of an unknown function.  Only the
+    values of ``proxies`` and ``objective`` are touched, and only when they hold no quotes.
+
+    >>> quote_specs("proxies=[wrcor,wrcor(power=2, weighting=linear)]")
+    'proxies=[wrcor,"wrcor(power=2, weighting=linear)"]'
+    >>> quote_specs("seed=range(0,3)"), quote_specs("objective=choice(wrcor,synflow)")
+    ('seed=range(0,3)', 'objective=choice(wrcor,synflow)')
+    """
+    if not _SPEC_KEYS.match(arg) or "'" in arg or '"' in arg:
+        return arg
+    key, _, value = arg.partition("=")
+    return key + "=" + _SPEC.sub(lambda m: m.group(0) if m.group(1) in _HYDRA_FUNCTIONS else f'"{m.group(0)}"', value)
+
+
+def _configure_process(cfg: Any) -> None:
     import random
 
     import numpy as np
     import torch
 
-    seed = int(cfg.seed)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = bool(cfg.get("tf32", False))
-    if cfg.get("threads"):
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = bool(cfg.tf32)
+    if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
 
 
-def prepare_job(cfg: DictConfig) -> str:
-    """Configure the process, attach the job to its sweep's MLflow parent run (in a --multirun);
-    return the job's output directory."""
+def prepare_job(cfg: Any, schema: type) -> tuple[Any, str]:
+    """(the typed, validated config, the job's output directory): validate ``cfg`` (a
+    :class:`~harness.config.ConfigError` before any work), configure the process, and attach the
+    job to its sweep's MLflow parent run (in a --multirun)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from .config import load
     from .tracking import parent_run_id_for
 
-    _configure_process(cfg)
+    typed = load(cfg, schema)
+    _configure_process(typed)
     hc = HydraConfig.get()
     sweep_dir = hc.sweep.dir if hc.mode.name == "MULTIRUN" else None
     parent = parent_run_id_for(sweep_dir) if sweep_dir else None
     if parent:
-        cfg.tracking.parent_run_id = parent
-    return hc.runtime.output_dir
+        typed.tracking.parent_run_id = parent
+    return typed, hc.runtime.output_dir
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def hydra_app(command: str, config_name: str, schema: type, job: Callable[[Any, str], Any],
+              argv: Sequence[str]) -> int:
+    """Run ``job(typed config, output dir)`` as the Hydra application of ``command`` over ``argv``
+    (Hydra overrides; ``--help`` prints the settings from the schema).  A setting that is not
+    allowed ends the process with status 2 and one message naming it."""
+    import hydra
+
+    from .config import ConfigError, config_dir, register_schemas
+
+    argv = [quote_specs(a) for a in argv]
+    if "-h" in argv or "--help" in argv:
+        print(command_help(command, config_name, [a for a in argv if a not in ("-h", "--help")]))
+        return 0
+    try:
+        _check_profiles(argv)
+    except ConfigError as err:
+        print(f"harness {command}: {err}", file=sys.stderr, flush=True)
+        return 2
+    register_schemas()
+
+    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)
+    def _main(cfg) -> None:
+        try:
+            typed, out_dir = prepare_job(cfg, schema)
+            job(typed, out_dir)
+        except ConfigError as err:
+            print(f"harness {command}: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+    saved = sys.argv
+    sys.argv = [f"harness {command}", *argv]
+    try:
+        _main()
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def _check_profiles(argv: Sequence[str]) -> None:
+    """``profile=`` names the run directory, which Hydra makes before a job starts: a value that
+    would leave runs/ (``../x``, ``/tmp/x``) is refused here, before Hydra resolves it."""
+    from .config import safe_name
+
+    for arg in argv:
+        m = re.match(r"^[+~]{0,2}profile=(.*)$", arg)
+        if m and "${" not in m.group(1):
+            for value in m.group(1).split(","):  # a sweep: profile=a,b
+                safe_name(value.strip().strip("'\""), "profile")
+
+
+# ------------------------------------------------------------------------------------------------
+# help generated from the schema
+
+
+def _groups(config_name: str) -> list[str]:
+    if config_name == "search_run":  # a search scores its objective's proxies, not a proxy_set
+        return ["experiment", "search", "space", "dataset", "tracking"]
+    return ["experiment", "space", "dataset", "proxy_set", "tracking"]
+
+
+def _options(group: str, config_name: str) -> list[str]:
+    """The options of ``group``; experiments named ``search_*`` are the search's, the others the
+    scoring job's."""
+    from hydra.core.config_store import ConfigStore
+
+    from .config import config_dir
+
+    names = {p.stem for p in (config_dir() / group).glob("*.yaml")}
+    if group == "experiment":
+        names = {n for n in names if n.startswith("search_") == (config_name == "search_run")}
+    try:  # a plugin's space or strategy without a YAML file
+        names |= {n.removesuffix(".yaml") for n in ConfigStore.instance().list(group) if n.endswith(".yaml")}
+    except OSError:
+        pass
+    return sorted(names, key=str.lower)
+
+
+def _rule_text(key: str, search: bool) -> str:
+    from .config import RULES, SEARCH_RULES
+
+    return next((rule.text() for rule in RULES + (SEARCH_RULES if search else []) if rule.key == key), "")
+
+
+def settings_table(config_name: str, overrides: Sequence[str], *, keys: Sequence[str] | None = None,
+                   width: int = 100) -> tuple[list[str], dict[str, str]]:
+    """(lines describing every setting: ``key = default  [allowed]`` and its meaning; the
+    chosen option of each group), from the composed configuration and the schema."""
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    from .config import ConfigError, SearchConfig, compose, describe_type, describe_value, load
+
+    hydra_cfg = compose(config_name, list(overrides), return_hydra_config=True).hydra
+    choices = {k: ("null" if v is None else str(v)) for k, v in hydra_cfg.runtime.choices.items()}
+    cfg = compose(config_name, list(overrides))
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    try:
+        typed = load(cfg)
+    except ConfigError:  # the help still shows the settings as given
+        typed = OmegaConf.to_object(cfg)
+    search = isinstance(typed, SearchConfig)
+    lines: list[str] = []
+
+    def raw_at(path: str) -> Any:
+        node: Any = raw
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    def walk(obj: Any, prefix: str) -> None:
+        for f in dataclasses.fields(obj):
+            key = f"{prefix}{f.name}"
+            value = getattr(obj, f.name)
+            if key in ("space.targets", "space.search_targets", "space.valacc12") or f.name == "parent_run_id":
+                continue
+            if dataclasses.is_dataclass(value):
+                walk(value, key + ".")
+                continue
+            if keys is not None and key not in keys or search and (key == "proxies" or key.startswith("archs.")):
+                continue
+            shown = describe_value(value)
+            rawv = raw_at(key)
+            if isinstance(rawv, str) and rawv.startswith("${oc.env:"):
+                env = rawv[len("${oc.env:"):].split(",", 1)[0]
+                shown += f" (${env} if set)"
+            allowed = _rule_text(key, search) or describe_type(f.type)
+            help_text = f.metadata.get("help", "")
+            head = f"  {key} = {shown}"
+            lines.append(head)
+            body = " ".join(t for t in (f"[{allowed}]" if allowed else "", help_text) if t)
+            if body:
+                lines.extend(textwrap.wrap(body, width=width, initial_indent=" " * 6, subsequent_indent=" " * 6))
+
+    walk(typed, "")
+    return lines, choices
+
+
+def command_help(command: str, config_name: str, overrides: Sequence[str]) -> str:
+    """``harness run --help`` / ``harness search --help``: the groups with their options and
+    every setting with its default, allowed values and meaning, from the schema (with the given
+    overrides applied, e.g. ``harness run space=darts --help`` shows DARTS's settings)."""
+    from .config import config_dir
+
+    try:
+        lines, choices = settings_table(config_name, overrides)
+    except Exception as err:  # noqa: BLE001 -- the help must still say how to fix the overrides
+        lines, choices = [f"  (the settings could not be composed with {list(overrides)}: {err})"], {}
+    what = COMMANDS[command][1]
+    out = [f"usage: harness {command} [--multirun] [GROUP=OPTION ...] [KEY=VALUE ...]", "", f"{what}.", "",
+           "Overrides are Hydra's: key=value, a group's option (space=darts), experiment=NAME (a paper table,",
+           "conf/experiment/NAME.yaml); --multirun sweeps comma-separated values (seed=0,1,2). Proxy specs",
+           "need no quotes beyond the shell's: 'proxies=[wrcor,wrcor(power=2)]'.",
+           f"Configs: {config_dir()}   Hydra's own help: harness {command} --hydra-help", "",
+           "Groups (* = chosen):"]
+    for group in _groups(config_name):
+        chosen = choices.get(group, "null")
+        opts = _options(group, config_name)
+        shown = [o + ("*" if o == chosen else "") for o in opts]
+        if group == "experiment":
+            shown = ["null*" if chosen == "null" else "null"] + shown
+        out.extend(textwrap.wrap(" | ".join(shown), width=100, initial_indent=f"  {group:<11} ",
+                                 subsequent_indent=" " * 14))
+    out += ["", "Settings (key = default [allowed] meaning):", *lines, ""]
+    if command == "search":
+        out.append("Example: harness search search=evolution objective=vote_sjw budget=1000 seed=0")
+    else:
+        out.append("Example: harness run experiment=nb201_quick archs.n=20 tracking=none")
+    return "\n".join(out)
+
+
+def top_help() -> str:
+    """``harness --help``: the commands and the main settings of ``run`` and ``search``."""
+    lines = ["usage: harness <command> [args]   (also: zsnas <command>, python -m harness <command>)", "",
+             "zsnas-bench: how well a training-free proxy ranks architectures, how fast it is, and what a",
+             "search guided by it finds.", "", "Commands:"]
+    lines += [f"  {name:<14} {what}" for name, (_, what) in COMMANDS.items()]
+    lines += ["", "`harness <command> --help` lists a command's options; run and search list every setting.", ""]
+    try:
+        main_run = ["seed", "archs.select", "archs.n", "batch.size", "batch.kind", "device", "engine.group"]
+        run_lines, run_choices = settings_table("config", [], keys=main_run)
+        main_search = ["objective", "budget", "score_seed"]
+        search_lines, search_choices = settings_table("search_run", [], keys=main_search)
+        groups = ", ".join(f"{g}={run_choices.get(g, 'null')}" for g in ("space", "dataset", "proxy_set"))
+        lines += [f"Main settings of run (groups: {groups}, experiment=NAME):", *run_lines, "",
+                  f"Main settings of search (search={search_choices.get('search')}):", *search_lines]
+    except Exception as err:  # noqa: BLE001
+        lines.append(f"(the settings could not be listed: {err})")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# entry points
+
+
+def _run_job(cfg: Any, out_dir: str) -> None:
     from .run import run
     from .tracking import make_tracker
 
-    out_dir = prepare_job(cfg)
-    summary = run(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
-    log.info("records in %s", out_dir)
-    first = summary["metrics"][0] if summary["metrics"] else None
-    return None if first is None else first["rho"]
+    run(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
+    log.info("records in %s (scores.csv, metrics.csv, summary.json)", out_dir)
 
 
-if __name__ == "__main__":
+def run_command(argv: Sequence[str] | None = None) -> int:
+    """``harness run [overrides]``: a scoring job (or a --multirun sweep of them)."""
+    from .config import RunConfig
+
+    return hydra_app("run", "config", RunConfig, _run_job, list(sys.argv[1:] if argv is None else argv))
+
+
+def _search_job(cfg: Any, out_dir: str) -> None:
+    from .search import SUMMARY_KEYS, json_safe, run_search
+    from .tracking import make_tracker
+
+    summary = run_search(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
+    print(json.dumps(json_safe({k: summary[k] for k in SUMMARY_KEYS})), flush=True)
+
+
+def search_command(argv: Sequence[str] | None = None) -> int:
+    """``harness search [overrides]``: one zero-shot search (or a --multirun sweep); the last line
+    of standard output is its summary as one JSON object."""
+    from .config import SearchConfig
+
+    return hydra_app("search", "search_run", SearchConfig, _search_job,
+                     list(sys.argv[1:] if argv is None else argv))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``harness <command> [args]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(top_help())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"harness: unknown command {command!r}; commands: {', '.join(COMMANDS)} (harness --help)",
+              file=sys.stderr)
+        return 2
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    main()
+    if command == "run":
+        return run_command(rest)
+    if command == "search":
+        return search_command(rest)
+    entry = importlib.import_module(COMMANDS[command][0]).main
+    saved = sys.argv[0]
+    sys.argv[0] = f"harness {command}"  # argparse's prog
+    try:
+        return int(entry(rest) or 0)
+    finally:
+        sys.argv[0] = saved
+
+
+if __name__ == "__main__":  # python -m harness.cli [overrides] = harness run [overrides]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    raise SystemExit(run_command())

@@ -1,6 +1,6 @@
 """Convert official benchmark files into the project's ground-truth tables.
 
-``python -m harness.convert {nb201,nats-tss,nats-sss,nb101} SOURCE [--data-dir DIR] [--out RELPATH]``
+``harness convert {nb201,nats-tss,nats-sss,nb101} SOURCE [--data-dir DIR] [--out RELPATH]``
 
 Writes the table into the data directory (``--data-dir``, else ``$ZSNAS_DATA_DIR``, else
 ``../shared/data``) at the path the project's benchmarks read, records its SHA-256 in the data
@@ -32,11 +32,11 @@ DEFAULTS: dict[str, tuple[str, str, str]] = {
 
 _EXAMPLES = """\
 examples:
-  python -m harness.convert nb201 ~/data/NAS-Bench-201-v1_1-096897.pth
-  python -m harness.convert nats-tss ~/data/NATS-tss-v1_0-3ffb9-simple --data-dir ~/zsnas-data
-  python -m harness.convert nats-sss ~/data/NATS-sss-v1_0-50262-simple
-  python -m harness.convert nb101 ~/data/nasbench_only108.tfrecord --out nb101/nb101_full.csv
-  python -m harness.convert nb201 NAS-Bench-201-v1_1-096897.pth --force --trust-pickle
+  harness convert nb201 ~/data/NAS-Bench-201-v1_1-096897.pth
+  harness convert nats-tss ~/data/NATS-tss-v1_0-3ffb9-simple --data-dir ~/zsnas-data
+  harness convert nats-sss ~/data/NATS-sss-v1_0-50262-simple
+  harness convert nb101 ~/data/nasbench_only108.tfrecord --out nb101/nb101_full.csv
+  harness convert nb201 NAS-Bench-201-v1_1-096897.pth --force --trust-pickle
 
 default outputs (relative to the data directory):
 """ + "\n".join(f"  {k:<9} {v[0]:<34} from {v[1]}" for k, v in DEFAULTS.items()) + """
@@ -46,12 +46,13 @@ Point the project at a data directory with $ZSNAS_DATA_DIR or the `data_dir` con
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m harness.convert",
+    from .cli import command_parser
+
+    parser = command_parser(
+        "convert",
         description="Convert official benchmark files (which you own) into the compact CSV tables "
                     "zsnas-bench reads, and record their SHA-256 in the data directory's SHA256SUMS.",
         epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("kind", choices=list(DEFAULTS),
                         help="; ".join(f"{k}: {v[2]}" for k, v in DEFAULTS.items()))

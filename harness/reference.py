@@ -4,12 +4,11 @@ A reference file holds, for one profile, the expected Kendall tau and Spearman r
 (proxy, dataset, split) with a tolerance, for the full profile and for a *reduced* version that
 the test suite re-runs (``tests/test_reference.py``)::
 
-    python -m harness.reference check results/reference/nb201_quick.json runs/nb201_quick/latest
-    python -m harness.reference make  runs/nb201_quick/latest --out ... --tol 0.02 [--reduced DIR]
+    harness reference check results/reference/nb201_quick.json runs/nb201_quick/latest
+    harness reference make  runs/nb201_quick/latest --out ... --tol 0.02 [--reduced DIR]
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -55,7 +54,9 @@ def check(ref_path: str | Path, run_dir: str | Path, *, part: str = "full") -> l
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="reference metric bands")
+    from .cli import command_parser
+
+    ap = command_parser("reference")
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("check")
     c.add_argument("reference")
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
         print(f"reference check: {n - len(problems)}/{n} values within their bands ({args.reference})")
         return 1 if problems else 0
     ref = {"profile": args.profile, "tolerance": {m: args.tol for m in METRICS},
-           "note": "expected tau/rho of the profile; regenerate with `python -m harness.reference make` "
+           "note": "expected tau/rho of the profile; regenerate with `harness reference make` "
                    "only when a change of numbers is intended, and say why in the commit",
            "values": values_of(read_metrics(args.run_dir))}
     if args.reduced:

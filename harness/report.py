@@ -51,12 +51,11 @@ facet titled with that seed's rho (from metrics.csv) and the count of non-finite
 left out; ``figures/{name}_tau.png`` Kendall tau per proxy and target, bars = mean, error
 bars = std over seeds.
 
-CLI: ``python -m harness.report --records DIR [DIR ...] --out results --name nb201_quick``.
+CLI: ``harness report --records DIR [DIR ...] --out results --name nb201_quick``.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import textwrap
 import warnings
@@ -598,12 +597,12 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m harness.report", description="Tables and figures from saved score/metric records."
-    )
+    from .cli import command_parser, output_name
+
+    parser = command_parser("report")
     parser.add_argument("--records", nargs="+", required=True, type=Path, help="job output dirs (searched recursively)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="output root (tables/, figures/)")
-    parser.add_argument("--name", default="report", help="base name of the generated files")
+    parser.add_argument("--name", default="report", type=output_name, help="base name of the generated files")
     args = parser.parse_args(argv)
     try:
         result = build(args.records, args.out, args.name)

@@ -10,11 +10,10 @@ Outputs ``tables/{name}.md``, ``tables/{name}.tex``, ``tables/{name}_summary.csv
 ``figures/{name}_cost.png`` (test accuracy against search cost, one panel per dataset) and
 ``figures/{name}_trajectory.png`` (the incumbent's accuracy as the search goes, mean over seeds).
 
-CLI: ``python -m harness.search_report --records DIR [DIR ...] --out results --name search_nb201_quick``.
+CLI: ``harness search-report --records DIR [DIR ...] --out results --name search_nb201_quick``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -252,10 +251,12 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from .cli import command_parser, output_name
+
+    parser = command_parser("search-report")
     parser.add_argument("--records", nargs="+", required=True, help="directories holding search.json files")
-    parser.add_argument("--out", default="results")
-    parser.add_argument("--name", required=True)
+    parser.add_argument("--out", default="results", help="output root (tables/, figures/)")
+    parser.add_argument("--name", required=True, type=output_name, help="base name of the generated files")
     args = parser.parse_args(argv)
     out = build(args.records, args.out, args.name)
     for p in out["paths"]:

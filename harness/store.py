@@ -20,7 +20,7 @@ readable, and a restarted job skips them.
 * **Several machines** (a cluster sweep) write one store each -- never one file over NFS --
   and :meth:`ScoreStore.merge_from` folds them into one without loss (a computed score beats
   a recorded failure, otherwise the destination's record is kept); :class:`UnionStore` reads
-  several stores as one and writes to one of them.  ``python -m harness.store merge|count``.
+  several stores as one and writes to one of them.  ``harness store merge|count``.
 
 A :class:`ScoreStore` holds one connection: open one per process (and per thread);
 do not carry an open store across ``fork``.
@@ -614,12 +614,14 @@ def _count_lines(path: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m harness.store merge --into DEST SRC [SRC ...]`` folds the sources into DEST
+    """``harness store merge --into DEST SRC [SRC ...]`` folds the sources into DEST
     (created if missing; the sources are only read) and prints the counts;
-    ``python -m harness.store count PATH [PATH ...]`` prints the rows per proxy and status."""
+    ``harness store count PATH [PATH ...]`` prints the rows per proxy and status."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m harness.store", description=main.__doc__)
+    from .cli import command_parser
+
+    parser = command_parser("store", main.__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     merge = sub.add_parser("merge", help="merge stores into one, losing nothing")
     merge.add_argument("--into", required=True, help="the destination store")

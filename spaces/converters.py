@@ -12,7 +12,7 @@ converter                 official input                                     def
 :func:`convert_nb101`     ``nasbench_only108.tfrecord``                      ``nb101/nb101_ground_truth.csv``
 ========================  =================================================  ======================
 
-(``python -m harness.convert`` wraps these with the default paths and ``SHA256SUMS`` upkeep.)
+(``harness convert`` wraps these with the default paths and ``SHA256SUMS`` upkeep.)
 
 Protocol of the numbers written
 -------------------------------
