@@ -31,76 +31,76 @@ test-slow: $(STAMP)  ## run the slow tests too
 CROSS_SPACES := nb101 nb201 darts
 CS_N ?= 10
 reproduce: $(STAMP)  ## quick CPU profile: WRCor & co. on 100 NB201 archs; every proxy x 3 datasets x 3 seeds on 10; cross-space on 10 per space; R/RE/RL search x 3 seeds on ImageNet16-120 -> results/
-	OMP_NUM_THREADS=2 $(BIN)/python -m harness.cli +experiment=nb201_quick threads=2 hydra.run.dir=runs/nb201_quick/latest
-	$(BIN)/python -m harness.report --records runs/nb201_quick/latest --out results --name nb201_quick
-	$(BIN)/python -m harness.reference check results/reference/nb201_quick.json runs/nb201_quick/latest
-	OMP_NUM_THREADS=2 $(BIN)/python -m harness.cli --multirun +experiment=proxies_quick threads=2 hydra.sweep.dir=runs/proxies_quick/latest
-	$(BIN)/python -m harness.report --records runs/proxies_quick/latest --out results --name proxies_quick
-	for s in $(CROSS_SPACES); do OMP_NUM_THREADS=2 $(BIN)/python -m harness.cli --multirun +experiment=cross_space_$$s archs.select=first archs.n=$(CS_N) threads=2 hydra.sweep.dir=runs/cross_space_quick/$$s || exit 1; done
-	$(BIN)/python -m harness.report --records runs/cross_space_quick --out results --name cross_space_quick
-	OMP_NUM_THREADS=2 $(BIN)/python -m harness.search --multirun +experiment=search_nb201_quick threads=2 dataset=ImageNet16-120 objective=wrcor,valacc12 'seed=range(0,3)' profile=search_quick hydra.sweep.dir=runs/search_quick/latest
-	$(BIN)/python -m harness.search_report --records runs/search_quick/latest --out results --name search_quick
+	OMP_NUM_THREADS=2 $(BIN)/harness run experiment=nb201_quick threads=2 hydra.run.dir=runs/nb201_quick/latest
+	$(BIN)/harness report --records runs/nb201_quick/latest --out results --name nb201_quick
+	$(BIN)/harness reference check results/reference/nb201_quick.json runs/nb201_quick/latest
+	OMP_NUM_THREADS=2 $(BIN)/harness run --multirun experiment=proxies_quick threads=2 hydra.sweep.dir=runs/proxies_quick/latest
+	$(BIN)/harness report --records runs/proxies_quick/latest --out results --name proxies_quick
+	for s in $(CROSS_SPACES); do OMP_NUM_THREADS=2 $(BIN)/harness run --multirun experiment=cross_space_$$s archs.select=first archs.n=$(CS_N) threads=2 hydra.sweep.dir=runs/cross_space_quick/$$s || exit 1; done
+	$(BIN)/harness report --records runs/cross_space_quick --out results --name cross_space_quick
+	OMP_NUM_THREADS=2 $(BIN)/harness search --multirun experiment=search_nb201_quick threads=2 dataset=ImageNet16-120 objective=wrcor,valacc12 'seed=range(0,3)' profile=search_quick hydra.sweep.dir=runs/search_quick/latest
+	$(BIN)/harness search-report --records runs/search_quick/latest --out results --name search_quick
 
 reproduce-full: $(STAMP)  ## full profile (meant for a GPU): WRCor family and every proxy, 1000 archs x 3 datasets x 3 seeds
-	$(BIN)/python -m harness.cli --multirun +experiment=nb201_full hydra.sweep.dir=runs/nb201_full/latest
-	$(BIN)/python -m harness.report --records runs/nb201_full/latest --out results --name nb201_full
-	$(BIN)/python -m harness.cli --multirun +experiment=proxies_1000 hydra.sweep.dir=runs/proxies_1000/latest
-	$(BIN)/python -m harness.report --records runs/proxies_1000/latest --out results --name proxies_1000
+	$(BIN)/harness run --multirun experiment=nb201_full hydra.sweep.dir=runs/nb201_full/latest
+	$(BIN)/harness report --records runs/nb201_full/latest --out results --name nb201_full
+	$(BIN)/harness run --multirun experiment=proxies_1000 hydra.sweep.dir=runs/proxies_1000/latest
+	$(BIN)/harness report --records runs/proxies_1000/latest --out results --name proxies_1000
 
 SZ_N ?= 1000
 reproduce-suite-zero: $(STAMP)  ## every proxy on a random 1000 (SZ_N=) of Suite-Zero's NB201 archs, 2 CPU workers (~1 h) + agreement table
-	for i in 0 1; do OMP_NUM_THREADS=1 $(BIN)/python -m harness.cli +experiment=proxies_suite_zero archs.n=$(SZ_N) threads=1 shard=$$i/2 tracking=none hydra.run.dir=runs/proxies_suite_zero/shard$$i & done; wait
-	$(BIN)/python -m harness.cli +experiment=proxies_suite_zero archs.n=$(SZ_N) hydra.run.dir=runs/proxies_suite_zero/latest
-	$(BIN)/python -m harness.report --records runs/proxies_suite_zero/latest --out results --name proxies_suite_zero
-	$(BIN)/python -m harness.agreement --records runs/proxies_suite_zero/latest --out results --name suite_zero_agreement
+	for i in 0 1; do OMP_NUM_THREADS=1 $(BIN)/harness run experiment=proxies_suite_zero archs.n=$(SZ_N) threads=1 shard=$$i/2 tracking=none hydra.run.dir=runs/proxies_suite_zero/shard$$i & done; wait
+	$(BIN)/harness run experiment=proxies_suite_zero archs.n=$(SZ_N) hydra.run.dir=runs/proxies_suite_zero/latest
+	$(BIN)/harness report --records runs/proxies_suite_zero/latest --out results --name proxies_suite_zero
+	$(BIN)/harness agreement --records runs/proxies_suite_zero/latest --out results --name suite_zero_agreement
 
 reproduce-cross-space: $(STAMP)  ## the cross-space table: proxies x {NB-101 292 cells, NB201 100, DARTS 725} x 3 seeds, CPU widths, 2 workers (~2 h) + Suite-Zero agreement
 	for s in $(CROSS_SPACES); do \
-	  for i in 0 1; do OMP_NUM_THREADS=1 $(BIN)/python -m harness.cli --multirun +experiment=cross_space_$$s threads=1 shard=$$i/2 tracking=none hydra.sweep.dir=runs/cross_space_$$s/shard$$i & done; wait; \
-	  $(BIN)/python -m harness.cli --multirun +experiment=cross_space_$$s hydra.sweep.dir=runs/cross_space_$$s/latest || exit 1; \
+	  for i in 0 1; do OMP_NUM_THREADS=1 $(BIN)/harness run --multirun experiment=cross_space_$$s threads=1 shard=$$i/2 tracking=none hydra.sweep.dir=runs/cross_space_$$s/shard$$i & done; wait; \
+	  $(BIN)/harness run --multirun experiment=cross_space_$$s hydra.sweep.dir=runs/cross_space_$$s/latest || exit 1; \
 	done
-	$(BIN)/python -m harness.report --records $(foreach s,$(CROSS_SPACES),runs/cross_space_$(s)/latest) --out results --name cross_space
-	$(BIN)/python -m harness.agreement --records $(foreach s,$(CROSS_SPACES),runs/cross_space_$(s)/latest) --out results --name cross_space_suite_zero
+	$(BIN)/harness report --records $(foreach s,$(CROSS_SPACES),runs/cross_space_$(s)/latest) --out results --name cross_space
+	$(BIN)/harness agreement --records $(foreach s,$(CROSS_SPACES),runs/cross_space_$(s)/latest) --out results --name cross_space_suite_zero
 
 reproduce-search: $(STAMP)  ## the NB201 search table, CPU profile: R/RE/RL x {wrcor, vote_sjw, synflow, ValAcc} x N=100 x 10 seeds x 3 datasets, 2 workers (~1 h cold)
-	OMP_NUM_THREADS=1 $(BIN)/python -m harness.search --multirun +experiment=search_nb201_quick threads=1 dataset=cifar10,ImageNet16-120 hydra.sweep.dir=runs/search_nb201_quick/part_a & a=$$!; \
-	OMP_NUM_THREADS=1 $(BIN)/python -m harness.search --multirun +experiment=search_nb201_quick threads=1 dataset=cifar100 hydra.sweep.dir=runs/search_nb201_quick/part_b & b=$$!; \
+	OMP_NUM_THREADS=1 $(BIN)/harness search --multirun experiment=search_nb201_quick threads=1 dataset=cifar10,ImageNet16-120 hydra.sweep.dir=runs/search_nb201_quick/part_a & a=$$!; \
+	OMP_NUM_THREADS=1 $(BIN)/harness search --multirun experiment=search_nb201_quick threads=1 dataset=cifar100 hydra.sweep.dir=runs/search_nb201_quick/part_b & b=$$!; \
 	wait $$a && wait $$b
-	$(BIN)/python -m harness.search_report --records runs/search_nb201_quick --out results --name search_nb201_quick
+	$(BIN)/harness search-report --records runs/search_nb201_quick --out results --name search_nb201_quick
 
 reproduce-search-full: $(STAMP)  ## the paper's NB201 search protocol, N=1000 x 10 seeds x 7 objectives (meant for a GPU)
-	$(BIN)/python -m harness.search --multirun +experiment=search_nb201 hydra.sweep.dir=runs/search_nb201/latest
-	$(BIN)/python -m harness.search_report --records runs/search_nb201/latest --out results --name search_nb201
+	$(BIN)/harness search --multirun experiment=search_nb201 hydra.sweep.dir=runs/search_nb201/latest
+	$(BIN)/harness search-report --records runs/search_nb201/latest --out results --name search_nb201
 
 search: $(STAMP)  ## one search: make search ARGS="search=evolution objective=vote_sjw budget=1000 seed=0"
-	$(BIN)/python -m harness.search $(ARGS)
+	$(BIN)/harness search $(ARGS)
 
 EXP    ?= nb201_quick
 SHARDS ?= 4
 sweep-shards: $(STAMP)  ## SHARDS local workers (joblib), one shard and store each, then merge + report: make sweep-shards EXP=nb201_quick SHARDS=4 ARGS=...
-	OMP_NUM_THREADS=1 $(BIN)/python -m harness.cli --multirun +experiment=$(EXP) hydra/launcher=joblib hydra.launcher.n_jobs=$(SHARDS) \
+	OMP_NUM_THREADS=1 $(BIN)/harness run --multirun experiment=$(EXP) hydra/launcher=joblib hydra.launcher.n_jobs=$(SHARDS) \
 	  shard=$$(seq -s, -f '%g/$(SHARDS)' 0 $$(($(SHARDS) - 1))) threads=1 tracking=none store.shards=.cache/shards/$(EXP) $(ARGS) \
 	  hydra.sweep.dir=runs/$(EXP)/shards
-	$(BIN)/python -m harness.cli --multirun +experiment=$(EXP) store.shards=.cache/shards/$(EXP) $(ARGS) hydra.sweep.dir=runs/$(EXP)/gather
-	$(BIN)/python -m harness.report --records runs/$(EXP)/gather --out results --name $(EXP)
+	$(BIN)/harness run --multirun experiment=$(EXP) store.shards=.cache/shards/$(EXP) $(ARGS) hydra.sweep.dir=runs/$(EXP)/gather
+	$(BIN)/harness report --records runs/$(EXP)/gather --out results --name $(EXP)
 
 VERIFY_N ?= 500
 verify-engine: $(STAMP)  ## the engine (groups of 8) vs the one-architecture path on VERIFY_N=500 random NB201 archs, 2 jobs in parallel (~15 min on 2 cores)
 	for m in engine one_arch; do \
-	  OMP_NUM_THREADS=1 $(BIN)/python -m harness.cli archs.select=random archs.n=$(VERIFY_N) 'proxies=[wrcor,wrcor_official]' \
+	  OMP_NUM_THREADS=1 $(BIN)/harness run archs.select=random archs.n=$(VERIFY_N) 'proxies=[wrcor,wrcor_official]' \
 	    $$([ $$m = engine ] && echo engine.group=8 || echo engine.enabled=false) device=cpu threads=1 tracking=none \
 	    store.path=runs/verify_engine/$$m.sqlite hydra.run.dir=runs/verify_engine/$$m & \
 	done; wait
-	$(BIN)/python -m harness bench --compare runs/verify_engine/engine.sqlite runs/verify_engine/one_arch.sqlite
+	$(BIN)/harness bench --compare runs/verify_engine/engine.sqlite runs/verify_engine/one_arch.sqlite
 
 convert: $(STAMP)  ## convert an official benchmark file: make convert KIND=nb101 SRC=nasbench_only108.tfrecord [DATA_DIR=...]
-	$(BIN)/python -m harness.convert $(KIND) $(SRC) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(BIN)/harness convert $(KIND) $(SRC) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 ui: $(STAMP)  ## serve the MLflow UI on 127.0.0.1:5000 (the embedded SQLite store)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
 
 bench: $(STAMP)  ## timings: proxies / plain fwd+bwd (50 archs); cached R/RE/RL searches; WRCor naive port vs one-arch path vs engine vs plain (last line: JSON)
-	$(BIN)/python -m harness bench --archs 50
+	$(BIN)/harness bench --archs 50
 
 clean:  ## remove run outputs and caches (keeps .venv and results/)
 	rm -rf runs outputs multirun .cache mlruns.db mlruns.db.lock mlartifacts

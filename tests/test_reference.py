@@ -35,7 +35,7 @@ REFERENCES = sorted((REF.parent).glob("*.json"))
 def test_reduced_profile_stays_in_its_reference_band(path, tmp_path):
     ref = json.loads(path.read_text())
     overrides = ref["reduced"]["overrides"]
-    cfg = make_cfg(f"+experiment={ref['profile']}", "tracking=none", f"store.path={tmp_path}/s.sqlite", *overrides)
+    cfg = make_cfg(f"experiment={ref['profile']}", "tracking=none", f"store.path={tmp_path}/s.sqlite", *overrides)
     hrun.run(cfg, output_dir=tmp_path)
     problems = check(path, tmp_path, part="reduced")
     assert not problems, "\n".join(problems)

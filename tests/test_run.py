@@ -12,40 +12,36 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 import harness.run as hrun
+from harness.config import ConfigError, compose, load
+from hydra.errors import ConfigCompositionException
 from conftest import needs_data
 from harness.store import ScoreStore
 from spaces.base import UnknownNameError
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = str(ROOT / "conf")
 SMALL = ["space.channels=4", "space.cells_per_stage=1", "tracking=none", "batch.size=16"]
 
 
 def make_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose("config", overrides)
 
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
 def test_every_experiment_config_composes(experiment):
     if experiment.startswith("search_"):  # the search experiments extend conf/search_run.yaml
-        with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-            cfg = compose(config_name="search_run", overrides=[f"+experiment={experiment}"], return_hydra_config=True)
+        cfg = compose("search_run", [f"experiment={experiment}"], return_hydra_config=True)
         params = cfg.hydra.sweeper.params
-        for name in str(params.objective).split(","):
-            if name != "valacc12":
-                hrun.proxies.get_proxy(name)
-        for strategy in str(params.search).split(","):
-            assert (ROOT / "conf" / "search" / f"{strategy}.yaml").is_file()
         assert cfg.profile == experiment and cfg.budget >= 100
+        for strategy in str(params.search).split(","):  # every job of the sweep passes the door
+            for objective in str(params.objective).split(","):
+                load(compose("search_run", [f"experiment={experiment}", f"search={strategy}",
+                                            f"objective={objective}"]))
         return
-    cfg = make_cfg(f"+experiment={experiment}")
+    cfg = make_cfg(f"experiment={experiment}")
     assert cfg.profile == experiment
-    for p in cfg.proxies:
-        hrun.proxies.get_proxy(p)
+    load(cfg)  # the door: types, ranges, every proxy spec
 
 
 @needs_data
@@ -72,13 +68,15 @@ def test_run_scores_stores_and_never_recomputes(tmp_path):
 
 @needs_data
 def test_bad_input_is_a_clear_error(tmp_path):
-    with pytest.raises(UnknownNameError, match="registered proxies"):
+    with pytest.raises(ConfigError, match="'nope' is not allowed: unknown proxy 'nope'; registered proxies"):
         hrun.run(make_cfg(*SMALL, "proxies=[wrcor,nope]", f"store.path={tmp_path}/s.sqlite"), output_dir=tmp_path)
     with pytest.raises(UnknownNameError, match="valid"):
         hrun.run(make_cfg(*SMALL, "dataset.targets=[[cifar10,bogus]]", f"store.path={tmp_path}/s.sqlite"),
                  output_dir=tmp_path)
-    with pytest.raises(ValueError, match="archs.select"):
-        hrun.run(make_cfg(*SMALL, "archs.select=some", f"store.path={tmp_path}/s.sqlite"), output_dir=tmp_path)
+    with pytest.raises(ConfigCompositionException, match="archs.select=some"):  # refused while composing
+        make_cfg(*SMALL, "archs.select=some")
+    with pytest.raises(ConfigError, match="archs.select='some' is not allowed"):  # the API refuses it too
+        hrun.select_archs(hrun.spaces.get_space("nb201"), select="some", n=3, seed=0)
     assert not (tmp_path / "s.sqlite").exists() or len(ScoreStore(tmp_path / "s.sqlite")) == 0
 
 
@@ -147,7 +145,7 @@ def _stored(db: Path) -> dict[tuple, float]:
 @needs_data
 def test_sweep_killed_with_sigkill_resumes_without_loss_or_recomputation(tmp_path):
     db = tmp_path / "scores.sqlite"
-    args = [sys.executable, "-m", "harness.cli", *SMALL, "archs.n=40", "proxies=[wrcor,rcor]",
+    args = [sys.executable, "-m", "harness", "run", *SMALL, "archs.n=40", "proxies=[wrcor,rcor]",
             f"store.path={db}", f"hydra.run.dir={tmp_path}/run"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -180,7 +178,7 @@ def test_sweep_killed_with_sigkill_resumes_without_loss_or_recomputation(tmp_pat
 def test_multirun_sweep_is_one_parent_run_with_a_child_per_job(tmp_path):
     """``--multirun`` over seeds: one job directory each, and in MLflow one parent with two children."""
     db = tmp_path / "mlruns.db"
-    args = [sys.executable, "-m", "harness.cli", "--multirun", "space.channels=4", "space.cells_per_stage=1",
+    args = [sys.executable, "-m", "harness", "run", "--multirun", "space.channels=4", "space.cells_per_stage=1",
             "batch.size=16", "archs.n=3", "proxies=[wrcor]", "seed=0,1", f"store.path={tmp_path}/s.sqlite",
             f"tracking.uri={db}", f"hydra.sweep.dir={tmp_path}/sweep"]
     done = subprocess.run(args, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,

@@ -77,8 +77,7 @@ SUMMARY = Path(__file__).resolve().parents[1] / "results" / "tables" / "search_n
 def test_committed_search_table_valacc_rows_are_reproduced(tmp_path, strategy, group):
     """The committed table's ValAcc rows (no proxy scoring: table lookups only) are recomputed
     from scratch by the search runner: the machinery that produced the table still does."""
-    from hydra import compose, initialize_config_dir
-
+    from harness.config import compose
     from harness.search import run_search
 
     committed = pd.read_csv(SUMMARY)
@@ -87,10 +86,9 @@ def test_committed_search_table_valacc_rows_are_reproduced(tmp_path, strategy, g
     assert len(row) == 1 and int(row["n_seeds"].iloc[0]) == 10
     accs, costs = [], []
     for seed in range(10):
-        with initialize_config_dir(config_dir=str(SUMMARY.parents[2] / "conf"), version_base="1.3"):
-            cfg = compose(config_name="search_run", overrides=[
-                "+experiment=search_nb201_quick", f"search={group}", "objective=valacc12", "dataset=cifar100",
-                f"seed={seed}", "tracking=none", "figure=false", f"store.path={tmp_path}/s.sqlite"])
+        cfg = compose("search_run", [
+            "experiment=search_nb201_quick", f"search={group}", "objective=valacc12", "dataset=cifar100",
+            f"seed={seed}", "tracking=none", "figure=false", f"store.path={tmp_path}/s.sqlite"])
         out = run_search(cfg, output_dir=tmp_path / str(seed))
         accs.append(out["test_accuracy"])
         costs.append(out["search_cost_s"])

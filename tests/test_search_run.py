@@ -11,24 +11,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
 import spaces
 from conftest import needs_data
 from harness import search as hs
+from harness.config import ConfigError, compose
 from harness.store import ScoreStore
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = str(ROOT / "conf")
 SMALL = ["space.channels=4", "space.cells_per_stage=1", "tracking=none", "batch.size=16"]
 
 pytestmark = needs_data
 
 
 def make_cfg(tmp_path, *overrides: str, small=SMALL):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(config_name="search_run",
-                       overrides=[*small, f"store.path={tmp_path}/s.sqlite", "progress_every=10", *overrides])
+    return compose("search_run", [*small, f"store.path={tmp_path}/s.sqlite", "progress_every=10", *overrides])
 
 
 def test_search_scores_through_the_store_and_counts_distinct_cost(tmp_path):
@@ -118,14 +115,21 @@ def test_valacc_baseline_costs_training_time_and_never_scores(tmp_path):
 
 
 def test_bad_search_input_is_a_clear_error(tmp_path):
-    with pytest.raises(KeyError, match="registered proxies"):
-        hs.run_search(make_cfg(tmp_path, "objective=nope", "budget=3"), output_dir=tmp_path)
-    with pytest.raises(ValueError, match="budget"):
-        hs.run_search(make_cfg(tmp_path, "budget=0"), output_dir=tmp_path)
-    with pytest.raises(ValueError, match="signs"):
-        hs.run_search(make_cfg(tmp_path, "objective=vote_sjw", "signs=[1,-1]", "budget=3"), output_dir=tmp_path)
-    with pytest.raises(ValueError, match="search target"):
-        hs.run_search(make_cfg(tmp_path, "dataset.search_target=null", "budget=3"), output_dir=tmp_path)
+    rnd = "search=random"
+    with pytest.raises(ConfigError, match="objective='nope' is not allowed: unknown proxy 'nope'; registered proxies"):
+        hs.run_search(make_cfg(tmp_path, rnd, "objective=nope", "budget=3"), output_dir=tmp_path)
+    with pytest.raises(ConfigError, match="budget=0 is not allowed: a positive integer"):
+        hs.run_search(make_cfg(tmp_path, rnd, "budget=0"), output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"signs=\[1.0, -1.0\] is not allowed: \+1 or -1 for each of"):
+        hs.run_search(make_cfg(tmp_path, rnd, "objective=vote_sjw", "signs=[1,-1]", "budget=3"), output_dir=tmp_path)
+    with pytest.raises(ConfigError, match="dataset.search_target=null is not allowed"):
+        hs.run_search(make_cfg(tmp_path, rnd, "dataset.search_target=null", "budget=3"), output_dir=tmp_path)
+    # a budget that never leaves the initial samples would be random search under another name
+    with pytest.raises(ConfigError, match=r"budget=64 is not allowed: search=evolution spends its first 64 asks"):
+        hs.run_search(make_cfg(tmp_path, "search=evolution", "budget=64"), output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"budget=20 is not allowed: search=reinforce .*\(search.warmup=100\)"):
+        hs.run_search(make_cfg(tmp_path, "search=reinforce", "budget=20"), output_dir=tmp_path)
+    assert not (tmp_path / "s.sqlite").exists()  # refused before any work
 
 
 def test_search_is_logged_to_the_tracker(tmp_path):
@@ -160,7 +164,7 @@ def test_search_is_logged_to_the_tracker(tmp_path):
 
 
 def test_cli_prints_one_json_line_last(tmp_path):
-    cmd = [sys.executable, "-m", "harness.search", *SMALL, "objective=synflow", "budget=5", "search=random",
+    cmd = [sys.executable, "-m", "harness", "search", *SMALL, "objective=synflow", "budget=5", "search=random",
            f"store.path={tmp_path}/s.sqlite", f"hydra.run.dir={tmp_path}/run"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -17,22 +17,20 @@ import time
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 import harness.run as hrun
 from conftest import needs_data
+from harness.config import compose
 from harness.store import ScoreStore
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = str(ROOT / "conf")
 # tiny networks on a noise batch: ~0.02 s per architecture and proxy on one core
 TINY = ["space.channels=4", "space.cells_per_stage=1", "batch.size=8", "batch.kind=noise",
         "proxies=[wrcor]", "tracking=none", "device=cpu", "threads=1", "archs.select=first"]
 
 
 def make_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose("config", overrides)
 
 
 def rows(db: Path) -> dict[tuple[str, str], tuple]:
@@ -123,7 +121,7 @@ def reap(pids: list[int], timeout: float = 30.0) -> None:
 # ---------------------------------------------------------------------------- the joblib sweep
 def _sweep_args(tmp_path: Path, n_archs: int, n_shards: int, sweep: str) -> list[str]:
     shards = ",".join(f"{i}/{n_shards}" for i in range(n_shards))
-    return [sys.executable, "-m", "harness.cli", "--multirun", "hydra/launcher=joblib",
+    return [sys.executable, "-m", "harness", "run", "--multirun", "hydra/launcher=joblib",
             f"hydra.launcher.n_jobs={n_shards}", f"shard={shards}", *_job_args(tmp_path, n_archs),
             f"hydra.sweep.dir={tmp_path}/{sweep}"]
 
@@ -195,7 +193,7 @@ def _check_sweep_killed_and_rerun(tmp_path: Path, n_archs: int, n_shards: int) -
         assert all(after[i][k][2] >= t_first_end for k in new)
 
     # 3. the gather job: merges the shard stores into the main store and reports the union
-    gather = subprocess.run([sys.executable, "-m", "harness.cli", *_job_args(tmp_path, n_archs),
+    gather = subprocess.run([sys.executable, "-m", "harness", "run", *_job_args(tmp_path, n_archs),
                              f"hydra.run.dir={tmp_path}/gather"], cwd=ROOT, env=_env(),
                             capture_output=True, text=True, timeout=300)
     assert gather.returncode == 0, gather.stderr[-3000:]

@@ -11,7 +11,7 @@ import pytest
 import spaces
 from harness.strategies import (STRATEGIES, Evaluation, Objective, RandomSearch, RegularizedEvolution, Reinforce,
                                 make_strategy)
-from spaces.base import InvalidArchitectureError
+from spaces.base import InvalidArchitectureError, UnknownNameError
 
 ONE = Objective("synthetic", ("synthetic",), (1.0,))
 SMALL_PARAMS = {"evolution": {"population": 16, "tournament": 4}, "reinforce": {"warmup": 10, "lr": 0.05}}
@@ -107,7 +107,7 @@ def test_ask_tell_protocol_is_enforced():
     with pytest.raises(RuntimeError, match="not the last one asked"):
         s.tell(spaces.get_space("nb201").sample(np.random.default_rng(99)), Evaluation((0.0,)))
     s.tell(a, Evaluation((0.0,)))
-    with pytest.raises(ValueError, match="unknown search strategy"):
+    with pytest.raises(UnknownNameError, match="unknown search strategy"):
         make_strategy("annealing", s.space, ONE, seed=0)
 
 
