@@ -32,7 +32,6 @@ import numpy as np
 
 from proxies.vote import majority_prefers
 from spaces import plugins
-from spaces.base import UnknownNameError
 
 __all__ = ["Evaluation", "Objective", "Strategy", "RandomSearch", "RegularizedEvolution", "Reinforce",
            "STRATEGIES", "register_strategy", "strategy_class", "list_strategies", "make_strategy"]
@@ -363,13 +362,7 @@ for _cls in (RandomSearch, RegularizedEvolution, Reinforce):
 
 def strategy_class(name: str) -> type[Strategy]:
     """The strategy registered as ``name``; an installed plugin's when no built-in has it."""
-    if name not in STRATEGIES:
-        plugins.load(PLUGIN_GROUP)
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown search strategy {name!r}; valid: {sorted(STRATEGIES)}"
-                               + plugins.describe_failures(PLUGIN_GROUP)) from None
+    return plugins.lookup(STRATEGIES, name, PLUGIN_GROUP, "search strategies")
 
 
 def list_strategies() -> list[str]:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from spaces import plugins
-from spaces.base import UnknownNameError
 
 #: the entry-point group a distribution declares its proxies in (see :mod:`spaces.plugins`)
 PLUGIN_GROUP = plugins.GROUPS["proxies"]
@@ -127,17 +126,6 @@ def check_param(proxy: str, key: str, value: Any, default: Any) -> None:
                          f"(its default is {key}={default})")
 
 
-def _lookup(base: str) -> ProxyInfo:
-    info = _REGISTRY.get(base)
-    if info is None:  # perhaps an installed plugin's
-        plugins.load(PLUGIN_GROUP)
-        info = _REGISTRY.get(base)
-    if info is None:
-        raise UnknownNameError(f"unknown proxy {base!r}; registered proxies: {sorted(_REGISTRY)}"
-                               + plugins.describe_failures(PLUGIN_GROUP))
-    return info
-
-
 def get_proxy(name: str) -> ProxyInfo:
     """The registered proxy ``name``, or the proxy a spec ``base(key=value, ...)`` describes.
 
@@ -147,7 +135,7 @@ def get_proxy(name: str) -> ProxyInfo:
     ValueError: proxy 'wrcor': parameter power=abc is not a number (its default is power=1.0)
     """
     base, overrides = parse_spec(name)
-    info = _lookup(base)
+    info = plugins.lookup(_REGISTRY, base, PLUGIN_GROUP, "proxies")
     if not overrides:
         return info
     if info.components:

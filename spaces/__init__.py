@@ -36,13 +36,7 @@ def get_space(name: str, **kwargs: Any) -> Space:
 
 def space_factory(name: str) -> Callable[..., Any]:
     """The factory (class) registered as ``name``; an installed plugin's when no built-in has it."""
-    if name not in _SPACES:
-        plugins.load(PLUGIN_GROUP)
-    try:
-        return _SPACES[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown space {name!r}; registered spaces: {sorted(_SPACES)}"
-                               + plugins.describe_failures(PLUGIN_GROUP)) from None
+    return plugins.lookup(_SPACES, name, PLUGIN_GROUP, "spaces")
 
 
 def list_spaces(pattern: str = "*") -> list[str]:

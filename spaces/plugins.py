@@ -19,8 +19,11 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import threading
+from typing import Mapping, TypeVar
 
-__all__ = ["GROUPS", "load", "failures", "describe_failures"]
+__all__ = ["GROUPS", "load", "lookup", "failures", "describe_failures"]
+
+T = TypeVar("T")
 
 #: registry -> entry-point group
 GROUPS = {"proxies": "zsnas_bench.proxies", "spaces": "zsnas_bench.spaces", "strategies": "zsnas_bench.strategies"}
@@ -63,6 +66,22 @@ def describe_failures(group: str) -> str:
     if not failed:
         return ""
     return "; plugins that failed to load: " + "; ".join(f"{n} ({why})" for n, why in sorted(failed.items()))
+
+
+def lookup(registry: Mapping[str, T], name: str, group: str, what: str) -> T:
+    """``registry[name]``, loading ``group``'s plugins first when no built-in has the name; an
+    unknown name is an :class:`~spaces.base.UnknownNameError` listing the registered ``what``
+    (e.g. "proxies") and the plugins that failed to load."""
+    if name not in registry:
+        load(group)
+    try:
+        return registry[name]
+    except KeyError:
+        from .base import UnknownNameError
+
+        singular = {"proxies": "proxy", "spaces": "space", "search strategies": "search strategy"}.get(what, what)
+        raise UnknownNameError(f"unknown {singular} {name!r}; registered {what}: {sorted(registry)}"
+                               + describe_failures(group)) from None
 
 
 def reset() -> None:
