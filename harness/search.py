@@ -34,8 +34,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import numpy as np
-
 import proxies
 
 from .config import ConfigError, SearchConfig, load, strategy_params, to_plain

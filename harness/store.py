@@ -43,7 +43,7 @@ import os
 import sqlite3
 import sys
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Iterable, Sequence, Union
 
@@ -617,8 +617,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``harness store merge --into DEST SRC [SRC ...]`` folds the sources into DEST
     (created if missing; the sources are only read) and prints the counts;
     ``harness store count PATH [PATH ...]`` prints the rows per proxy and status."""
-    import argparse
-
     from .cli import command_parser
 
     parser = command_parser("store", main.__doc__)

@@ -12,8 +12,6 @@ import pytest
 
 from spaces.base import Benchmark, DataFileError, UnknownNameError
 from spaces.benchmarks import NB201_FILE, TableBenchmark, nb201_benchmark
-from spaces.datafiles import resolve_data_dir
-
 
 from conftest import REAL, needs_data  # noqa: E402
 

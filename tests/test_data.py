@@ -1,8 +1,6 @@
 """Minibatches of real images and noise."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -10,7 +8,6 @@ import torch
 from harness import data
 from harness.data import DATASETS, batch, image_shape, normalize, num_classes, num_images
 from spaces.base import DataFileError, UnknownNameError
-from spaces.datafiles import resolve_data_dir
 
 
 from conftest import REAL, needs_data  # noqa: E402

@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 import harness.run as hrun
 from conftest import needs_data
