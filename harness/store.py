@@ -43,7 +43,7 @@ import os
 import sqlite3
 import sys
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace  # noqa: F401  (the module doctest uses replace)
 from pathlib import Path
 from typing import Callable, Iterable, Sequence, Union
 
