@@ -205,13 +205,14 @@ def settings_table(config_name: str, overrides: Sequence[str], *, keys: Sequence
     chosen option of each group), from the composed configuration and the schema."""
     import dataclasses
 
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
 
     from .config import ConfigError, SearchConfig, compose, describe_type, describe_value, load
 
-    hydra_cfg = compose(config_name, list(overrides), return_hydra_config=True).hydra
-    choices = {k: ("null" if v is None else str(v)) for k, v in hydra_cfg.runtime.choices.items()}
-    cfg = compose(config_name, list(overrides))
+    cfg = compose(config_name, list(overrides), return_hydra_config=True)
+    choices = {k: ("null" if v is None else str(v)) for k, v in cfg.hydra.runtime.choices.items()}
+    with open_dict(cfg):
+        del cfg["hydra"]  # the job's settings only
     raw = OmegaConf.to_container(cfg, resolve=False)
     try:
         typed = load(cfg)

@@ -546,12 +546,9 @@ def _check_search(cfg: SearchConfig) -> list[str]:
             problems.append(f"signs={list(cfg.signs)} is not allowed: +1 or -1 for each of {list(comps)}")
     elif cfg.signs is not None and (len(cfg.signs) != 1 or cfg.signs[0] not in (1.0, -1.0)):
         problems.append(f"signs={list(cfg.signs)} is not allowed: +1 or -1 for valacc12")
-    try:
-        initial = strategy_class(cfg.search.name).initial_samples(**strategy_params(cfg.search))
-    except (KeyError, TypeError, ValueError):
-        initial = 0
+    what = strategy_class(cfg.search.name).initial_samples_setting
+    initial = int(getattr(cfg.search, what)) if what else 0
     if initial and cfg.budget <= initial:
-        what = {"evolution": "population", "reinforce": "warmup"}.get(cfg.search.name, "initial samples")
         problems.append(f"budget={cfg.budget} is not allowed: search={cfg.search.name} spends its first {initial} "
                         f"asks on uniform samples (search.{what}={initial}), so a budget of at most {initial} is "
                         f"random search; give budget >= {initial + 1} or a smaller search.{what}")

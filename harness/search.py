@@ -60,12 +60,8 @@ def objective_from_cfg(cfg: SearchConfig) -> Objective:
         comps = tuple(info.components) or (info.name,)
         signs = tuple(1.0 if proxies.get_proxy(c).higher_is_better else -1.0 for c in comps)
         name = info.name
-    override = cfg.signs
-    if override is not None:
-        override = tuple(float(s) for s in override)
-        if len(override) != len(comps) or any(s not in (1.0, -1.0) for s in override):
-            raise ValueError(f"signs must give +1 or -1 for each of {list(comps)}, got {list(override)}")
-        signs = override
+    if cfg.signs is not None:  # checked at the door (harness.config: one +1/-1 per component)
+        signs = tuple(float(s) for s in cfg.signs)
     return Objective(name, comps, signs, rule=rule, ties=ties)
 
 

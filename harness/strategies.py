@@ -122,11 +122,9 @@ class Strategy:
 
     name = "strategy"
 
-    @classmethod
-    def initial_samples(cls, **params: Any) -> int:
-        """How many asks are uniform samples before the strategy uses what it was told (a
-        budget no larger than this is random search under another name)."""
-        return 0
+    #: the constructor setting that counts the first asks spent on uniform samples before the
+    #: strategy uses what it was told (a budget no larger than that is random search), if any
+    initial_samples_setting: str | None = None
 
     def __init__(self, space, objective: Objective, *, seed: int) -> None:
         self.space = space
@@ -187,10 +185,7 @@ class RegularizedEvolution(Strategy):
                      "replace": "tournament drawn with replacement (nasbench's reference); false = distinct "
                                 "members (the released WRCor search)"}
 
-    @classmethod
-    def initial_samples(cls, *, population: int, **params: Any) -> int:
-        return int(population)
-
+    initial_samples_setting = "population"
     def __init__(self, space, objective: Objective, *, seed: int, population: int = 64, tournament: int = 10,
                  replace: bool = True) -> None:
         super().__init__(space, objective, seed=seed)
@@ -267,10 +262,7 @@ class Reinforce(Strategy):
                      "warmup": "uniform samples that fix the per-proxy z-score normalisation (count towards "
                                "the budget)"}
 
-    @classmethod
-    def initial_samples(cls, *, warmup: int, **params: Any) -> int:
-        return int(warmup)
-
+    initial_samples_setting = "warmup"
     def __init__(self, space, objective: Objective, *, seed: int, lr: float = 1e-3, baseline_decay: float = 0.9,
                  warmup: int = 100) -> None:
         super().__init__(space, objective, seed=seed)
