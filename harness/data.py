@@ -32,7 +32,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from spaces.base import DataFileError, UnknownNameError
+from spaces.vocabulary import DataFileError, UnknownNameError
 from spaces.datafiles import data_file
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The response-correlation family: WRCor and its relatives (RCor, ACor, GCor).
 
-For every response point (see :class:`spaces.base.ResponsePoint`) the N x N matrix ``C`` of
+For every response point (see :class:`spaces.vocabulary.ResponsePoint`) the N x N matrix ``C`` of
 correlations between the batch's samples is computed for the activations and for the gradients
 there; ``K = sum_points w(layer) * (|C_A|^x + |C_G|^x)`` and the score is ``log det K``.  A
 matrix with a NaN (a sample whose response is constant) is skipped and counted.

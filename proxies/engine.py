@@ -5,7 +5,7 @@ The one-architecture path (:func:`proxies.compute_outcomes`) runs one small netw
 on a GPU that leaves the device mostly idle.  The engine instead
 
 - runs a *group* of architectures as one stacked network (the space's stacked formulation, e.g.
-  :mod:`spaces.nb201_stacked`): one grouped kernel per operation for the whole group;
+  :mod:`spaces.nb201.stacked`): one grouped kernel per operation for the whole group;
 - computes the correlation matrices of every response as batched matrix products over the
   group, accumulating each architecture's ``K`` on the device (no host synchronisation in the
   pass: the group's scores are read in ONE transfer at the end);
@@ -64,7 +64,7 @@ class _Accumulator:
 
 class ResponseSink:
     """Receives a stacked pass's responses and adds them to every proxy's K (see
-    :data:`spaces.nb201_stacked.Sink`).  Each correlation matrix is computed once per dtype and
+    :data:`spaces.nb201.stacked.Sink`).  Each correlation matrix is computed once per dtype and
     shared by the proxies that want it."""
 
     def __init__(self, proxies: dict[str, ResponseCorrelation], G: int, N: int, top: int,

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spaces.base import Convention, ResponsePoint
+from spaces.vocabulary import CONVENTIONS, Convention, ResponsePoint
 
 # (point, kind, |C|, bad) where kind is "act" or "grad", |C| the N x N absolute correlation
 # matrix and bad a 0-dim bool tensor: True when C has a NaN (a constant sample row).

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from spaces import plugins
-from spaces.base import UnknownNameError  # noqa: F401  (re-exported: what get_proxy raises for an unknown name)
+from spaces.vocabulary import UnknownNameError  # noqa: F401  (re-exported: what get_proxy raises for an unknown name)
 
 #: the entry-point group a distribution declares its proxies in (see :mod:`spaces.plugins`)
 PLUGIN_GROUP = plugins.GROUPS["proxies"]

@@ -1,14 +1,29 @@
-"""Search spaces.  ``spaces.get_space(name)`` -> a :class:`spaces.base.Space`."""
+"""Search spaces.  ``spaces.get_space(name)`` -> a :class:`spaces.base.Space`.
+
+Importing this package loads no space: the built-in spaces are registered by the place of their
+class (``module:Class``) and imported on first use, so ``import proxies`` (which needs only
+:mod:`spaces.vocabulary` and :mod:`spaces.plugins`) stays free of networks and benchmark tables.
+"""
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Callable
+import importlib
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import plugins
-from .base import (Benchmark, DataFileError, InvalidArchitectureError, MissingDataFileError, ResponsePoint, Space,
-                   UnknownNameError)
+from .vocabulary import DataFileError, InvalidArchitectureError, MissingDataFileError, ResponsePoint, UnknownNameError
 
-_SPACES: dict[str, Callable[..., Any]] = {}
+if TYPE_CHECKING:  # pragma: no cover
+    from .base import Space
+
+#: name -> factory, or the ``module:attribute`` of a built-in one (imported when first asked for)
+_SPACES: dict[str, Callable[..., Any] | str] = {
+    "nb201": "spaces.nb201:NB201Space",
+    "nb101": "spaces.nb101:NB101Space",
+    "nats_tss": "spaces.nats:NATSTopologySpace",
+    "nats_sss": "spaces.nats:NATSSizeSpace",
+    "darts": "spaces.darts:DartsSpace",
+}
 
 
 #: the entry-point group a distribution declares its spaces in (see :mod:`spaces.plugins`)
@@ -29,14 +44,22 @@ def register_space(name: str) -> Callable:
     return deco
 
 
-def get_space(name: str, **kwargs: Any) -> Space:
+def get_space(name: str, **kwargs: Any) -> "Space":
     """The space registered as ``name`` (keyword arguments go to its constructor)."""
     return space_factory(name)(**kwargs)
 
 
 def space_factory(name: str) -> Callable[..., Any]:
     """The factory (class) registered as ``name``; an installed plugin's when no built-in has it."""
-    return plugins.lookup(_SPACES, name, PLUGIN_GROUP, "spaces")
+    factory = plugins.lookup(_SPACES, name, PLUGIN_GROUP, "spaces")
+    if isinstance(factory, str):
+        factory = _SPACES[name] = _resolve(factory)
+    return factory
+
+
+def _resolve(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def list_spaces(pattern: str = "*") -> list[str]:
@@ -45,16 +68,22 @@ def list_spaces(pattern: str = "*") -> list[str]:
     return sorted(n for n in _SPACES if fnmatch.fnmatchcase(n, pattern))
 
 
-from .darts import DartsGenotype, DartsSpace  # noqa: E402
-from .nats import NATSSizeSpace, NATSTopologySpace, SizeArch  # noqa: E402
-from .nb101 import NB101Arch, NB101Space  # noqa: E402
-from .nb201 import NB201Arch, NB201Space  # noqa: E402
+#: the classes this package exports, imported when first used (``spaces.NB201Arch`` ...)
+_LAZY = {"Space": "spaces.base:Space", "Benchmark": "spaces.base:Benchmark",
+         "NB201Arch": "spaces.nb201:NB201Arch", "NB201Space": "spaces.nb201:NB201Space",
+         "NB101Arch": "spaces.nb101:NB101Arch", "NB101Space": "spaces.nb101:NB101Space",
+         "NATSTopologySpace": "spaces.nats:NATSTopologySpace", "NATSSizeSpace": "spaces.nats:NATSSizeSpace",
+         "SizeArch": "spaces.nats:SizeArch", "DartsGenotype": "spaces.darts:DartsGenotype",
+         "DartsSpace": "spaces.darts:DartsSpace"}
 
-register_space("nb201")(NB201Space)
-register_space("nb101")(NB101Space)
-register_space("nats_tss")(NATSTopologySpace)
-register_space("nats_sss")(NATSSizeSpace)
-register_space("darts")(DartsSpace)
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = _resolve(_LAZY[name])
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'spaces' has no attribute {name!r}")
+
 
 __all__ = ["get_space", "list_spaces", "register_space", "space_factory", "Space", "Benchmark", "ResponsePoint",
            "InvalidArchitectureError", "DataFileError", "MissingDataFileError", "UnknownNameError", "NB201Arch", "NB201Space",

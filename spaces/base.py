@@ -7,33 +7,16 @@ never branches on the name of a space.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Iterator, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Callable, Hashable, Iterator, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
 
+from .vocabulary import (ArchKey, Convention, DataFileError, InvalidArchitectureError, MissingDataFileError,  # noqa: F401
+                         ResponsePoint, UnknownNameError)
+
 T = TypeVar("T")
-
-
-class InvalidArchitectureError(ValueError):
-    """An architecture (string, mapping or value) is not a member of the space; the message says why."""
-
-
-class DataFileError(RuntimeError):
-    """A benchmark or image file is missing, unreadable or fails its checksum."""
-
-
-class MissingDataFileError(DataFileError):
-    """A data file is not in the data directory (the directory itself exists)."""
-
-
-class UnknownNameError(KeyError):
-    """A name (proxy, space, dataset, split) is not registered; the message lists the valid ones."""
-
-    def __str__(self) -> str:  # KeyError quotes its argument; we want the plain sentence
-        return str(self.args[0]) if self.args else ""
 
 
 def seeded(seed: int | None, make: Callable[[], T]) -> T:
@@ -50,27 +33,6 @@ def seed_for(seed: int, arch: Any) -> int:
     """A stable per-architecture initialisation seed derived from a run seed (no global RNG)."""
     digest = hashlib.sha256(f"{int(seed)}:{arch}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-@dataclass(frozen=True)
-class ResponsePoint:
-    """One place in a network whose responses the correlation proxies read.
-
-    ``module`` is hooked; ``layer`` is the index used by layer weightings (0 = shallowest).
-    ``activation`` says which tensor is the activation response: the module's ``input`` (the
-    pre-activation of a ReLU) or its ``output``.  The gradient response is always the gradient
-    with respect to the first input of the module's *last* autograd node: for a ReLU that is the
-    gradient at the ReLU's input; for a wrapper (the released WRCor code hooks ``ReLUConvBN``)
-    it is the gradient at the input of its last operation.
-    """
-
-    name: str
-    module: nn.Module
-    layer: int
-    activation: Literal["input", "output"] = "input"
-
-
-Convention = Literal["paper", "official"]
 
 
 @runtime_checkable

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .base import DataFileError, MissingDataFileError, UnknownNameError
+from .vocabulary import DataFileError, MissingDataFileError, UnknownNameError
 from .datafiles import data_file
 
 __all__ = ["ArchitectureNotFoundError", "TableBenchmark", "nb201_benchmark", "NB201_FILE"]

@@ -9,7 +9,7 @@ found, in order of precedence, at
 
 If the data directory holds a ``SHA256SUMS`` file (lines of ``<hex digest>  ./<relative path>``,
 the format written by ``sha256sum``), every file it lists is checked against its digest the first
-time it is used in a process; a mismatch raises :class:`~spaces.base.DataFileError`.  A file that
+time it is used in a process; a mismatch raises :class:`~spaces.vocabulary.DataFileError`.  A file that
 ``SHA256SUMS`` does not list is accepted unchecked: users convert their own tables (for example
 from the official NB201 ``.pth``) and may drop them next to the shipped ones.  Digests are cached
 in-process, keyed by ``(resolved path, size, mtime_ns)``, so re-checking an unchanged file costs a
@@ -25,7 +25,7 @@ import threading
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from .base import DataFileError, MissingDataFileError
+from .vocabulary import DataFileError, MissingDataFileError
 
 __all__ = [
     "ENV_VAR",

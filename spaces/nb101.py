@@ -16,7 +16,7 @@ Where the ``nasbench_pytorch`` package is used, and where not:
 * its ``ModelSpec.hash_spec()`` is not used: it hands a torch tensor to ``hash_module``, which
   then breaks; the hash is computed here from the numpy matrix instead;
 * an invalid spec: ``ModelSpec`` marks it (``valid_spec=False``) or raises a bare ``ValueError``;
-  here every problem raises :class:`~spaces.base.InvalidArchitectureError` naming it;
+  here every problem raises :class:`~spaces.vocabulary.InvalidArchitectureError` naming it;
 * its ``Network`` is not used: each of its cells registers parameters the benchmark's network
   does not have (``Cell.dev_param`` and a scalar ``Placeholder.a`` per unused slot), which would
   change ``params``/``l2_norm``/``synflow`` scores and the state layout.  :class:`NB101Network`

@@ -70,14 +70,14 @@ def describe_failures(group: str) -> str:
 
 def lookup(registry: Mapping[str, T], name: str, group: str, what: str) -> T:
     """``registry[name]``, loading ``group``'s plugins first when no built-in has the name; an
-    unknown name is an :class:`~spaces.base.UnknownNameError` listing the registered ``what``
+    unknown name is an :class:`~spaces.vocabulary.UnknownNameError` listing the registered ``what``
     (e.g. "proxies") and the plugins that failed to load."""
     if name not in registry:
         load(group)
     try:
         return registry[name]
     except KeyError:
-        from .base import UnknownNameError
+        from .vocabulary import UnknownNameError
 
         singular = {"proxies": "proxy", "spaces": "space", "search strategies": "search strategy"}.get(what, what)
         raise UnknownNameError(f"unknown {singular} {name!r}; registered {what}: {sorted(registry)}"

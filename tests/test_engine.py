@@ -1,4 +1,4 @@
-"""The scoring engine (proxies/engine.py, spaces/nb201_stacked.py) against the one-architecture
+"""The scoring engine (proxies/engine.py, spaces/nb201/stacked.py) against the one-architecture
 path (proxies.compute_outcomes on space.build's network): same scores, skip counts and causes,
 for every grouping, through out-of-memory splits, build failures and worker processes."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ import spaces
 from proxies.engine import Engine, score_many, supports
 from proxies.probe import batched_abs_correlation, corrcoef
 from spaces.base import seed_for
-from spaces.nb201_stacked import pack_group
+from spaces.nb201.stacked import pack_group
 
 FAMILY = ["wrcor", "wrcor(precision=float64)", "wrcor_official", "rcor", "acor", "gcor",
           "wrcor(power=2, weighting=linear)", "wrcor(weighting=exp_top_to_bottom, responses=grad)"]

@@ -20,7 +20,7 @@ built with the same seeds (:func:`pack_group`), so the initialisation is identic
 
 Responses (the correlation proxies' inputs) are reported to a ``sink`` as the pass runs — every
 tensor with the architectures on dimension 1 — with their layer and, per convention, their
-multiplicity (see :class:`spaces.base.ResponsePoint` and ``NB201Network.response_modules``):
+multiplicity (see :class:`spaces.vocabulary.ResponsePoint` and ``NB201Network.response_modules``):
 
 ==========================================  ==========  ===============
 response                                    ``paper``   ``official``
@@ -43,7 +43,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from .nb201 import EDGES, NB201Arch, NB201Network, NormalCell, ReductionCell
+from .network import EDGES, NB201Arch, NB201Network, NormalCell, ReductionCell
 
 CONV_OPS = {"nor_conv_1x1": (1, 0), "nor_conv_3x3": (3, 1)}  # op -> (kernel, padding)
 BN_EPS = 1e-5
