@@ -7,7 +7,7 @@ working directory; outputs (``runs/``, ``.cache/``, ``mlruns.db``) go under the 
 directory unless a setting says otherwise.
 
 This module is the only place that touches process-global state (threads, global seeds, cuDNN
-flags); everything else lives in :func:`harness.run.run` and :func:`harness.search.run_search`,
+flags); everything else lives in :func:`harness.scoring.run.run` and :func:`harness.search.run_search`,
 which tests call on composed configs.
 """
 from __future__ import annotations
@@ -28,12 +28,12 @@ log = logging.getLogger("harness")
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("harness.cli", "score architectures with proxies and rank them against the benchmark"),
     "search": ("harness.search", "a zero-shot search: a strategy guided by a proxy or vote, within a budget"),
-    "bench": ("harness.bench", "timings: proxies, searches, the scoring engine against the alternatives"),
+    "bench": ("harness.scoring.bench", "timings: proxies, searches, the scoring engine against the alternatives"),
     "report": ("harness.report", "tables (Markdown, LaTeX) and figures from scoring jobs' records"),
     "search-report": ("harness.search_report", "the search table and figures from search records"),
     "agreement": ("harness.agreement", "rank agreement with NAS-Bench-Suite-Zero's published scores"),
     "reference": ("harness.reference", "check a run against reference metrics with tolerances (CI bands)"),
-    "store": ("harness.store", "merge or count score stores"),
+    "store": ("harness.scoring.store", "merge or count score stores"),
     "convert": ("harness.convert", "convert an official benchmark file into the harness's tables"),
 }
 
@@ -313,7 +313,7 @@ def top_help() -> str:
 
 
 def _run_job(cfg: Any, out_dir: str) -> None:
-    from .run import run
+    from .scoring.run import run
     from .tracking import make_tracker
 
     run(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)

@@ -37,8 +37,8 @@ from typing import Any, Callable, Mapping
 import proxies
 
 from .config import ConfigError, SearchConfig, load, strategy_params, to_plain
-from .run import NetworkScorer, key_maker, pass_seconds, resolve_device, space_from_cfg
-from .store import ScoreKey, ScoreStore
+from .scoring.run import NetworkScorer, key_maker, pass_seconds, resolve_device, space_from_cfg
+from .scoring.store import ScoreKey, ScoreStore
 from .strategies import Evaluation, Objective, make_strategy
 
 log = logging.getLogger(__name__)

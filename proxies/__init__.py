@@ -9,7 +9,7 @@ modified (weights, gradients, buffers, hooks, mode): the Probe works on a privat
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -17,11 +17,11 @@ from torch import nn
 
 # importing a family module registers its proxies
 from . import correlation, jacobian, meco, naswot, pruning, synflow, vote, zen, zico  # noqa: F401
-from .probe import ProxyOutcome, ResponseProvider, Session, default_responses, is_shared_pass, run_pass
+from .probe import ProxyOutcome, ResponseProvider, Session, every_relu, is_shared_pass, no_responses, run_pass
 from .registry import ProxyInfo, get_proxy, list_proxies, register
 
 __all__ = ["compute", "compute_outcomes", "get_proxy", "list_proxies", "register", "ProxyInfo", "pass_group",
-           "ProxyOutcome", "Session", "ProxyError"]
+           "ProxyOutcome", "Session", "ProxyError", "every_relu"]
 
 
 class ProxyError(RuntimeError):
@@ -45,13 +45,20 @@ def pass_group(info: ProxyInfo) -> tuple:
 
 def compute_outcomes(names: str | Iterable[str], net: nn.Module, inputs: torch.Tensor,
                      targets: torch.Tensor | None = None, *, loss_fn: Callable = F.cross_entropy,
-                     responses: ResponseProvider | None = None, seed: int = 0) -> dict[str, ProxyOutcome]:
+                     space: Any = None, responses: ResponseProvider | None = None,
+                     seed: int = 0) -> dict[str, ProxyOutcome]:
     """Every proxy's outcome (value, status, seconds, skipped matrices, message); failures
     (an error, out of memory) are recorded as outcomes, not raised.
 
     Proxies with the same shared pass kind and BN setting share one session (one pass); a proxy
     with a private pass kind gets a session of its own.  ``seed`` seeds the proxies that draw
-    random numbers (zen's Gaussian inputs, ...)."""
+    random numbers (zen's Gaussian inputs, ...).
+
+    The correlation proxies read the responses a space states: pass the ``space`` that built
+    ``net`` (its ``response_modules``), or ``responses`` (e.g. :func:`every_relu` for a network
+    no space built); without either, such a proxy's outcome is an error saying so."""
+    if responses is None:
+        responses = space.response_modules if space is not None else no_responses
     names = _names(names)
     groups: dict[tuple, dict] = {}
     for n in names:
@@ -66,7 +73,7 @@ def compute_outcomes(names: str | Iterable[str], net: nn.Module, inputs: torch.T
     for infos in groups.values():
         first = next(iter(infos.values()))
         out.update(run_pass({n: i.create() for n, i in infos.items()}, net, inputs, targets, loss_fn=loss_fn,
-                            responses=responses or default_responses, pass_kind=first.pass_kind,
+                            responses=responses, pass_kind=first.pass_kind,
                             bn=first.bn, seed=seed))
     return {n: out[n] for n in names}
 

@@ -56,33 +56,71 @@ class ResponseCorrelation:
         if precision not in ("float32", "float64"):
             raise ValueError(f"unknown precision {precision!r}; valid: ['float32', 'float64']")
         self.dtype = getattr(torch, precision)
-        self.K: torch.Tensor | None = None
-        self.skipped: torch.Tensor | None = None
-        self.total = 0  # response matrices seen (skipped ones included)
+        self.acc: Accumulation | None = None
 
     def attach(self, session) -> None:
-        n = session.inputs.shape[0]
         points = session.response_points(self.convention)
         top = max((p.layer for p in points), default=0)
-        self.K = torch.zeros(n, n, dtype=torch.float64, device=session.device)
-        self.skipped = torch.zeros((), dtype=torch.int64, device=session.device)
-        zero = torch.zeros((), dtype=self.dtype, device=session.device)
+        self.acc = Accumulation(self, 1, session.inputs.shape[0], top, session.device)
 
         def add(point, kind, c, bad):
-            if self.power != 1.0:
-                c = c.pow(self.power)
-            self.K.add_(torch.where(bad, zero, c), alpha=self.weight(point.layer, top))
-            self.skipped += bad
-            self.total += 1
+            self.acc.add(c[None], bad.reshape(1), point.layer)
 
         session.on_correlation(self.convention, add, activations=self.responses in ("both", "act"),
                                gradients=self.responses in ("both", "grad"), dtype=self.dtype)
 
+    def wants(self, kind: str) -> bool:
+        """Whether this variant reads responses of ``kind`` ("act" or "grad")."""
+        return self.responses == "both" or self.responses == kind
+
     def finish(self, session):
-        return torch.linalg.slogdet(self.K)[1], self.skipped
+        return self.acc.log_det()[0], self.acc.skipped[0]
 
     def cause(self, value: float, skipped: int) -> str:
-        return non_finite_cause(value, skipped, self.total)
+        return non_finite_cause(value, skipped, int(self.acc.total[0]))
+
+
+class Accumulation:
+    """The one arithmetic of the family: ``K`` (G, N, N), the skipped and total matrix counts (G,)
+    of one variant for G networks at once, on the device.  The one-network pass (``G = 1``) and
+    the scoring engine (a stacked group) both add their matrices here.
+
+    ``add(c, bad, layer, count, idx)``: ``c`` the (m, N, N) |C| of one response of m networks (in
+    the variant's dtype), ``bad`` (m,) their NaN flags, ``count`` the response's multiplicity per
+    network (None: 1), ``idx`` the m networks' positions in the group (None: all G).  A flagged
+    matrix adds nothing to K and ``count`` to ``skipped``; ``K += count * w(layer) * |C|**x``.
+    """
+
+    def __init__(self, proxy: ResponseCorrelation, G: int, N: int, top: int, device: torch.device) -> None:
+        self.proxy, self.top = proxy, top
+        self.K = torch.zeros(G, N, N, dtype=torch.float64, device=device)
+        self.skipped = torch.zeros(G, dtype=torch.int64, device=device)
+        self.total = torch.zeros(G, dtype=torch.float64, device=device)
+
+    def add(self, c: torch.Tensor, bad: torch.Tensor, layer: int, count: torch.Tensor | float | None = None,
+            idx: torch.Tensor | None = None) -> None:
+        p = self.proxy
+        if p.power != 1.0:
+            c = c.pow(p.power)
+        if not isinstance(count, torch.Tensor):
+            count = torch.full((c.shape[0],), 1.0 if count is None else float(count), dtype=torch.float64,
+                               device=c.device)
+        contrib = torch.where(bad[:, None, None], 0.0, c).to(torch.float64) \
+            * (count * p.weight(layer, self.top))[:, None, None]
+        self._add(self.K, idx, contrib)
+        self._add(self.skipped, idx, bad.to(torch.int64) * count.to(torch.int64))
+        self._add(self.total, idx, count)
+
+    @staticmethod
+    def _add(target: torch.Tensor, idx: torch.Tensor | None, value: torch.Tensor) -> None:
+        if idx is None:
+            target.add_(value)
+        else:
+            target.index_add_(0, idx, value)
+
+    def log_det(self) -> torch.Tensor:
+        """(G,) float64: log det K of each network."""
+        return torch.linalg.slogdet(self.K)[1]
 
 
 def non_finite_cause(value: float, skipped: int, total: int) -> str:

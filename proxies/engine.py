@@ -10,9 +10,10 @@ on a GPU that leaves the device mostly idle.  The engine instead
   group, accumulating each architecture's ``K`` on the device (no host synchronisation in the
   pass: the group's scores are read in ONE transfer at the end);
 - computes no parameter gradient (WRCor needs only the gradients at the responses);
-- builds and initialises the next groups' networks in background worker processes
-  (``torch.utils.data.DataLoader``), overlapped with the device's work, and copies their
-  parameters from pinned memory asynchronously;
+- takes its groups from a ``builds`` function: built here one after another by default; the
+  harness (:mod:`harness.scoring.builds`) passes one that builds the next groups in background
+  worker processes, overlapped with the device's work (that policy — processes, fork, shared
+  memory, pinned memory — is the harness's business, not the proxies');
 - on out-of-memory splits the group in two and retries each half (down to one architecture,
   recorded as ``oom``), and keeps the smaller group size for the rest of the run.
 
@@ -27,18 +28,13 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
-import os
-import shutil
-import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from .correlation import ResponseCorrelation, non_finite_cause
-from .probe import ProxyOutcome, _is_oom, batched_abs_correlation, outcome_of, synchronize
+from .correlation import Accumulation, ResponseCorrelation, non_finite_cause
+from .probe import ProxyOutcome, _is_oom, batched_abs_correlation, on_input_gradient, outcome_of, synchronize
 from .registry import get_proxy
 
 log = logging.getLogger(__name__)
@@ -48,63 +44,38 @@ log = logging.getLogger(__name__)
 AUTO_GROUP = {"cuda": 32, "cpu": 1}
 
 
-@dataclass
-class _Accumulator:
-    """One proxy's K (G, N, N), skipped and total matrix counts (G,) on the device."""
-
-    name: str
-    proxy: ResponseCorrelation
-    K: torch.Tensor
-    skipped: torch.Tensor
-    total: torch.Tensor
-
-    def wants(self, kind: str) -> bool:
-        return self.proxy.responses == "both" or self.proxy.responses == kind
-
-
 class ResponseSink:
-    """Receives a stacked pass's responses and adds them to every proxy's K (see
-    :data:`spaces.nb201.stacked.Sink`).  Each correlation matrix is computed once per dtype and
-    shared by the proxies that want it."""
+    """Receives a stacked pass's responses (the space calls :meth:`activation` and
+    :meth:`gradient_at` where its responses are; see :class:`spaces.vocabulary.StackedSink`) and
+    adds them to every proxy's :class:`~proxies.correlation.Accumulation`.  Each correlation
+    matrix is computed once per dtype and shared by the proxies that want it."""
 
     def __init__(self, proxies: dict[str, ResponseCorrelation], G: int, N: int, top: int,
                  device: torch.device) -> None:
-        self.top = top
-        z = lambda dt: torch.zeros(G, dtype=dt, device=device)  # noqa: E731
-        self.acc = [_Accumulator(n, p, torch.zeros(G, N, N, dtype=torch.float64, device=device), z(torch.int64),
-                                 z(torch.float64)) for n, p in proxies.items()]
+        self.acc = [Accumulation(p, G, N, top, device) for p in proxies.values()]
 
-    def __call__(self, kind: str, layer: int, t: torch.Tensor, idx: torch.Tensor | None, mult: dict) -> None:
-        wanted = [a for a in self.acc if a.proxy.convention in mult and a.wants(kind)]
+    def activation(self, layer: int, t: torch.Tensor, idx: torch.Tensor | None, mult: dict) -> None:
+        """An activation response ``t`` (batch, m, ...) of the networks ``idx`` (None: all)."""
+        self._add("act", layer, t, idx, mult)
+
+    def gradient_at(self, t: torch.Tensor, layer: int, idx: torch.Tensor | None, mult: dict, m: int) -> None:
+        """The gradient at the first input of ``t``'s autograd node is a response of the ``m``
+        networks ``idx``: the probe's gradient hook delivers it during the backward pass."""
+        on_input_gradient(t, lambda g: self._add("grad", layer, g.reshape(g.shape[0], m, -1), idx, mult))
+
+    def _add(self, kind: str, layer: int, t: torch.Tensor, idx: torch.Tensor | None, mult: dict) -> None:
+        wanted = [a for a in self.acc if a.proxy.convention in mult and a.proxy.wants(kind)]
         t = t.detach()  # responses are read, never differentiated
         done: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
         for a in wanted:
-            p = a.proxy
-            if p.dtype not in done:
-                done[p.dtype] = batched_abs_correlation(t, p.dtype)
-            c, bad = done[p.dtype]
-            if p.power != 1.0:
-                c = c.pow(p.power)
-            count = mult[p.convention]  # per architecture (a tensor) or for all of them
-            if not isinstance(count, torch.Tensor):
-                count = torch.full((c.shape[0],), float(count), dtype=torch.float64, device=c.device)
-            contrib = torch.where(bad[:, None, None], 0.0, c).to(torch.float64) \
-                * (count * p.weight(layer, self.top))[:, None, None]
-            self._add(a.K, idx, contrib)
-            self._add(a.skipped, idx, bad.to(torch.int64) * count.to(torch.int64))
-            self._add(a.total, idx, count)
-
-    @staticmethod
-    def _add(target: torch.Tensor, idx: torch.Tensor | None, value: torch.Tensor) -> None:
-        if idx is None:
-            target.add_(value)
-        else:
-            target.index_add_(0, idx, value)
+            dtype = a.proxy.dtype
+            if dtype not in done:
+                done[dtype] = batched_abs_correlation(t, dtype)
+            a.add(*done[dtype], layer, mult[a.proxy.convention], idx)
 
     def results(self) -> torch.Tensor:
         """(3, n_proxies, G) float64: log det K, skipped, total — one tensor, read in one transfer."""
-        rows = [torch.stack([torch.linalg.slogdet(a.K)[1], a.skipped.to(torch.float64), a.total]) for a in self.acc]
-        return torch.stack(rows, 1)
+        return torch.stack([torch.stack([a.log_det(), a.skipped.to(torch.float64), a.total]) for a in self.acc], 1)
 
 
 def supports(space: Any, name: str) -> bool:
@@ -113,58 +84,38 @@ def supports(space: Any, name: str) -> bool:
     return hasattr(space, "stacked_group") and get_proxy(name).factory is ResponseCorrelation
 
 
-class _Builds(torch.utils.data.Dataset):
-    """Item i = the i-th group, built and packed (runs in the DataLoader's worker processes)."""
-
-    def __init__(self, space: Any, chunks: list[list[tuple[str, int]]], num_classes: int) -> None:
-        self.space, self.chunks, self.num_classes = space, chunks, num_classes
-
-    def __len__(self) -> int:
-        return len(self.chunks)
-
-    def __getitem__(self, i: int) -> tuple[Any, dict[str, str]]:
-        nets, errors = [], {}
-        for arch_str, seed in self.chunks[i]:
-            try:
-                nets.append(self.space.build(arch_str, self.num_classes, seed=seed))
-            except Exception as err:  # recorded for this architecture; the rest of the group goes on
-                errors[arch_str] = f"{type(err).__name__}: {err}"
-        return (self.space.stacked_group(nets) if nets else None), errors
+def build_group(space: Any, chunk: Sequence[tuple[str, int]], num_classes: int) -> tuple[Any, dict[str, str]]:
+    """The networks of ``chunk`` ((arch string, init seed) pairs) built and stacked into one group
+    (None when none could be built), and the build error of each architecture that failed (the
+    rest of the group goes on)."""
+    nets, errors = [], {}
+    for arch_str, seed in chunk:
+        try:
+            nets.append(space.build(arch_str, num_classes, seed=seed))
+        except Exception as err:  # recorded for this architecture
+            errors[arch_str] = f"{type(err).__name__}: {err}"
+    return (space.stacked_group(nets) if nets else None), errors
 
 
-def _identity(item: Any) -> Any:
-    return item
+def built_here(space: Any, chunks: Sequence[Sequence[tuple[str, int]]], num_classes: int) -> Iterator:
+    """The groups of ``chunks`` built one after another in this process (the engine's default;
+    the harness may hand the engine a prefetching builder instead)."""
+    return (build_group(space, chunk, num_classes) for chunk in chunks)
 
 
-#: groups each build worker keeps ready; an NB201 network's parameters take ~3.2 MB (C=16, N=5)
-PREFETCH = 2
-_BYTES_PER_ARCH = 4 << 20
-
-
-def _workers_that_fit(workers: int, group_size: int, shm: str = "/dev/shm") -> int:
-    """Build workers hand their groups over in shared memory: as many as ``shm`` has room for
-    (a container's default 64 MB holds none), with a warning when that is fewer than asked."""
-    if workers <= 0:
-        return 0
-    try:
-        free = shutil.disk_usage(shm).free
-    except OSError:
-        return workers
-    fit = int(free // (2 * _BYTES_PER_ARCH * group_size * PREFETCH))  # half of it, to leave room
-    if fit < workers:
-        log.warning("%s has %.0f MB free: %d build worker(s) instead of %d", shm, free / 2**20, fit, workers)
-    return min(workers, fit)
+#: builds(space, chunks, num_classes) -> an iterator over (group, errors), one per chunk, in order
+Builds = Callable[[Any, Sequence[Sequence[tuple[str, int]]], int], Iterator]
 
 
 class Engine:
     """Scores ``proxy_names`` (all supported: see :func:`supports`) for many architectures.
 
-    ``group_size`` architectures per stacked pass (None: :data:`AUTO_GROUP`); ``workers``
-    processes build the networks ahead (None: 0 on the CPU, up to 8 on a GPU); ``dtype`` of the
-    networks (float32; float64 for exactness checks)."""
+    ``group_size`` architectures per stacked pass (None: :data:`AUTO_GROUP`); ``builds`` builds
+    the groups' networks (default :func:`built_here`; the harness passes one that builds ahead in
+    worker processes); ``dtype`` of the networks (float32; float64 for exactness checks)."""
 
     def __init__(self, space: Any, proxy_names: Sequence[str], *, num_classes: int, device: torch.device,
-                 group_size: int | None = None, workers: int | None = None,
+                 group_size: int | None = None, builds: Builds = built_here,
                  dtype: torch.dtype = torch.float32) -> None:
         bad = [n for n in proxy_names if not supports(space, n)]
         if bad:
@@ -172,9 +123,7 @@ class Engine:
         self.space, self.names, self.num_classes = space, list(proxy_names), num_classes
         self.device, self.dtype = torch.device(device), dtype
         self.group_size = int(group_size or AUTO_GROUP.get(self.device.type, 1))
-        if workers is None:
-            workers = 0 if self.device.type == "cpu" else max(0, min(8, (os.cpu_count() or 2) - 2))
-        self.workers = _workers_that_fit(int(workers), self.group_size)
+        self.builds = builds
         self.n_oom_splits = 0
 
     def _proxies(self) -> dict[str, ResponseCorrelation]:
@@ -185,7 +134,7 @@ class Engine:
         """Score ``archs`` ((arch string, init seed) pairs) on the batch ``x``, ``y``; yield each
         group's (arch string, proxy -> outcome) list as soon as it is read back."""
         chunks = [list(archs[i:i + self.group_size]) for i in range(0, len(archs), self.group_size)]
-        builds = self._builds(_Builds(self.space, chunks, self.num_classes))
+        builds = self.builds(self.space, chunks, self.num_classes)
         x, y = x.to(self.device, self.dtype), y.to(self.device)
         for chunk, (group, errors) in zip(chunks, builds):
             out: dict[str, dict[str, ProxyOutcome]] = {
@@ -193,26 +142,6 @@ class Engine:
             if group is not None:
                 out.update(self._score(group, x, y))
             yield [(a, out[a]) for a, _ in chunk]
-
-    def _builds(self, dataset: "_Builds") -> Iterator:
-        """The groups, built ahead by ``self.workers`` processes (forked on Linux: nothing is
-        pickled, so it works inside a Hydra joblib worker too), or in this process when there
-        are none or they cannot start here."""
-        def loader(workers: int):
-            ctx = multiprocessing.get_context("fork") if workers and sys.platform.startswith("linux") else None
-            return iter(torch.utils.data.DataLoader(
-                dataset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_identity,
-                pin_memory=self.device.type == "cuda", prefetch_factor=PREFETCH if workers else None,
-                multiprocessing_context=ctx))
-
-        if self.workers:
-            try:
-                return loader(self.workers)
-            except Exception as err:  # e.g. a daemonic process may not have children
-                log.warning("build workers could not start (%s: %s): building in this process",
-                            type(err).__name__, err)
-                self.workers = 0
-        return loader(0)
 
     def _score(self, group: Any, x: torch.Tensor, y: torch.Tensor) -> dict[str, dict[str, ProxyOutcome]]:
         """Score one group, splitting it (recursively) on out-of-memory."""

@@ -140,20 +140,18 @@ class MeCo:
                     bad.append(flag)
 
         net.train()
-        handles = [m.register_forward_hook(hook) for m in self._hooked(net)]
+        for m in self._hooked(net):
+            session.on_module(m, forward=hook)
         try:
-            with torch.no_grad():
-                if self.batch == "single":
-                    for i in range(first, first + count):
-                        rows[:] = [0]
-                        net(x[i:i + 1])
-                        cache.clear()
-                else:
-                    rows[:] = list(range(first, first + count))
-                    net(x)
+            if self.batch == "single":
+                for i in range(first, first + count):
+                    rows[:] = [0]
+                    session.forward(x[i:i + 1])
+                    cache.clear()
+            else:
+                rows[:] = list(range(first, first + count))
+                session.forward(x)
         finally:
-            for h in handles:
-                h.remove()
             cache.clear()
         score = torch.zeros((), dtype=torch.float64, device=session.device)
         for size, group in matrices.items():

@@ -30,19 +30,21 @@ import copy
 import math
 import time
 import weakref
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spaces.vocabulary import CONVENTIONS, Convention, ResponsePoint
+from spaces.vocabulary import Convention, ResponsePoint
 
 # (point, kind, |C|, bad) where kind is "act" or "grad", |C| the N x N absolute correlation
 # matrix and bad a 0-dim bool tensor: True when C has a NaN (a constant sample row).
 CorrelationCallback = Callable[[ResponsePoint, str, torch.Tensor, torch.Tensor], None]
+#: (net, convention) -> the network's response points: a space's ``response_modules``
 ResponseProvider = Callable[[nn.Module, Convention], list[ResponsePoint]]
 
 
@@ -97,18 +99,63 @@ def abs_correlation(x: torch.Tensor, dtype: torch.dtype = torch.float64) -> tupl
     return c.abs_(), bad
 
 
-def default_responses(net: nn.Module, convention: Convention) -> list[ResponsePoint]:
-    """The network's own ``response_modules`` if it has one (networks built by ``spaces`` do);
-    otherwise every ``nn.ReLU``, its weighting layer being the index of the top-level child
-    that contains it."""
-    if hasattr(net, "response_modules"):
-        return net.response_modules(convention)
+def every_relu(net: nn.Module, convention: Convention = "paper") -> list[ResponsePoint]:
+    """A response rule for a network that no space built: every ``nn.ReLU``'s input, its weighting
+    layer being the index of the top-level child that contains it.  The two conventions differ
+    only inside a space's networks (``official`` is what the released code hooks there): for a
+    network no space built both mean every ReLU."""
     points = []
     for layer, (child_name, child) in enumerate(net.named_children()):
         for name, m in child.named_modules():
             if isinstance(m, nn.ReLU):
                 points.append(ResponsePoint(f"{child_name}.{name}".rstrip("."), m, layer))
     return points
+
+
+def no_responses(net: nn.Module, convention: Convention) -> list[ResponsePoint]:
+    """The response rule of a pass that was given none: a proxy that reads responses is told how
+    to give them."""
+    raise ValueError("this proxy reads the responses a space states: pass space=<the space that built the network> "
+                     "(its response_modules), or responses=proxies.every_relu for a network no space built")
+
+
+def on_input_gradient(t: torch.Tensor, fn: Callable[[torch.Tensor], None]) -> None:
+    """During the backward pass, call ``fn`` with the gradient at the first input of ``t``'s
+    autograd node (for a ReLU's output: the gradient at the ReLU's input; for a BN's output: at
+    the BN's input).  A hook on the node, not on a tensor: per use, unlike a tensor hook on an
+    input that several edges share.  Nothing happens when ``t`` has no autograd node."""
+    if t.grad_fn is None:
+        return
+
+    def hook(grad_inputs, grad_outputs):
+        g = grad_inputs[0]
+        if g is not None:
+            fn(g)
+
+    t.grad_fn.register_hook(hook)
+
+
+@contextmanager
+def watching(points: Sequence[ResponsePoint], *, on_activation: Callable[[ResponsePoint, torch.Tensor], None] | None = None,
+             on_gradient: Callable[[ResponsePoint, torch.Tensor], None] | None = None) -> Iterator[None]:
+    """Within the block, call ``on_activation(point, tensor)`` with each point's activation
+    response as the forward pass reaches it, and ``on_gradient(point, grad)`` with its gradient
+    response (see :class:`~spaces.vocabulary.ResponsePoint`) during the backward pass; every hook
+    is removed on exit."""
+    def make(point: ResponsePoint):
+        def forward_hook(module, args, output):
+            if on_activation is not None:
+                on_activation(point, args[0] if point.activation == "input" else output)
+            if on_gradient is not None and isinstance(output, torch.Tensor):
+                on_input_gradient(output, lambda g: on_gradient(point, g.detach()))
+        return forward_hook
+
+    handles = [p.module.register_forward_hook(make(p)) for p in points]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 class TensorCache:
@@ -177,7 +224,7 @@ class Session:
     """
 
     def __init__(self, net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None, *,
-                 loss_fn: Callable = F.cross_entropy, responses: ResponseProvider = default_responses,
+                 loss_fn: Callable = F.cross_entropy, responses: ResponseProvider = no_responses,
                  pass_kind: str = "standard", bn: bool = True, seed: int = 0) -> None:
         self.net = copy.deepcopy(net)
         if not bn:
@@ -224,10 +271,14 @@ class Session:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """For a private pass: ``net(x)`` under ``no_grad`` with the ``on_module`` hooks installed
         (and removed afterwards)."""
+        with self._module_hooks_installed(), torch.no_grad():
+            return self.net(x)
+
+    @contextmanager
+    def _module_hooks_installed(self) -> Iterator[None]:
         handles = [m.register_forward_hook(_module_hook(f, g)) for m, f, g in self._module_hooks]
         try:
-            with torch.no_grad():
-                return self.net(x)
+            yield
         finally:
             for h in handles:
                 h.remove()
@@ -241,57 +292,47 @@ class Session:
         net.train()
         net.zero_grad(set_to_none=True)
         cache = TensorCache()
-        handles: list[Any] = []
         try:
-            for convention, consumers in self._consumers.items():
-                for point in self.response_points(convention):
-                    handles.append(point.module.register_forward_hook(self._make_hook(point, consumers, cache)))
-            for module, forward, output_grad in self._module_hooks:
-                handles.append(module.register_forward_hook(_module_hook(forward, output_grad)))
-            if self.pass_kind == "standard":
-                self.outputs = net(self.inputs)
-                self.loss = self.loss_fn(self.outputs, self.targets)
-                self.loss.backward()
-            elif self.pass_kind == "input_jacobian":
-                x = self.inputs.detach().clone().requires_grad_(True)
-                self.outputs = net(x)
-                self.outputs.backward(torch.ones_like(self.outputs))
-                self.input_grad = x.grad.detach()
-            else:  # forward
-                with torch.no_grad():
+            with ExitStack() as hooks:
+                for convention, consumers in self._consumers.items():
+                    act, grad = self._correlators(consumers, cache)
+                    hooks.enter_context(watching(self.response_points(convention), on_activation=act, on_gradient=grad))
+                hooks.enter_context(self._module_hooks_installed())
+                if self.pass_kind == "standard":
                     self.outputs = net(self.inputs)
+                    self.loss = self.loss_fn(self.outputs, self.targets)
+                    self.loss.backward()
+                elif self.pass_kind == "input_jacobian":
+                    x = self.inputs.detach().clone().requires_grad_(True)
+                    self.outputs = net(x)
+                    self.outputs.backward(torch.ones_like(self.outputs))
+                    self.input_grad = x.grad.detach()
+                else:  # forward
+                    with torch.no_grad():
+                        self.outputs = net(self.inputs)
         finally:
-            for h in handles:
-                h.remove()
             cache.clear()
 
-    def _make_hook(self, point: ResponsePoint, consumers: Sequence[_Consumer], cache: TensorCache):
+    @staticmethod
+    def _correlators(consumers: Sequence[_Consumer], cache: TensorCache):
+        """(on_activation, on_gradient) feeding |C| of each response to the consumers that want it,
+        computed once per dtype (activations a source node shares: once per pass, via ``cache``)."""
         want_act = [c for c in consumers if c.activations]
         want_grad = [c for c in consumers if c.gradients]
 
-        def on_grad(grad_inputs, grad_outputs):
-            g = grad_inputs[0]
-            if g is None:
-                return
+        def on_activation(point: ResponsePoint, t: torch.Tensor) -> None:
+            for consumer in want_act:
+                consumer.callback(point, "act", *cache.get(t, partial(abs_correlation, dtype=consumer.dtype),
+                                                             consumer.dtype))
+
+        def on_gradient(point: ResponsePoint, g: torch.Tensor) -> None:
             done: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
             for consumer in want_grad:
                 if consumer.dtype not in done:
-                    done[consumer.dtype] = abs_correlation(g.detach(), consumer.dtype)
+                    done[consumer.dtype] = abs_correlation(g, consumer.dtype)
                 consumer.callback(point, "grad", *done[consumer.dtype])
 
-        def forward_hook(module, args, output):
-            if want_act:
-                t = args[0] if point.activation == "input" else output
-                for consumer in want_act:
-                    consumer.callback(point, "act", *cache.get(t, partial(abs_correlation, dtype=consumer.dtype),
-                                                                 consumer.dtype))
-            if want_grad and isinstance(output, torch.Tensor) and output.grad_fn is not None:
-                # the gradient at the first input of the module's last autograd node (for a ReLU:
-                # at its input), through a hook on that node: per-module, unlike a tensor hook on
-                # an input that several edges share
-                output.grad_fn.register_hook(on_grad)
-
-        return forward_hook
+        return (on_activation if want_act else None), (on_gradient if want_grad else None)
 
 
 def _module_hook(forward: ModuleForwardHook | None, output_grad: GradHook | None):

@@ -59,8 +59,10 @@ def gaussian_init_(net: nn.Module, generator: torch.Generator) -> None:
                     m.bias.zero_()
 
 
-def pre_pooling_features(net: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``x -> the feature map before global pooling`` (see the module docstring)."""
+def pre_pooling_features(session) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x -> the feature map before global pooling`` of the session's network (see the module
+    docstring), read through the probe's module hook when the network has no ``forward_features``."""
+    net = session.net
     forward_features = getattr(net, "forward_features", None)
     if callable(forward_features):
         return forward_features
@@ -68,16 +70,12 @@ def pre_pooling_features(net: nn.Module) -> Callable[[torch.Tensor], torch.Tenso
     if not pools:
         raise ValueError(f"zen needs the features before global pooling: {type(net).__name__} has no "
                          "forward_features method and no nn.AdaptiveAvgPool2d")
-    pool = pools[-1]
+    seen: list[torch.Tensor] = []
+    session.on_module(pools[-1], forward=lambda module, args, output: seen.append(args[0]))
 
     def features(x: torch.Tensor) -> torch.Tensor:
-        seen: list[torch.Tensor] = []
-        handle = pool.register_forward_hook(lambda module, args, output: seen.append(args[0]))
-        try:
-            net(x)
-        finally:
-            handle.remove()
-        return seen[-1]
+        session.forward(x)
+        return seen.pop()
 
     return features
 
@@ -94,7 +92,7 @@ class ZenScore:
     def finish(self, session):
         net, x = session.net, session.inputs
         gen = session.generator()
-        features = pre_pooling_features(net)
+        features = pre_pooling_features(session)
         with torch.no_grad():
             gaussian_init_(net, gen)
             for m in net.modules():

@@ -8,13 +8,14 @@ checking), so any layer may import it without loading a search space.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
     from torch import nn
 
 __all__ = ["ArchKey", "Convention", "CONVENTIONS", "ResponsePoint", "InvalidArchitectureError", "DataFileError",
-           "MissingDataFileError", "UnknownNameError"]
+           "MissingDataFileError", "UnknownNameError", "StackedSink"]
 
 #: an architecture's canonical string (``Space.to_str``): its key in stores, tables and trackers
 ArchKey = str
@@ -61,3 +62,19 @@ class ResponsePoint:
     module: "nn.Module"
     layer: int
     activation: Literal["input", "output"] = "input"
+
+
+class StackedSink(Protocol):
+    """Where a space's stacked pass (a group of networks run as one, for the scoring engine)
+    reports its responses.  A response tensor has the batch on dimension 0 and the reporting
+    networks on dimension 1; ``idx`` names those networks' positions in the group (None: all of
+    them); ``mult`` maps each convention that counts the response to its multiplicity (a float,
+    or a float64 tensor with one entry per reporting network).  The space says *where* its
+    responses are; the proxies' side (the probe) owns every hook."""
+
+    def activation(self, layer: int, t: "torch.Tensor", idx: "torch.Tensor | None", mult: dict) -> None:
+        """``t`` is an activation response at weighting layer ``layer``."""
+
+    def gradient_at(self, t: "torch.Tensor", layer: int, idx: "torch.Tensor | None", mult: dict, m: int) -> None:
+        """The gradient at the first input of ``t``'s autograd node (``m`` networks' worth of
+        channels) is a gradient response at ``layer``."""

@@ -10,8 +10,8 @@ import torch
 
 import spaces
 from conftest import needs_data
-from harness import bench
-from harness.store import Record, ScoreKey, ScoreStore
+from harness.scoring import bench
+from harness.scoring.store import Record, ScoreKey, ScoreStore
 
 
 def test_naive_port_equals_wrcor_on_degenerate_and_random_cells():
@@ -23,8 +23,8 @@ def test_naive_port_equals_wrcor_on_degenerate_and_random_cells():
     for arch in ("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|nor_conv_3x3~1|none~2|",
                  "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"):
         net = space.build(arch, 10, seed=1)
-        ours = proxies.compute(["wrcor"], net, x, y)["wrcor"]
-        naive = bench.naive_wrcor(net, x, y)
+        ours = proxies.compute(["wrcor"], net, x, y, space=space)["wrcor"]
+        naive = bench.naive_wrcor(space, net, x, y)
         assert naive == ours if not math.isfinite(ours) else naive == pytest.approx(ours, rel=1e-5)
 
 

@@ -12,7 +12,7 @@ from hydra.errors import ConfigCompositionException
 
 import harness.cli
 import harness.config as config
-import harness.run as hrun
+import harness.scoring.run as hrun
 import proxies.registry
 from harness.config import ConfigError, RunConfig, SearchConfig, compose, load
 

@@ -4,6 +4,7 @@ for every grouping, through out-of-memory splits, build failures and worker proc
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 import proxies
 import spaces
+from harness.scoring.builds import make_engine
 from proxies.engine import Engine, score_many, supports
 from proxies.probe import batched_abs_correlation, corrcoef
 from spaces.base import seed_for
@@ -45,7 +47,7 @@ def one_arch(space, archs, names, x, y, dtype):
     out = {}
     for a, s in archs:
         net = space.build(a, 10, seed=s).to(dtype)
-        out[a] = proxies.compute_outcomes(names, net, x, y)
+        out[a] = proxies.compute_outcomes(names, net, x, y, space=space)
     return out
 
 
@@ -163,8 +165,10 @@ def test_a_build_failure_is_recorded_for_its_architecture_only(reference64):
 
 def test_worker_processes_build_the_same_groups(reference64):
     space, archs, x, y, ref = reference64
-    got = score_many(space, ["wrcor", "gcor"], archs[:8], x, y, num_classes=10, device=torch.device("cpu"),
-                     group_size=3, workers=2, dtype=torch.float64)
+    engine, workers = make_engine(space, ["wrcor", "gcor"], num_classes=10, device=torch.device("cpu"), group_size=3,
+                                  workers=2, dtype=torch.float64)
+    assert workers == 2 or shutil.disk_usage("/dev/shm").free < 1 << 30
+    got = {a: o for g in engine.run(archs[:8], x, y) for a, o in g}
     assert_same({a: ref[a] for a, _ in archs[:8]}, got, ["wrcor", "gcor"], 1e-9)
 
 
@@ -225,9 +229,10 @@ def test_gpu_engine_equals_one_architecture_path_on_the_gpu():
         ref = {}
         for a, s in archs:
             ref[a] = proxies.compute_outcomes(["wrcor", "wrcor_official"], space.build(a, 10, seed=s).to(cuda, dtype),
-                                              x, y)
-        got = score_many(space, ["wrcor", "wrcor_official"], archs, x, y, num_classes=10, device=cuda, group_size=16,
-                         workers=2, dtype=dtype)
+                                              x, y, space=space)
+        engine, _ = make_engine(space, ["wrcor", "wrcor_official"], num_classes=10, device=cuda, group_size=16,
+                                workers=2, dtype=dtype)
+        got = {a: o for g in engine.run(archs, x, y) for a, o in g}
         assert_same(ref, got, ["wrcor", "wrcor_official"], tol)
 
 
@@ -235,19 +240,19 @@ def test_build_workers_are_limited_by_shared_memory(tmp_path, monkeypatch):
     import shutil
     from collections import namedtuple
 
-    from proxies import engine as eng
+    from harness.scoring import builds as eng
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 64 << 20))  # docker's default /dev/shm
-    assert eng._workers_that_fit(8, 32) == 0
+    assert eng.workers_that_fit(8, 32) == 0
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 64 << 30))
-    assert eng._workers_that_fit(8, 32) == 8
+    assert eng.workers_that_fit(8, 32) == 8
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 2 << 30))
-    assert 0 < eng._workers_that_fit(8, 32) < 8
-    assert eng._workers_that_fit(0, 32) == 0
+    assert 0 < eng.workers_that_fit(8, 32) < 8
+    assert eng.workers_that_fit(0, 32) == 0
 
 
-def test_build_workers_that_cannot_start_fall_back_to_this_process(reference64, monkeypatch):
+def test_build_workers_that_cannot_start_fall_back_to_this_process(reference64, monkeypatch, caplog):
     space, archs, x, y, ref = reference64
     real_iter = torch.utils.data.DataLoader.__iter__
 
@@ -257,8 +262,9 @@ def test_build_workers_that_cannot_start_fall_back_to_this_process(reference64, 
         return real_iter(self)
 
     monkeypatch.setattr(torch.utils.data.DataLoader, "__iter__", no_children)
-    engine = Engine(space, ["wrcor"], num_classes=10, device=torch.device("cpu"), group_size=4, workers=2,
-                    dtype=torch.float64)
-    got = {a: o for g in engine.run(archs[:6], x, y) for a, o in g}
-    assert engine.workers == 0
+    engine, _ = make_engine(space, ["wrcor"], num_classes=10, device=torch.device("cpu"), group_size=4, workers=2,
+                            dtype=torch.float64)
+    with caplog.at_level("WARNING"):
+        got = {a: o for g in engine.run(archs[:6], x, y) for a, o in g}
+    assert "building in this process" in caplog.text
     assert_same({a: ref[a] for a, _ in archs[:6]}, got, ["wrcor"], 1e-9)

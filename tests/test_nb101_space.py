@@ -214,7 +214,7 @@ def _golden_rows() -> list[int]:
 
 @pytest.fixture(scope="module")
 def golden101():
-    from harness.data import batch
+    from harness.scoring.data import batch
 
     with open(GOLDEN_JSON) as f:
         entries = {a["row"]: a for a in json.load(f)["archs"]}
@@ -238,7 +238,7 @@ def test_golden_nb101_scores(row, golden101):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # the reference's arithmetic (see conftest.py)
     try:
-        ours = proxies.compute(list(GOLDEN_MAP), net, x, y)
+        ours = proxies.compute(list(GOLDEN_MAP), net, x, y, space=space)
     finally:
         torch.set_num_threads(threads)
     errors = {}

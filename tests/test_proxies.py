@@ -135,8 +135,8 @@ def test_proxy_contract(name, mode):
     x, y = small_batch()
     x_copy = x.clone()
 
-    first = proxies.compute([name], net, x, y)
-    second = proxies.compute([name], net, x, y)
+    first = proxies.compute([name], net, x, y, space=SMALL)
+    second = proxies.compute([name], net, x, y, space=SMALL)
     assert list(first) == [name]
     value = first[name]
     assert isinstance(value, float)
@@ -153,8 +153,8 @@ def test_proxy_ignores_callers_mode(name):
     net = small_net(seed=1)
     _perturb_buffers(net)
     x, y = small_batch(seed=1)
-    train_value = proxies.compute(name, net.train(), x, y)[name]
-    eval_value = proxies.compute(name, net.eval(), x, y)[name]
+    train_value = proxies.compute(name, net.train(), x, y, space=SMALL)[name]
+    eval_value = proxies.compute(name, net.eval(), x, y, space=SMALL)[name]
     assert eval_value == train_value
     assert not net.training
 
@@ -166,14 +166,14 @@ def test_proxy_ignores_callers_mode(name):
 def test_shared_pass_equals_separate_computations():
     net = small_net(seed=2)
     x, y = small_batch(seed=2)
-    together = proxies.compute(CORRELATION_FAMILY, net, x, y)
+    together = proxies.compute(CORRELATION_FAMILY, net, x, y, space=SMALL)
     assert list(together) == CORRELATION_FAMILY
     for name in CORRELATION_FAMILY:
-        alone = proxies.compute([name], net, x, y)[name]
+        alone = proxies.compute([name], net, x, y, space=SMALL)[name]
         assert together[name] == pytest.approx(alone, rel=1e-12, abs=0), name
     assert len(set(together.values())) == len(CORRELATION_FAMILY)  # genuinely different proxies
 
-    outcomes = proxies.compute_outcomes(CORRELATION_FAMILY, net, x, y)
+    outcomes = proxies.compute_outcomes(CORRELATION_FAMILY, net, x, y, space=SMALL)
     seconds = {o.seconds for o in outcomes.values()}
     assert len(seconds) == 1 and next(iter(seconds)) > 0
     assert all(o.status == "ok" and o.message == "" for o in outcomes.values())
@@ -263,10 +263,10 @@ def test_wrcor_matches_independent_reference():
     # the final ReLU is weighted 2**num_cells
     assert max(layer for layer, _, _ in records) == top
 
-    wrcor = proxies.compute(["wrcor"], net, x, y)["wrcor"]
+    wrcor = proxies.compute(["wrcor"], net, x, y, space=SMALL)["wrcor"]
     assert rel(wrcor, weighted) <= 1e-5, (wrcor, weighted)
 
-    out = run_pass({"none": _paper("none"), "exp": _paper("exp_bottom_to_top")}, net, x, y)
+    out = run_pass({"none": _paper("none"), "exp": _paper("exp_bottom_to_top")}, net, x, y, responses=SMALL.response_modules)
     assert out["none"].status == "ok" and out["none"].n_skipped == out["exp"].n_skipped == 3
     assert rel(out["none"].value, unweighted) <= 1e-10, (out["none"].value, unweighted)
     assert rel(out["exp"].value, weighted) <= 1e-10, (out["exp"].value, weighted)
@@ -274,7 +274,7 @@ def test_wrcor_matches_independent_reference():
     # other weightings, response kinds and power, against the same reference
     out = run_pass({"lin": _paper("linear"), "top": _paper("exp_top_to_bottom"),
                     "act": _paper("none", responses="act"), "grad2": _paper("none", responses="grad", power=2.0)},
-                   net, x, y)
+                   net, x, y, responses=SMALL.response_modules)
     assert rel(out["lin"].value, _reference_score(records, weight=lambda l: l + 1.0)[0]) <= 1e-10
     assert rel(out["top"].value, _reference_score(records, weight=lambda l: 2.0 ** (top - l))[0]) <= 1e-10
     assert rel(out["act"].value, _reference_score(records, weight=lambda l: 1.0, kinds=("act",))[0]) <= 1e-10
@@ -293,7 +293,7 @@ def test_ablation_parameters_give_distinct_finite_values():
     configs.update({f"responses={r}": _paper("exp_bottom_to_top", responses=r) for r in ("act", "grad")})
     configs["power=2"] = _paper("exp_bottom_to_top", power=2.0)
     assert len(configs) == 8
-    out = run_pass(configs, net, x, y)
+    out = run_pass(configs, net, x, y, responses=SMALL.response_modules)
     values = {k: o.value for k, o in out.items()}
     assert all(o.status == "ok" and math.isfinite(o.value) for o in out.values()), values
     assert len({o.seconds for o in out.values()}) == 1  # one shared pass
@@ -325,7 +325,7 @@ def test_invalid_parameters_raise_listing_valid_values(param, bad, valid):
 def test_all_none_cell_gives_minus_inf_outcome():
     net = small_net(ALL_NONE, seed=5)
     x, y = small_batch(seed=5)
-    outcome = proxies.compute_outcomes(["wrcor_official"], net, x, y)["wrcor_official"]
+    outcome = proxies.compute_outcomes(["wrcor_official"], net, x, y, space=SMALL)["wrcor_official"]
     assert outcome.value == -math.inf
     assert outcome.status == "inf"
     assert outcome.n_skipped > 0
@@ -334,7 +334,7 @@ def test_all_none_cell_gives_minus_inf_outcome():
     n_points = sum(isinstance(m, (nn.ReLU, ReLUConvBN)) for m in net.modules())
     assert n_points == 9
     assert outcome.n_skipped == 2 * n_points
-    assert proxies.compute(["wrcor_official"], net, x, y)["wrcor_official"] == -math.inf  # no raise
+    assert proxies.compute(["wrcor_official"], net, x, y, space=SMALL)["wrcor_official"] == -math.inf  # no raise
 
 
 class DeadBranchNet(nn.Module):
@@ -370,7 +370,7 @@ def test_some_nan_matrices_are_skipped_and_counted(name):
     expected, expected_skipped = _reference_score(records, weight=weight, kinds=kinds)
     assert 0 < expected_skipped < len([r for r in records if r[1] in kinds])  # some, not all
 
-    outcome = proxies.compute_outcomes([name], net, x, y)[name]
+    outcome = proxies.compute_outcomes([name], net, x, y, responses=proxies.every_relu)[name]
     assert outcome.status == "ok" and math.isfinite(outcome.value)
     assert outcome.n_skipped == expected_skipped
     assert rel(outcome.value, expected) <= 1e-5, (outcome.value, expected)
@@ -392,8 +392,8 @@ def test_failing_forward_is_an_error_outcome():
     names = [n for n in proxies.list_proxies(votes=False) if proxies.get_proxy(n).pass_kind != "static"]
     static = [n for n in proxies.list_proxies(votes=False) if n not in names]
     assert static == ["l2_norm", "params"]
-    assert all(o.status == "ok" for o in proxies.compute_outcomes(static, net, x, y).values())
-    outcomes = proxies.compute_outcomes(names, net, x, y)
+    assert all(o.status == "ok" for o in proxies.compute_outcomes(static, net, x, y, space=SMALL).values())
+    outcomes = proxies.compute_outcomes(names, net, x, y, space=SMALL)
     assert list(outcomes) == names
     for name, o in outcomes.items():
         assert o.status == "error", name
@@ -401,7 +401,7 @@ def test_failing_forward_is_an_error_outcome():
         # the same cause (proxies that forward part of the batch name another input shape)
         assert _shapeless(cause) in _shapeless(o.message) and "RuntimeError" in o.message, o.message
     with pytest.raises(proxies.ProxyError) as info:
-        proxies.compute(names, net, x, y)
+        proxies.compute(names, net, x, y, space=SMALL)
     assert cause in str(info.value)
     assert all(n in str(info.value) for n in names)
     assert all(p.grad is None for p in net.parameters())
@@ -432,27 +432,27 @@ def test_unknown_name_and_missing_labels_fail_before_any_work():
     net = CountingNet()
     x, y = torch.randn(8, 6), torch.randint(0, 3, (8,))
     _FORWARD_CALLS.clear()
-    proxies.compute_outcomes(["wrcor"], net, x, y)
+    proxies.compute_outcomes(["wrcor"], net, x, y, responses=proxies.every_relu)
     assert len(_FORWARD_CALLS) == 1  # the counter sees the Probe's pass
 
     _FORWARD_CALLS.clear()
     with pytest.raises(UnknownNameError, match="nope"):
-        proxies.compute(["wrcor", "nope"], net, x, y)
+        proxies.compute(["wrcor", "nope"], net, x, y, space=SMALL)
     with pytest.raises(UnknownNameError) as info:
-        proxies.compute_outcomes(["nope", "wrcor"], net, x, y)
+        proxies.compute_outcomes(["nope", "wrcor"], net, x, y, space=SMALL)
     assert all(n in str(info.value) for n in proxies.list_proxies())
     assert _FORWARD_CALLS == []
 
     for name in proxies.list_proxies():
         if proxies.get_proxy(name).needs_labels:
             with pytest.raises(ValueError, match="label"):
-                proxies.compute([name], net, x, None)
+                proxies.compute([name], net, x, None, space=SMALL)
             with pytest.raises(ValueError, match="label"):
-                proxies.compute_outcomes([name], net, x)
+                proxies.compute_outcomes([name], net, x, space=SMALL)
     assert _FORWARD_CALLS == []
 
     with pytest.raises(ValueError):
-        proxies.compute([], net, x, y)
+        proxies.compute([], net, x, y, space=SMALL)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -469,7 +469,7 @@ GOLDEN_TOL = 1e-6
 #: float32 parameter gradients round differently and they move by up to 1e-4 relative, while every
 #: other measure, WRCor's included, still agrees to < 1e-6
 CANCELLING_TOL = {"plain": 2e-4, "grasp": 2e-4}
-# With the golden batch arithmetic (harness.data: float32 constants / 255) and oneDNN's AVX2 kernels
+# With the golden batch arithmetic (harness.scoring.data: float32 constants / 255) and oneDNN's AVX2 kernels
 # (tests/conftest.py) every value agrees to < 1e-8; the most ill-conditioned one (rcor of the
 # all-avg-pool arch 7581) moves by 1.4e-6 when the batch differs in the last bit or AVX-512 kernels
 # are used.
@@ -485,7 +485,7 @@ def _golden_arch_ids() -> list[int]:
 @pytest.fixture(scope="module")
 def golden():
     """(index -> entry, index -> our four scores, computed once per arch in ONE pass)."""
-    from harness.data import batch
+    from harness.scoring.data import batch
 
     with open(GOLDEN_JSON) as f:
         entries = {a["index"]: a for a in json.load(f)["archs"]}
@@ -502,7 +502,7 @@ def golden():
             threads = torch.get_num_threads()
             torch.set_num_threads(2)  # the reference's arithmetic (see conftest.py)
             try:
-                cache[index] = proxies.compute(_golden_names(), net, x, y)
+                cache[index] = proxies.compute(_golden_names(), net, x, y, space=SMALL)
             finally:
                 torch.set_num_threads(threads)
         return cache[index]
@@ -554,7 +554,7 @@ def test_proxy_specs_used_by_configs_and_bench_resolve(spec):
     info = proxies.get_proxy(spec)
     base = spec.split("(")[0]
     assert info.params != proxies.get_proxy(base).params
-    assert math.isfinite(proxies.compute([spec], small_net(), *small_batch())[spec])
+    assert math.isfinite(proxies.compute([spec], small_net(), *small_batch(), space=SMALL)[spec])
 
 
 def test_every_spec_of_the_ablation_config_resolves():

@@ -147,10 +147,10 @@ def test_registered_metadata():
 
 def test_label_free_proxies_run_without_targets():
     net, x = small_net(seed=1), small_inputs(seed=1)
-    out = proxies.compute(["jacob_cov", "zen"], net, x)
+    out = proxies.compute(["jacob_cov", "zen"], net, x, space=SMALL)
     assert all(math.isfinite(v) for v in out.values()), out
     with pytest.raises(ValueError, match="label"):
-        proxies.compute(["epe_nas"], net, x)
+        proxies.compute(["epe_nas"], net, x, space=SMALL)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ def test_label_free_proxies_run_without_targets():
 def test_jacob_cov_and_epe_nas_match_numpy(arch):
     net, x = small_net(arch, seed=2), small_inputs(seed=2)
     jacobian = reference_jacobian(net, x)
-    out = proxies.compute(["jacob_cov", "epe_nas"], net, x, LABELS)
+    out = proxies.compute(["jacob_cov", "epe_nas"], net, x, LABELS, space=SMALL)
     expected_cov = reference_jacob_cov(jacobian)
     expected_epe = reference_epe_nas(jacobian, LABELS.numpy(), 10)
     assert math.isfinite(expected_cov) and math.isfinite(expected_epe)
@@ -173,7 +173,7 @@ def test_epe_nas_with_more_than_100_outputs_drops_singletons():
     net, x = small_net(seed=3, num_classes=120), small_inputs(seed=3)
     labels = torch.tensor([7, 110, 7, 42, 110, 7, 99, 42, 110, 5, 42, 7])  # 99 and 5 are singletons
     jacobian = reference_jacobian(net, x)
-    got = proxies.compute(["epe_nas"], net, x, labels)["epe_nas"]
+    got = proxies.compute(["epe_nas"], net, x, labels, space=SMALL)["epe_nas"]
     expected = reference_epe_nas(jacobian, labels.numpy(), 120)
     assert math.isfinite(expected) and expected > 0
     assert rel(got, expected) <= 1e-9, (got, expected)
@@ -214,11 +214,11 @@ def test_epe_nas_singletons_and_constant_rows_follow_the_definition():
 
 def test_jacob_cov_and_epe_nas_share_one_pass():
     net, x = small_net(seed=5), small_inputs(seed=5)
-    outcomes = proxies.compute_outcomes(["jacob_cov", "epe_nas"], net, x, LABELS)
+    outcomes = proxies.compute_outcomes(["jacob_cov", "epe_nas"], net, x, LABELS, space=SMALL)
     assert outcomes["jacob_cov"].seconds == outcomes["epe_nas"].seconds > 0
     assert all(o.status == "ok" for o in outcomes.values())
     for name in ("jacob_cov", "epe_nas"):
-        alone = proxies.compute([name], net, x, LABELS)[name]
+        alone = proxies.compute([name], net, x, LABELS, space=SMALL)[name]
         assert outcomes[name].value == pytest.approx(alone, rel=1e-12, abs=0), name
     calls = _count_forwards(["jacob_cov", "epe_nas"], net, x, LABELS)
     assert calls == 1
@@ -232,7 +232,7 @@ def test_jacob_cov_and_epe_nas_share_one_pass():
 def test_naswot_matches_the_released_definition(arch):
     net, x = small_net(arch, seed=6), small_inputs(seed=6)
     y = LABELS
-    out = proxies.compute(["naswot", "naswot(convention=paper)"], net, x, y)
+    out = proxies.compute(["naswot", "naswot(convention=paper)"], net, x, y, space=SMALL)
     released = reference_naswot(net, x)
     relu_only = reference_naswot(net, x, every_relu_named_module=False)
     assert released != relu_only  # the ReLUConvBN wrappers make a difference
@@ -253,10 +253,10 @@ def test_hamming_kernel_is_exact():
 
 def test_naswot_costs_nothing_next_to_wrcor():
     net, x = small_net(seed=8), small_inputs(seed=8)
-    together = proxies.compute_outcomes(["wrcor", "naswot"], net, x, LABELS)
+    together = proxies.compute_outcomes(["wrcor", "naswot"], net, x, LABELS, space=SMALL)
     assert together["wrcor"].seconds == together["naswot"].seconds
     for name in ("wrcor", "naswot"):
-        assert together[name].value == proxies.compute([name], net, x, LABELS)[name], name
+        assert together[name].value == proxies.compute([name], net, x, LABELS, space=SMALL)[name], name
     assert _count_forwards(["wrcor", "naswot"], net, x, LABELS) == 1
 
 
@@ -267,11 +267,11 @@ def test_naswot_costs_nothing_next_to_wrcor():
 def test_zen_matches_reference_and_is_seeded():
     net, x = small_net(CONVS, seed=9), small_inputs(seed=9)
     state = torch.get_rng_state()
-    a = proxies.compute(["zen"], net, x, seed=3)["zen"]
+    a = proxies.compute(["zen"], net, x, seed=3, space=SMALL)["zen"]
     assert torch.equal(torch.get_rng_state(), state)  # the global RNG is never drawn from
     torch.manual_seed(1234)  # the global seed is irrelevant
-    assert proxies.compute(["zen"], net, x, seed=3)["zen"] == a
-    b = proxies.compute(["zen"], net, x, seed=4)["zen"]
+    assert proxies.compute(["zen"], net, x, seed=3, space=SMALL)["zen"] == a
+    b = proxies.compute(["zen"], net, x, seed=4, space=SMALL)["zen"]
     assert math.isfinite(a) and math.isfinite(b) and a != b
     assert rel(a, reference_zen(net, x, 3)) <= 1e-6
     assert rel(b, reference_zen(net, x, 4)) <= 1e-6
@@ -279,15 +279,15 @@ def test_zen_matches_reference_and_is_seeded():
 
 def test_zen_ignores_weights_buffers_and_data_values():
     net, x = small_net(CONVS, seed=10), small_inputs(seed=10)
-    base = proxies.compute(["zen"], net, x, seed=0)["zen"]
+    base = proxies.compute(["zen"], net, x, seed=0, space=SMALL)["zen"]
     other = small_net(CONVS, seed=11)  # other initial weights
     with torch.no_grad():
         for m in other.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.running_var.fill_(7.0)
                 m.num_batches_tracked.fill_(3)
-    assert proxies.compute(["zen"], other, x * 5 + 1, seed=0)["zen"] == pytest.approx(base, rel=1e-12)
-    assert proxies.compute(["zen"], small_net(MIXED, seed=10), x, seed=0)["zen"] != base  # the arch matters
+    assert proxies.compute(["zen"], other, x * 5 + 1, seed=0, space=SMALL)["zen"] == pytest.approx(base, rel=1e-12)
+    assert proxies.compute(["zen"], small_net(MIXED, seed=10), x, seed=0, space=SMALL)["zen"] != base  # the arch matters
 
 
 class PlainWrapper(nn.Module):
@@ -303,11 +303,11 @@ class PlainWrapper(nn.Module):
 
 def test_zen_falls_back_to_the_global_pooling_input():
     net, x = small_net(CONVS, seed=12), small_inputs(seed=12)
-    direct = proxies.compute(["zen"], net, x, seed=1)["zen"]
-    wrapped = proxies.compute(["zen"], PlainWrapper(net), x, seed=1)["zen"]
+    direct = proxies.compute(["zen"], net, x, seed=1, space=SMALL)["zen"]
+    wrapped = proxies.compute(["zen"], PlainWrapper(net), x, seed=1, space=SMALL)["zen"]
     assert wrapped == direct
     no_pool = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 14 * 14, 10))
-    outcome = proxies.compute_outcomes(["zen"], no_pool, x)["zen"]
+    outcome = proxies.compute_outcomes(["zen"], no_pool, x, space=SMALL)["zen"]
     assert outcome.status == "error" and "AdaptiveAvgPool2d" in outcome.message
 
 
@@ -325,7 +325,7 @@ def test_forward_features_is_the_pre_pooling_map():
 
 def test_all_none_cell():
     net, x = small_net(ALL_NONE, seed=14), small_inputs(seed=14)
-    out = proxies.compute_outcomes(["jacob_cov", "epe_nas", "naswot", "zen"], net, x, LABELS)
+    out = proxies.compute_outcomes(["jacob_cov", "epe_nas", "naswot", "zen"], net, x, LABELS, space=SMALL)
     assert math.isnan(out["jacob_cov"].value) and out["jacob_cov"].status == "nan"
     assert math.isnan(out["epe_nas"].value) and out["epe_nas"].status == "nan"
     assert out["naswot"].value == -math.inf and out["naswot"].status == "inf"
@@ -349,7 +349,7 @@ class Counting(nn.Module):
 
 def _count_forwards(names, net, x, y) -> int:
     _CALLS.clear()
-    proxies.compute(names, Counting(net), x, y)
+    proxies.compute(names, Counting(net), x, y, responses=proxies.every_relu)
     return len(_CALLS)
 
 

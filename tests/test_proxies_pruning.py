@@ -160,7 +160,7 @@ def test_registration_metadata():
 def test_saliencies_match_independent_references(arch):
     net = small_net(arch, seed=1)
     x, y = small_batch(seed=1)
-    ours = proxies.compute(SALIENCIES, net, x, y)
+    ours = proxies.compute(SALIENCIES, net, x, y, space=SMALL)
     expected = ref_gradient_measures(net, x, y)
     expected["fisher"] = ref_fisher(net, x, y)
     expected["grasp"] = ref_grasp(net, x, y)
@@ -175,7 +175,7 @@ def test_saliencies_match_independent_references(arch):
 def test_float32_matches_float64_reference_loosely():
     net = small_net(seed=2)
     x, y = small_batch(seed=2)
-    ours = proxies.compute(SALIENCIES, copy.deepcopy(net).float(), x.float(), y)
+    ours = proxies.compute(SALIENCIES, copy.deepcopy(net).float(), x.float(), y, space=SMALL)
     expected = ref_gradient_measures(net, x, y)
     expected["synflow"] = ref_synflow(net, x.shape[1:])
     for name in ("grad_norm", "snip", "l2_norm", "synflow"):
@@ -188,7 +188,7 @@ def test_all_none_cell():
     counted once per input feature."""
     net = small_net(ALL_NONE, seed=3)
     x, y = small_batch(seed=3)
-    ours = proxies.compute(SALIENCIES, net, x, y)
+    ours = proxies.compute(SALIENCIES, net, x, y, space=SMALL)
     for name in ("grad_norm", "snip", "plain", "grasp", "synflow"):
         assert ours[name] == 0.0, name
     b = net.classifier.bias.detach()
@@ -228,18 +228,18 @@ def test_fisher_of_a_layer_called_twice():
     term = lambda a: float((0.5 * ((a * a.grad).detach() ** 2).mean(0)).sum())  # noqa: E731
     (first, second), (head,) = kept[net.body], kept[net.head]
     expected = 6 * (term(first) + term(second)) + 6 * term(head)
-    assert rel(proxies.compute("fisher", net, x, y)["fisher"], expected) <= 1e-12
+    assert rel(proxies.compute("fisher", net, x, y, space=SMALL)["fisher"], expected) <= 1e-12
 
 
 def test_shared_pass_equals_separate_computations():
     net = small_net(seed=4, dtype=torch.float32)
     x, y = small_batch(seed=4, dtype=torch.float32)
     names = ["snip", "grad_norm", "plain", "fisher", "l2_norm", "wrcor"]
-    outcomes = proxies.compute_outcomes(names, net, x, y)
+    outcomes = proxies.compute_outcomes(names, net, x, y, space=SMALL)
     standard = {n for n in names if proxies.get_proxy(n).pass_kind == "standard"}
     assert len({outcomes[n].seconds for n in standard}) == 1  # one pass
     for name in names:
-        alone = proxies.compute([name], net, x, y)[name]
+        alone = proxies.compute([name], net, x, y, space=SMALL)[name]
         assert outcomes[name].status == "ok"
         assert outcomes[name].value == pytest.approx(alone, rel=1e-12, abs=0), name
     assert len({o.value for o in outcomes.values()}) == len(names)
@@ -249,22 +249,22 @@ def test_synflow_ignores_the_batch_values_and_size():
     net = small_net(seed=5)
     x1, _ = small_batch(n=12, seed=5)
     x2, _ = small_batch(n=3, seed=6)
-    a = proxies.compute("synflow", net, x1)["synflow"]
-    assert proxies.compute("synflow", net, x2)["synflow"] == a
-    assert proxies.compute("synflow", net, torch.zeros_like(x1))["synflow"] == a
+    a = proxies.compute("synflow", net, x1, space=SMALL)["synflow"]
+    assert proxies.compute("synflow", net, x2, space=SMALL)["synflow"] == a
+    assert proxies.compute("synflow", net, torch.zeros_like(x1), space=SMALL)["synflow"] == a
     # but the sample shape matters, and so do the weights
-    assert proxies.compute("synflow", net, small_batch(n=2, hw=32, seed=5)[0])["synflow"] != a
-    assert proxies.compute("synflow", small_net(seed=6), x1)["synflow"] != a
+    assert proxies.compute("synflow", net, small_batch(n=2, hw=32, seed=5)[0], space=SMALL)["synflow"] != a
+    assert proxies.compute("synflow", small_net(seed=6), x1, space=SMALL)["synflow"] != a
 
 
 def test_params_and_flops_match_a_hand_count_and_ignore_the_batch():
     net = small_net(seed=7, dtype=torch.float32)
     x, _ = small_batch(n=12, hw=16, dtype=torch.float32)
-    values = proxies.compute(["params", "flops"], net, x)
+    values = proxies.compute(["params", "flops"], net, x, space=SMALL)
     assert values["params"] == sum(p.numel() for p in net.parameters()) / 1e6
     assert values["flops"] == ref_flops(MIXED, 4, 1, 16, 10) / 1e6
-    assert proxies.compute(["params", "flops"], net, x[:2]) == values
-    assert proxies.compute("flops", net, small_batch(n=2, hw=32, dtype=torch.float32)[0])["flops"] == \
+    assert proxies.compute(["params", "flops"], net, x[:2], space=SMALL) == values
+    assert proxies.compute("flops", net, small_batch(n=2, hw=32, dtype=torch.float32)[0], space=SMALL)["flops"] == \
         ref_flops(MIXED, 4, 1, 32, 10) / 1e6
 
 
@@ -283,7 +283,7 @@ def test_params_and_flops_equal_suite_zero():
     assert len({r["net_str"] for r in rows}) == 4
     for row in rows:
         net = space.build(row["net_str"], 10, seed=0)
-        values = proxies.compute(["params", "flops"], net, x)
+        values = proxies.compute(["params", "flops"], net, x, space=SMALL)
         assert values["params"] == float(row["params"]), row["net_str"]
         assert values["flops"] == float(row["flops"]), row["net_str"]
         assert values["flops"] == ref_flops(row["net_str"], 16, 5, 32, 10) / 1e6
@@ -301,7 +301,7 @@ _GOLDEN_SCRIPT = textwrap.dedent("""
     import numpy as np, torch
     torch.set_num_threads(2)
     import proxies, spaces
-    from harness.data import batch
+    from harness.scoring.data import batch
     from spaces.nb201 import load_state_by_position
     golden_json, golden_npz, names, archs = sys.argv[1], sys.argv[2], sys.argv[3].split(","), sys.argv[4]
     entries = {a["index"]: a for a in json.load(open(golden_json))["archs"]}
@@ -310,9 +310,10 @@ _GOLDEN_SCRIPT = textwrap.dedent("""
     out = {}
     for i in map(int, archs.split(",")):
         e = entries[i]
-        net = spaces.get_space("nb201").build(e["arch_str"], 10)
+        space = spaces.get_space("nb201")
+        net = space.build(e["arch_str"], 10)
         load_state_by_position(net, [arrays[f"a{i}_{j:03d}"] for j in range(len(e["state_names"]))])
-        out[i] = proxies.compute(names, net, x, y)
+        out[i] = proxies.compute(names, net, x, y, space=space)
     print(json.dumps(out))
 """)
 

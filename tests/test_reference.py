@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import harness.run as hrun
+import harness.scoring.run as hrun
 from conftest import needs_data
 from harness.reference import check, compare
 from test_run import make_cfg

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import harness.run as hrun
+import harness.scoring.run as hrun
 from harness.config import ConfigError, compose, load
 from hydra.errors import ConfigCompositionException
 from conftest import needs_data
-from harness.store import ScoreStore
+from harness.scoring.store import ScoreStore
 from spaces.base import UnknownNameError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ import spaces
 from conftest import needs_data
 from harness import search as hs
 from harness.config import ConfigError, compose
-from harness.store import ScoreStore
+from harness.scoring.store import ScoreStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["space.channels=4", "space.cells_per_stage=1", "tracking=none", "batch.size=16"]
@@ -207,7 +207,7 @@ def test_nb101_search_outside_the_offline_table_records_no_accuracy(tmp_path):
 
 
 def test_stored_failures_are_failed_evaluations_unless_retried(tmp_path, monkeypatch):
-    import harness.run as hrun
+    import harness.scoring.run as hrun
 
     real = hrun.proxies.compute_outcomes
     calls = {"n": 0}

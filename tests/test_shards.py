@@ -3,7 +3,7 @@ scores only what is missing, and the gather job that merges the shards and repor
 
 The Hydra test drives the real joblib launcher in a subprocess (4 workers, 400 NB201 architectures
 on tiny networks) and SIGKILLs one worker mid-way; the in-process test checks the same sharding
-logic through :func:`harness.run.run` without Hydra.
+logic through :func:`harness.scoring.run.run` without Hydra.
 """
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 
-import harness.run as hrun
+import harness.scoring.run as hrun
 from conftest import needs_data
 from harness.config import compose
-from harness.store import ScoreStore
+from harness.scoring.store import ScoreStore
 
 ROOT = Path(__file__).resolve().parents[1]
 # tiny networks on a noise batch: ~0.02 s per architecture and proxy on one core
@@ -261,7 +261,7 @@ def test_shards_cover_the_archs_disjointly_and_the_gather_job_merges(tmp_path):
 def test_a_computed_score_in_a_shard_replaces_a_failure_in_the_main_store(tmp_path):
     """retry_failed in a shard job: the failure stored in the main store is recomputed into the
     shard's store, and the gather job's merge replaces it."""
-    from harness.store import Record
+    from harness.scoring.store import Record
 
     n = 4
     base = [*TINY, f"archs.n={n}", f"store.path={tmp_path}/main.sqlite"]

@@ -1,4 +1,4 @@
-"""Tests for harness.store: exact round trips, bulk reads, several writer processes,
+"""Tests for harness.scoring.store: exact round trips, bulk reads, several writer processes,
 and a SIGKILL crash/restart that must recompute nothing already stored."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import store as store_module
-from harness.store import Record, ScoreKey, ScoreStore, status_of
+from harness.scoring import store as store_module
+from harness.scoring.store import Record, ScoreKey, ScoreStore, status_of
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INF = math.inf
@@ -247,7 +247,7 @@ def test_wal_mode_and_close(tmp_path):
 # ------------------------------------------------------- several processes
 WRITER = """
 import sys, time
-from harness.store import Record, ScoreKey, ScoreStore, status_of
+from harness.scoring.store import Record, ScoreKey, ScoreStore, status_of
 
 db, tag, n, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 
@@ -301,7 +301,7 @@ def test_two_processes_writing_concurrently_lose_nothing(tmp_path):
 # ----------------------------------------------------------- crash / restart
 JOB = """
 import os, sys, time
-from harness.store import Record, ScoreKey, ScoreStore, status_of
+from harness.scoring.store import Record, ScoreKey, ScoreStore, status_of
 
 db, log, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
@@ -464,7 +464,7 @@ def test_merge_after_a_writer_was_killed(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(textwrap.dedent("""
         import os, signal, sys
-        from harness.store import Record, ScoreKey, ScoreStore
+        from harness.scoring.store import Record, ScoreKey, ScoreStore
         with ScoreStore(sys.argv[1]) as store:
             for i in range(25):
                 store.put(Record(ScoreKey("toy", f"a{i}", "d", "p", 0, 8, "noise", "t"), float(i), "ok", 0.0))
@@ -479,7 +479,7 @@ def test_merge_after_a_writer_was_killed(tmp_path):
 
 
 def test_union_store_reads_all_writes_one(tmp_path):
-    from harness.store import UnionStore
+    from harness.scoring.store import UnionStore
 
     k = [make_key(i) for i in range(6)]
     with ScoreStore(tmp_path / "main.sqlite") as main:
@@ -532,7 +532,7 @@ def test_store_cli_merge_and_count(tmp_path, capsys):
     assert "total: added=16 replaced=0 kept=6 read=22" in out and "holds 16 rows" in out
     assert store_module.main(argv) == 0
     assert "total: added=0 replaced=0 kept=22 read=22" in capsys.readouterr().out
-    done = subprocess.run([sys.executable, "-m", "harness.store", "count", str(dest)], env=child_env(),
+    done = subprocess.run([sys.executable, "-m", "harness.scoring.store", "count", str(dest)], env=child_env(),
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -547,7 +547,7 @@ def test_store_cli_merge_and_count(tmp_path, capsys):
 
 OPENER = """
 import sys, time
-from harness.store import ScoreStore
+from harness.scoring.store import ScoreStore
 db, start_at = sys.argv[1], float(sys.argv[2])
 while time.time() < start_at:
     pass

@@ -43,16 +43,15 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..vocabulary import StackedSink
 from .network import EDGES, NB201Arch, NB201Network, NormalCell, ReductionCell
 
 CONV_OPS = {"nor_conv_1x1": (1, 0), "nor_conv_3x3": (3, 1)}  # op -> (kernel, padding)
 BN_EPS = 1e-5
 
-#: sink(kind, layer, tensor, idx, mult): ``kind`` "act" | "grad"; ``tensor`` (batch, m, ...) with
-#: the group's architectures ``idx`` (an index tensor of length m, or None for all G) on dim 1;
-#: ``mult`` maps a convention to the response's multiplicity (a float, or a float64 tensor of
-#: length m), conventions that do not count the response being absent.
-Sink = Callable[[str, int, torch.Tensor, "torch.Tensor | None", dict], None]
+#: where the pass reports its responses: ``sink.activation(layer, tensor, idx, mult)`` and
+#: ``sink.gradient_at(tensor, layer, idx, mult, m)`` (see :class:`spaces.vocabulary.StackedSink`)
+Sink = StackedSink
 
 
 @dataclass
@@ -208,19 +207,6 @@ def _plan(archs: Sequence[NB201Arch], device: torch.device | None = None) -> dic
     return plan
 
 
-def _hook_grad(t: torch.Tensor, sink: Sink, layer: int, idx, mult: dict, m: int) -> None:
-    """Report the gradient at the first input of ``t``'s autograd node (a ReLU's or a BN's input)."""
-    if t.grad_fn is None:
-        return
-
-    def on_grad(grad_inputs, grad_outputs):
-        g = grad_inputs[0]
-        if g is not None:
-            sink("grad", layer, g.reshape(g.shape[0], m, -1), idx, mult)
-
-    t.grad_fn.register_hook(on_grad)
-
-
 def _bn(x: torch.Tensor) -> torch.Tensor:
     return F.batch_norm(x, None, None, training=True, momentum=0.0, eps=BN_EPS)
 
@@ -230,10 +216,10 @@ def _relu_conv_bn(x: torch.Tensor, w: torch.Tensor, m: int, stride: int, padding
     """ReLU -> grouped conv (m architectures) -> BN, reporting the gradients at the ReLU's input
     (both conventions) and at the BN's input (``official``)."""
     a = F.relu(x)
-    _hook_grad(a, sink, layer, idx, {"paper": 1.0, "official": 1.0}, m)
+    sink.gradient_at(a, layer, idx, {"paper": 1.0, "official": 1.0}, m)
     c = F.conv2d(a, w.reshape(-1, *w.shape[2:]), stride=stride, padding=padding, groups=m)
     b = _bn(c)
-    _hook_grad(b, sink, layer, idx, {"official": 1.0}, m)
+    sink.gradient_at(b, layer, idx, {"official": 1.0}, m)
     return b
 
 
@@ -250,7 +236,7 @@ def _normal_cell(h: torch.Tensor, group: StackedGroup, c: int, sink: Sink) -> to
             idx = plan[f"readers_idx:{src}"]
             x = nodes[src].view(N, G, -1)
             x = x if idx is None else x.index_select(1, idx)
-            sink("act", c, x, idx, {"paper": cnt, "official": 2.0 * cnt})
+            sink.activation(c, x, idx, {"paper": cnt, "official": 2.0 * cnt})
 
     report_node(0)
     for target in (1, 2, 3):
@@ -289,9 +275,9 @@ def _reduction_cell(h: torch.Tensor, group: StackedGroup, c: int, sink: Sink) ->
     G, tensors = len(group), group.tensors
     N = h.shape[0]
     both_twice = {"paper": 1.0, "official": 2.0}
-    sink("act", c, h.view(N, G, -1), None, both_twice)
+    sink.activation(c, h.view(N, G, -1), None, both_twice)
     a = _relu_conv_bn(h, tensors[f"red:{c}:a"], G, 2, 1, sink=sink, layer=c, idx=None)
-    sink("act", c, a.view(N, G, -1), None, both_twice)
+    sink.activation(c, a.view(N, G, -1), None, both_twice)
     b = _relu_conv_bn(a, tensors[f"red:{c}:b"], G, 1, 1, sink=sink, layer=c, idx=None)
     w = tensors[f"red:{c}:down"]
     down = F.conv2d(F.avg_pool2d(h, 2, stride=2, padding=0), w.reshape(-1, *w.shape[2:]), groups=G)
@@ -315,10 +301,10 @@ def forward_backward(group: StackedGroup, x: torch.Tensor, y: torch.Tensor, sink
         else:
             h = _normal_cell(h, group, c, sink)
     pre = _bn(h)
-    sink("act", n_cells, pre.view(N, G, -1), None, {"paper": 1.0})
+    sink.activation(n_cells, pre.view(N, G, -1), None, {"paper": 1.0})
     out = F.relu(pre)
-    _hook_grad(out, sink, n_cells, None, {"paper": 1.0, "official": 1.0}, G)
-    sink("act", n_cells, out.view(N, G, -1), None, {"official": 1.0})
+    sink.gradient_at(out, n_cells, None, {"paper": 1.0, "official": 1.0}, G)
+    sink.activation(n_cells, out.view(N, G, -1), None, {"official": 1.0})
     pooled = F.adaptive_avg_pool2d(out, 1).view(N, G, -1).transpose(0, 1)  # (G, N, C)
     logits = torch.baddbmm(t["fc_b"].unsqueeze(1), pooled, t["fc_w"].transpose(1, 2))  # (G, N, classes)
     losses = F.cross_entropy(logits.reshape(G * N, -1), y.repeat(G), reduction="none").view(G, N).mean(1)

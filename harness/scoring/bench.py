@@ -28,6 +28,7 @@ import os
 import platform
 import statistics
 import time
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +36,12 @@ import torch
 import torch.nn.functional as F
 
 import proxies
-from proxies.engine import Engine
-from proxies.probe import synchronize
+from proxies.probe import synchronize, watching
 import spaces
 from spaces.base import seed_for
 
 from . import data
+from .builds import make_engine
 
 #: the eight activation/gradient proxies of the standard pass: WRCor, its unweighted RCor / ACor /
 #: GCor (paper convention), NASWOT's codes, and the gradient-based snip, grad_norm, fisher
@@ -93,7 +94,7 @@ def bench(device: torch.device, n_archs: int, repeat: int, seed: int = 0, every:
         t_plain = _timed(plain, device, repeat)
         plain_s.append(t_plain)
         for label, names in sets.items():
-            t = _timed(lambda: proxies.compute(names, net, x, y), device, repeat)
+            t = _timed(lambda: proxies.compute(names, net, x, y, space=space), device, repeat)
             ratios[label].append(t / t_plain)
     out = {"device": device.type, "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
            else platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
@@ -105,10 +106,10 @@ def bench(device: torch.device, n_archs: int, repeat: int, seed: int = 0, every:
     return out
 
 
-def naive_wrcor(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+def naive_wrcor(space: Any, net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """WRCor (paper convention) the way the released code computes it: a deep copy of the network
-    for the measure, a forward hook and a backward hook on every ReLU that move the response to
-    the host and run ``numpy.corrcoef`` on it (one device synchronisation per hook), K accumulated
+    for the measure, a hook on every ReLU (installed by the probe) that moves the response to
+    the host and runs ``numpy.corrcoef`` on it (one device synchronisation per hook), K accumulated
     in numpy, ``slogdet`` in numpy.  The bench's baseline; its value equals ``wrcor``'s up to
     wrcor's float32 correlations."""
     net = copy.deepcopy(net)
@@ -123,16 +124,9 @@ def naive_wrcor(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float
         if not np.isnan(c).any():
             K[:] += 2.0 ** layer * np.abs(c)
 
-    handles = []
-    for p in net.response_modules("paper"):
-        handles.append(p.module.register_forward_hook(lambda m, args, out, layer=p.layer: add(args[0], layer)))
-        handles.append(p.module.register_full_backward_hook(
-            lambda m, gin, gout, layer=p.layer: add(gin[0], layer) if gin[0] is not None else None))
-    try:
+    with watching(space.response_modules(net, "paper"), on_activation=lambda p, t: add(t, p.layer),
+                  on_gradient=lambda p, g: add(g, p.layer)):
         F.cross_entropy(net(x), y).backward()
-    finally:
-        for h in handles:
-            h.remove()
     return float(np.linalg.slogdet(K)[1])
 
 
@@ -156,12 +150,12 @@ def bench_engine(device: torch.device, n_archs: int, *, batch: int = 64, group: 
             archs.append(a)
     pairs = [(a, seed_for(seed, a)) for a in archs]
     x, y = data.batch("cifar10", batch, seed=seed, device=device)
-    engine = Engine(space, ["wrcor"], num_classes=10, device=device, group_size=group, workers=workers)
+    engine, n_workers = make_engine(space, ["wrcor"], num_classes=10, device=device, group_size=group, workers=workers)
     build = lambda a, s: space.build(a, 10, seed=s).to(device)  # noqa: E731
 
     # warm-up, untimed: allocator, kernels, cuDNN's choices for every path
     w_net = build(*pairs[0])
-    naive_wrcor(w_net, x, y), proxies.compute_outcomes(["wrcor"], w_net, x, y)
+    naive_wrcor(space, w_net, x, y), proxies.compute_outcomes(["wrcor"], w_net, x, y, space=space)
     list(engine.run(pairs[: engine.group_size], x, y))
     synchronize(device)
 
@@ -172,8 +166,8 @@ def bench_engine(device: torch.device, n_archs: int, *, batch: int = 64, group: 
         synchronize(device)
         return out, time.perf_counter() - t
 
-    naive, t_naive = timed(lambda: [naive_wrcor(build(a, s), x, y) for a, s in pairs])
-    one, t_one = timed(lambda: [proxies.compute_outcomes(["wrcor"], build(a, s), x, y)["wrcor"].value
+    naive, t_naive = timed(lambda: [naive_wrcor(space, build(a, s), x, y) for a, s in pairs])
+    one, t_one = timed(lambda: [proxies.compute_outcomes(["wrcor"], build(a, s), x, y, space=space)["wrcor"].value
                                 for a, s in pairs])
     got, t_engine = timed(lambda: {a: o["wrcor"].value for g in engine.run(pairs, x, y) for a, o in g})
     t_plain = 0.0
@@ -192,7 +186,7 @@ def bench_engine(device: torch.device, n_archs: int, *, batch: int = 64, group: 
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "n_archs": n_archs, "batch": batch,
-        "group": engine.group_size, "workers": engine.workers, "oom_splits": engine.n_oom_splits,
+        "group": engine.group_size, "workers": n_workers, "oom_splits": engine.n_oom_splits,
         **{f"s_per_arch_{k}": v for k, v in per.items()},
         **{f"archs_per_s_{k}": 1.0 / v for k, v in per.items()},
         "engine_over_plain": per["engine"] / per["plain"],
@@ -223,7 +217,7 @@ def compare_stores(a: str | Path, b: str | Path) -> dict:
 
 def _track_engine(res: dict) -> None:
     """The engine bench as an MLflow run (experiment ``zsnas-bench-bench``), next to the sweeps."""
-    from .tracking import make_tracker
+    from ..tracking import make_tracker
 
     tracker = make_tracker({"enabled": True, "uri": os.environ.get("ZSNAS_MLFLOW_URI", "mlruns.db"),
                             "experiment": "zsnas-bench-bench"})
@@ -240,9 +234,9 @@ def bench_search(steps: int = 1000, objectives=("wrcor", "vote_sjw"), seed: int 
     updates, the trajectory, the ground-truth lookups, the files and the figure)."""
     import tempfile
 
-    from .config import SearchConfig, compose, config_dir, load
+    from ..config import SearchConfig, compose, config_dir, load
     from .run import score_keys, space_from_cfg
-    from .search import run_search
+    from ..search import run_search
     from .store import Record, ScoreStore
 
     out: dict = {"steps": steps, "runs": []}
@@ -285,7 +279,7 @@ def bench_search(steps: int = 1000, objectives=("wrcor", "vote_sjw"), seed: int 
 
 
 def main(argv=None) -> int:
-    from .cli import command_parser
+    from ..cli import command_parser
 
     ap = command_parser("bench")
     ap.add_argument("--archs", type=int, default=50, help="architectures for the proxy timing (0: skip it)")

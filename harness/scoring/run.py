@@ -25,7 +25,7 @@ from spaces.base import seed_for
 from spaces.datafiles import checksums
 
 from . import data
-from .config import SPACE_DATA_KEYS, ConfigError, RunConfig, load, space_kwargs
+from ..config import SPACE_DATA_KEYS, ConfigError, RunConfig, load, space_kwargs
 from .store import Record, ScoreKey, ScoreStore, UnionStore, merge_stores
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ class NetworkScorer:
         try:
             net = self.space.build(arch_str, data.num_classes(self.dataset),
                                    seed=seed_for(self.seed, arch_str)).to(self.device)
-            outcomes = proxies.compute_outcomes(missing, net, inputs, targets,
+            outcomes = proxies.compute_outcomes(missing, net, inputs, targets, space=self.space,
                                                 seed=seed_for(self.seed, f"{arch_str}:proxy"))
         except Exception as err:  # a build failure is recorded for every proxy of the arch
             msg = f"{type(err).__name__}: {err}"
@@ -275,7 +275,9 @@ def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: S
 
     ``shard=(i, n)`` scores only the i-th of n interleaved slices of the architectures, so n
     workers can fill one store in parallel (the job that finds everything stored reports)."""
-    from proxies.engine import Engine, supports
+    from proxies.engine import supports
+
+    from .builds import make_engine
 
     stored = store.get_many([k for ks in keys_for.values() for k in ks.values()])
     if retry_failed:
@@ -292,10 +294,10 @@ def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: S
     names = list(dict.fromkeys(p for ks in todo.values() for p in ks))
     by_engine = [p for p in names if engine is not None and supports(space, p)]
     if by_engine:
-        eng = Engine(space, by_engine, num_classes=data.num_classes(dataset), device=device, **engine)
+        eng, workers = make_engine(space, by_engine, num_classes=data.num_classes(dataset), device=device, **engine)
         jobs = [(a, seed_for(seed, a)) for a, ks in todo.items() if any(ks[p] not in stored for p in by_engine)]
         log.info("engine: %s for %d architectures, %d per group, %d build worker(s), on %s",
-                 by_engine, len(jobs), eng.group_size, eng.workers, device)
+                 by_engine, len(jobs), eng.group_size, workers, device)
         done, start = 0, time.perf_counter()
         for group in eng.run(jobs, inputs, targets):
             store.put_many(Record(todo[a][p], o.value, o.status, o.seconds, o.n_skipped, o.message)
@@ -350,7 +352,7 @@ def higher_is_better(name: str) -> bool:
 
 
 def _rows(space, archs, proxy_names, records, truth, dataset, seed):
-    from .report import truth_column  # pandas/seaborn: imported when a scoring job reports, not by a search
+    from ..report import truth_column  # pandas/seaborn: imported when a scoring job reports, not by a search
 
     rows = []
     for j, arch in enumerate(archs):
@@ -376,7 +378,7 @@ def _index(space, arch) -> int:
 
 def compute_metrics(*, space, archs, proxy_names, records, truth, bench, dataset, seed) -> list[dict]:
     """One row per (target, proxy); ``truth`` maps each (dataset, split) target to the accuracies."""
-    from .metrics import rank_metrics  # scipy.stats: imported when needed, not by a search
+    from ..metrics import rank_metrics  # scipy.stats: imported when needed, not by a search
 
     out = []
     arch_strs = [space.to_str(a) for a in archs]
@@ -488,8 +490,8 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
 
 def _track(tracker, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: Path,
            data_checksums: Mapping[str, str]) -> None:
-    from .config import to_plain
-    from .tracking import flatten, metric_key, provenance_tags
+    from ..config import to_plain
+    from ..tracking import flatten, metric_key, provenance_tags
 
     plain = to_plain(cfg)
     tags = provenance_tags(Path(__file__).resolve().parents[1], data_checksums)
@@ -505,7 +507,7 @@ def _track(tracker, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: P
         for a in artifacts:
             handle.log_artifact(str(a))
         try:
-            from .report import write_figures, summarise, load_records
+            from ..report import write_figures, summarise, load_records
 
             scores, mets = load_records([out_dir])
             for fig in write_figures(scores, summarise(mets), out_dir, "job"):
