@@ -5,7 +5,8 @@
 Writes the table into the data directory (``--data-dir``, else ``$ZSNAS_DATA_DIR``, else
 ``../shared/data``) at the path the project's benchmarks read, records its SHA-256 in the data
 directory's ``SHA256SUMS``, and prints a summary.  An existing table is only replaced with
-``--force``.  The conversion itself lives in :mod:`spaces.converters`.
+``--force``.  The conversion itself lives in :mod:`spaces.convert` (offline only, so imported here
+when a conversion runs, not with the parser).
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from spaces.base import DataFileError
-from spaces.converters import convert_nats, convert_nb101, convert_nb201, record_checksum
 from spaces.datafiles import resolve_data_dir
 
 #: kind -> (default output path relative to the data dir, official source, one-line description)
@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(kind: str, source: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from spaces.convert import convert_nats, convert_nb101, convert_nb201
+
     converters: dict[str, Callable[[], dict[str, Any]]] = {
         "nb201": lambda: convert_nb201(source, out, trust_pickle=args.trust_pickle),
         "nats-tss": lambda: convert_nats(source, out, space="tss"),
@@ -86,6 +88,8 @@ def _run(kind: str, source: Path, out: Path, args: argparse.Namespace) -> dict[s
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, convert, record the checksum; returns the exit status (0 = success)."""
     args = build_parser().parse_args(argv)
+    from spaces.convert import record_checksum  # offline-only code: loaded once a conversion is asked for
+
     try:
         if args.data_dir is not None:
             args.data_dir.expanduser().mkdir(parents=True, exist_ok=True)

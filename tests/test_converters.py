@@ -1,4 +1,4 @@
-"""The converters from the official benchmark files (spaces.converters, harness.convert).
+"""The converters from the official benchmark files (spaces.convert, harness.convert).
 
 Every official format is rebuilt here in miniature — an NB201 ``.pth`` with the state dicts
 ``nas_201_api`` loads, NATS-Bench ``-simple`` archive directories as ``nats_bench``'s fast mode
@@ -24,7 +24,8 @@ import pytest
 import torch
 
 from conftest import REAL, needs_data
-from spaces import converters as cv
+from spaces import convert as cv
+from spaces.convert import tables as cv_tables
 from spaces.base import DataFileError
 from spaces.benchmarks import TableBenchmark, nb201_benchmark
 from spaces.datafiles import clear_caches, data_file, file_sha256
@@ -138,7 +139,7 @@ def nb201_pth(tmp_path_factory) -> Path:
 
 
 def check_long_row(row: dict[str, str], i: int, hp: str) -> None:
-    for stem, dataset, setname in cv._LONG_SPECS:
+    for stem, dataset, setname in cv_tables._LONG_SPECS:
         want = expected_mean(i, dataset, setname, hp)
         assert same(num(row[f"{stem}_{hp}"]), want), (i, stem, row[f"{stem}_{hp}"], want)
     assert int(row[f"n_seeds_{hp}"]) == len(LONG_SEEDS[i])  # the smallest count among the datasets present
@@ -151,7 +152,7 @@ def check_long_row(row: dict[str, str], i: int, hp: str) -> None:
 
 
 def check_short_row(row: dict[str, str], i: int) -> None:
-    for column, dataset, setname in cv._SHORT_SPECS:
+    for column, dataset, setname in cv_tables._SHORT_SPECS:
         assert same(num(row[column]), expected_mean(i, dataset, setname, "12")), (i, column)
 
 
@@ -254,6 +255,26 @@ def test_missing_packages_are_named(tmp_path, monkeypatch, nb201_pth):
     monkeypatch.setitem(sys.modules, "nats_bench", None)
     with pytest.raises(DataFileError, match="pip install nats_bench"):
         cv.convert_nats(tmp_path, tmp_path / "o.csv", space="tss")
+
+
+@pytest.mark.parametrize("module", ["google_crc32c", "google.protobuf"])
+def test_missing_convert_extra_is_named(tmp_path, monkeypatch, module):
+    rec = make_tfrecord(tmp_path / "nasbench_only108.tfrecord")
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(DataFileError, match=r"pip install 'zsnas-bench\[convert\]'"):
+        cv.convert_nb101(rec, tmp_path / "o.csv")
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_import_spaces_does_not_load_the_converters():
+    code = ("import sys, spaces, spaces.base, spaces.benchmarks, spaces.datafiles; "
+            "print(sorted(m for m in sys.modules if m.startswith('spaces.conver')))")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    assert "spaces.convert" not in open(ROOT / "spaces" / "__init__.py", encoding="utf-8").read()
 
 
 # ----------------------------------------------------------------------------- NATS archives
@@ -409,15 +430,13 @@ def make_tfrecord(path: Path) -> Path:
     return path
 
 
-def test_crc32c(monkeypatch):
+def test_crc32c():
     assert cv.crc32c(b"123456789") == crc32c_bitwise(b"123456789") == 0xE3069283  # the CRC-32C check value
     rng = np.random.default_rng(0)
     chunks = [rng.integers(0, 256, size=int(n), dtype=np.uint8).tobytes() for n in rng.integers(0, 200, size=64)]
-    chunks += [b"", b"\x00"]
-    assert [int(c) for c in cv._masked_crc32c_many(chunks)] == [masked(c) for c in chunks]
-    monkeypatch.setattr(cv, "_CRC_BLOCK_BYTES", 300)  # many small blocks of similar length
-    assert [int(c) for c in cv._masked_crc32c_many(chunks)] == [masked(c) for c in chunks]
-    assert all(cv.masked_crc32c(c) == masked(c) for c in chunks[:8])
+    chunks += [b"", b"\x00", bytes(range(256)) * 40]
+    assert [cv.crc32c(c) for c in chunks] == [crc32c_bitwise(c) for c in chunks]
+    assert [cv.masked_crc32c(c) for c in chunks] == [masked(c) for c in chunks]
 
 
 def test_decode_model_metrics_matches_google_protobuf():
@@ -451,6 +470,24 @@ def test_decode_model_metrics_matches_google_protobuf():
     assert decoded["evaluation_data"] == [evals[0]]
     neg = ModelMetrics(trainable_parameters=-5)
     assert cv.decode_model_metrics(neg.SerializeToString())["trainable_parameters"] == -5
+
+
+def test_decode_model_metrics_hand_encoded():
+    """The decoder on bytes written by the test's own encoder: unknown fields skipped, absent
+    optionals None, a negative int32 (a 10-byte varint), lenient checkpoint paths, bad bytes refused."""
+    evals = [dict(current_epoch=float(e), training_time=10.5 * e, train_accuracy=1.0, validation_accuracy=0.25 * e,
+                  test_accuracy=0.125 * e, checkpoint_path=f"ckpt-{e}") for e in (1, 2)]
+    decoded = cv.decode_model_metrics(model_metrics(evals, 411434, 99.75, unknown=True))
+    assert decoded == {"evaluation_data": evals, "trainable_parameters": 411434, "total_time": 99.75}
+    assert cv.decode_model_metrics(b"") == {"evaluation_data": [], "trainable_parameters": None, "total_time": None}
+    assert cv.decode_model_metrics(pb_varint(2 << 3) + pb_varint(-5))["trainable_parameters"] == -5
+    partial = cv.decode_model_metrics(pb_bytes(1, pb_double(4, 0.5) + pb_bytes(6, b"\xffab")))
+    assert partial["evaluation_data"] == [dict(current_epoch=None, training_time=None, train_accuracy=None,
+                                               validation_accuracy=0.5, test_accuracy=None,
+                                               checkpoint_path="\ufffdab")]
+    for bad in (b"\x0a\x05ab", b"\x19\x00", b"\x08"):  # truncated message / double / varint
+        with pytest.raises(ValueError, match="ModelMetrics"):
+            cv.decode_model_metrics(bad)
 
 
 def test_convert_nb101(tmp_path):
@@ -489,12 +526,23 @@ def test_nb101_errors(tmp_path):
         cv.convert_nb101(junk, tmp_path / "o.csv")
     rec = make_tfrecord(tmp_path / "r.tfrecord")
     blob = bytearray(rec.read_bytes())
-    blob[-1] ^= 0xFF  # corrupt the data CRC of the last record
+    blob[-1] ^= 0xFF  # corrupt the data CRC of the last record (record 6)
     bad = tmp_path / "bad_crc.tfrecord"
     bad.write_bytes(bytes(blob))
-    with pytest.raises(DataFileError, match="data CRC"):
+    with pytest.raises(DataFileError, match=r"bad_crc\.tfrecord.*data CRC of record 6 at byte offset \d+"):
         cv.convert_nb101(bad, tmp_path / "o.csv")
     assert cv.convert_nb101(bad, tmp_path / "o.csv", verify_crc=False)["rows"] == 2
+    frames = [tfrecord_frame(nb101_record(MOD_A, s)) for s in range(3)]
+    flipped = bytearray(frames[1])
+    flipped[20] ^= 0x01  # one bit of record 1's data: its CRC no longer matches
+    mid = tmp_path / "mid.tfrecord"
+    mid.write_bytes(frames[0] + bytes(flipped) + frames[2])
+    with pytest.raises(DataFileError, match=rf"mid\.tfrecord.*data CRC of record 1 at byte offset {len(frames[0])} "):
+        list(cv.iter_tfrecord(mid))
+    assert len(list(cv.iter_tfrecord(mid, verify_crc=False))) == 3
+    with pytest.raises(DataFileError, match="data CRC of record 1 "):
+        cv.convert_nb101(mid, tmp_path / "o3.csv")
+    assert not (tmp_path / "o3.csv").exists()
     (tmp_path / "t.tfrecord").write_bytes(bytes(blob[:-10]))
     with pytest.raises(DataFileError, match="truncated"):
         cv.convert_nb101(tmp_path / "t.tfrecord", tmp_path / "o2.csv")
