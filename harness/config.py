@@ -459,7 +459,8 @@ def _dataset_allowed() -> str:
 
 
 def _proxies_allowed() -> str:
-    return ("registered proxies or specs name(key=value, ...): " + ", ".join(proxies.list_proxies(votes=True)))
+    return ("registered proxies or specs name(key=value, ...): " + ", ".join(proxies.list_proxies())
+            + "; or aggregators (votes): " + ", ".join(proxies.list_aggregators()))
 
 
 #: the rules of a scoring job (and of a search: it shares these settings)
@@ -525,7 +526,7 @@ def _check_proxies(cfg: RunConfig) -> list[str]:
         problems.append("proxies=[] is not allowed: at least one proxy (e.g. proxies=[wrcor] or proxy_set=all)")
     for spec in cfg.proxies:
         try:
-            proxies.get_proxy(spec)
+            proxies.components_of(spec)
         except (KeyError, ValueError) as err:
             problems.append(f"proxies: {spec!r} is not allowed: {err.args[0] if err.args else err}")
     return problems
@@ -535,13 +536,12 @@ def _check_search(cfg: SearchConfig) -> list[str]:
     problems = []
     if cfg.objective != "valacc12":
         try:
-            info = proxies.get_proxy(cfg.objective)
+            comps = proxies.components_of(cfg.objective)
         except (KeyError, ValueError) as err:
             problems.append(f"objective={cfg.objective!r} is not allowed: {err.args[0] if err.args else err}; "
                             "or valacc12 (the 12-epoch accuracy baseline)")
-            info = None
-        comps = (tuple(info.components) or (info.name,)) if info is not None else ()
-        if cfg.signs is not None and info is not None and (
+            comps = ()
+        if cfg.signs is not None and comps and (
                 len(cfg.signs) != len(comps) or any(s not in (1.0, -1.0) for s in cfg.signs)):
             problems.append(f"signs={list(cfg.signs)} is not allowed: +1 or -1 for each of {list(comps)}")
     elif cfg.signs is not None and (len(cfg.signs) != 1 or cfg.signs[0] not in (1.0, -1.0)):

@@ -56,10 +56,9 @@ def objective_from_cfg(cfg: SearchConfig) -> Objective:
     if name == VALACC:
         comps, signs = (VALACC,), (1.0,)
     else:
-        info = proxies.get_proxy(name)  # unknown name -> error listing the valid ones
-        comps = tuple(info.components) or (info.name,)
+        comps = proxies.components_of(name)  # unknown name -> error listing the valid ones
         signs = tuple(1.0 if proxies.get_proxy(c).higher_is_better else -1.0 for c in comps)
-        name = info.name
+        name = name if proxies.is_aggregator(name) else comps[0]
     if cfg.signs is not None:  # checked at the door (harness.config: one +1/-1 per component)
         signs = tuple(float(s) for s in cfg.signs)
     return Objective(name, comps, signs, rule=rule, ties=ties)

@@ -3,6 +3,7 @@
     proxies.compute(names, net, inputs, targets) -> dict[str, float]
     proxies.compute_outcomes(names, net, inputs, targets) -> dict[str, ProxyOutcome]
     proxies.get_proxy(name), proxies.list_proxies(pattern), proxies.register(name, ...)
+    proxies.get_aggregator(name), proxies.list_aggregators(pattern)   (votes: rank aggregations)
 
 Proxies that need the same pass share one forward/backward.  The caller's network is never
 modified (weights, gradients, buffers, hooks, mode): the Probe works on a private copy.
@@ -16,12 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 
 # importing a family module registers its proxies
-from . import correlation, jacobian, meco, naswot, pruning, synflow, vote, zen, zico  # noqa: F401
+from . import correlation, jacobian, meco, naswot, pruning, synflow, zen, zico  # noqa: F401
+from .aggregators import get_aggregator, is_aggregator, list_aggregators
 from .probe import ProxyOutcome, ResponseProvider, Session, every_relu, is_shared_pass, no_responses, run_pass
 from .registry import ProxyInfo, get_proxy, list_proxies, register
 
 __all__ = ["compute", "compute_outcomes", "get_proxy", "list_proxies", "register", "ProxyInfo", "pass_group",
-           "ProxyOutcome", "Session", "ProxyError", "every_relu"]
+           "ProxyOutcome", "Session", "ProxyError", "every_relu", "get_aggregator", "is_aggregator", "list_aggregators", "components_of"]
 
 
 class ProxyError(RuntimeError):
@@ -33,8 +35,20 @@ def _names(names: str | Iterable[str]) -> list[str]:
     if not names:
         raise ValueError("no proxy names given")
     for n in names:
+        if is_aggregator(n):
+            raise ValueError(f"{n!r} aggregates {list(get_aggregator(n).components)}: it ranks a set of architectures "
+                             f"and has no value for one network (see proxies.aggregators)")
         get_proxy(n)  # unknown name -> error listing the valid ones
     return names
+
+
+def components_of(name: str) -> tuple[str, ...]:
+    """The proxies that ``name`` needs per network: an aggregator's components, or the proxy
+    itself (its canonical name: a spec like ``wrcor(power=2)`` is normalised).  An unknown name
+    raises, listing the registered proxies."""
+    if is_aggregator(name):
+        return get_aggregator(name).components
+    return (get_proxy(name).name,)
 
 
 def pass_group(info: ProxyInfo) -> tuple:
@@ -65,9 +79,6 @@ def compute_outcomes(names: str | Iterable[str], net: nn.Module, inputs: torch.T
         info = get_proxy(n)
         if info.needs_labels and targets is None:
             raise ValueError(f"proxy {n!r} needs labels: pass targets")
-        if info.components:
-            raise ValueError(f"proxy {n!r} is a vote over {info.components}: it ranks a set of "
-                             f"architectures and has no value for one network (see proxies.vote)")
         groups.setdefault(pass_group(info), {})[n] = info
     out: dict[str, ProxyOutcome] = {}
     for infos in groups.values():

@@ -41,8 +41,6 @@ class ProxyInfo:
     pass_kind: str = "standard"
     params: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-    #: for a vote: the proxies it aggregates (it has no per-network value; see proxies.vote)
-    components: tuple[str, ...] = ()
 
     def create(self) -> Any:
         return self.factory(**self.params)
@@ -139,8 +137,6 @@ def get_proxy(name: str) -> ProxyInfo:
     info = plugins.lookup(_REGISTRY, base, PLUGIN_GROUP, "proxies")
     if not overrides:
         return info
-    if info.components:
-        raise ValueError(f"proxy {base!r} is a vote: it takes no parameters")
     unknown = sorted(set(overrides) - set(info.params))
     if unknown:
         raise ValueError(f"proxy {base!r} has no parameter(s) {unknown}; its parameters: {sorted(info.params)}")
@@ -155,8 +151,8 @@ def get_proxy(name: str) -> ProxyInfo:
     return dataclasses.replace(info, name=spec, params=params)
 
 
-def list_proxies(pattern: str = "*", *, votes: bool = True) -> list[str]:
-    """Registered names matching ``pattern`` (installed plugins' included); ``votes=False`` leaves
-    out the votes (which rank a set of architectures and have no value for one network)."""
+def list_proxies(pattern: str = "*") -> list[str]:
+    """Registered names matching ``pattern`` (installed plugins' included).  Rank aggregations
+    (the votes) are not proxies: see :func:`proxies.aggregators.list_aggregators`."""
     plugins.load(PLUGIN_GROUP)
-    return sorted(n for n, i in _REGISTRY.items() if fnmatch.fnmatchcase(n, pattern) and (votes or not i.components))
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))

@@ -5,11 +5,10 @@ The paper's votes (WRCor, Jing et al., arXiv 2507.08841)::
     vote_sjw = majority of (synflow, jacob_cov, wrcor)
     vote_spw = majority of (synflow, l2_norm,   wrcor)
 
-A vote has **no value for one network**: it only compares two.  It is registered (so it can be
-asked for by name, see :data:`VOTES`) with its ``components``; the harness scores the components
-per network and then calls :func:`vote_scores` over the whole set of architectures.  Each
-component's direction is its registered ``higher_is_better``, read from the registry at call
-time (the components are registered by other modules).
+A vote has **no value for one network**: it only compares two.  The votes are registered as
+aggregators (:mod:`proxies.aggregators`, rule ``majority``); this module is the arithmetic of
+that rule.  The harness scores the components per network, then ranks the whole set of
+architectures with the aggregator.
 
 Pairwise majority
 -----------------
@@ -92,21 +91,12 @@ from typing import Mapping, Sequence, Union
 
 import numpy as np
 
-from .registry import get_proxy, register
-
-__all__ = ["VOTES", "Vote", "majority_prefers", "copeland_scores", "comparator_order",
-           "comparator_rank_scores", "replaces_incumbent", "vote_scores"]
+__all__ = ["majority_prefers", "copeland_scores", "comparator_order", "comparator_rank_scores",
+           "replaces_incumbent", "RULES"]
 
 ArrayLike = Union[Sequence[float], np.ndarray]
 
-#: the paper's votes: name -> components (also each registered ProxyInfo's ``components``)
-VOTES: dict[str, tuple[str, ...]] = {
-    "vote_sjw": ("synflow", "jacob_cov", "wrcor"),
-    "vote_spw": ("synflow", "l2_norm", "wrcor"),
-}
-
 RULES = ("relative", "absolute")
-METHODS = ("copeland", "comparator")
 
 
 def _signs(signs: Sequence, k: int) -> np.ndarray:
@@ -271,50 +261,3 @@ def replaces_incumbent(candidate: ArrayLike, incumbent: ArrayLike, signs: Sequen
     True
     """
     return majority_prefers(incumbent, candidate, signs, rule=rule) <= 0
-
-
-def vote_scores(name: str, component_scores: Mapping[str, ArrayLike], method: str = "copeland", *,
-                rule: str | None = None) -> np.ndarray:
-    """The vote ``name``'s score for every architecture of a set, higher is better.
-
-    ``component_scores``: each component's scores over the same architectures, in the same
-    order (extra keys are ignored).  ``method="copeland"``: :func:`copeland_scores` (default
-    rule ``relative``); ``method="comparator"``: :func:`comparator_rank_scores` (default rule
-    ``absolute``, the released notebooks').  Each component's direction is its registered
-    ``higher_is_better``, looked up now.
-    """
-    if method not in METHODS:
-        raise ValueError(f"unknown vote method {method!r}; valid methods: {list(METHODS)}")
-    comps = get_proxy(name).components
-    if not comps:
-        raise ValueError(f"proxy {name!r} is not a vote (it has no components)")
-    missing = [c for c in comps if c not in component_scores]
-    if missing:
-        raise ValueError(f"vote {name!r} needs the scores of {list(comps)}; missing {missing}")
-    cols = [np.asarray(component_scores[c], dtype=float) for c in comps]
-    if any(col.ndim != 1 or col.shape != cols[0].shape for col in cols):
-        raise ValueError(f"vote {name!r}: component scores must be 1-D and of one length; "
-                         f"got shapes {[col.shape for col in cols]}")
-    signs = [1.0 if get_proxy(c).higher_is_better else -1.0 for c in comps]
-    scores = np.stack(cols, axis=1)
-    if method == "copeland":
-        return copeland_scores(scores, signs, rule=rule or "relative")
-    return comparator_rank_scores(scores, signs, rule=rule or "absolute")
-
-
-class Vote:
-    """The factory registered for a vote.  A vote has no value for one network (``compute``
-    refuses it); ``Vote(name).scores(component_scores)`` is :func:`vote_scores`."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.components = get_proxy(name).components
-
-    def scores(self, component_scores: Mapping[str, ArrayLike], method: str = "copeland", **kw) -> np.ndarray:
-        return vote_scores(self.name, component_scores, method, **kw)
-
-
-for _name, _comps in VOTES.items():
-    register(_name, components=_comps, higher_is_better=True, needs_labels=True, pass_kind="vote",
-             description=f"majority vote of ({', '.join(_comps)}); ranks a set of architectures "
-                         "by Copeland score (see proxies.vote)")(functools.partial(Vote, _name))

@@ -126,7 +126,7 @@ def _assert_untouched(net: nn.Module, snapshot: dict, training: bool) -> None:
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
-@pytest.mark.parametrize("name", proxies.list_proxies(votes=False))
+@pytest.mark.parametrize("name", proxies.list_proxies())
 def test_proxy_contract(name, mode):
     net = small_net()
     _perturb_buffers(net)
@@ -146,7 +146,7 @@ def test_proxy_contract(name, mode):
     assert torch.equal(x, x_copy)
 
 
-@pytest.mark.parametrize("name", proxies.list_proxies(votes=False))
+@pytest.mark.parametrize("name", proxies.list_proxies())
 def test_proxy_ignores_callers_mode(name):
     """The Probe always runs the pass in train mode (BN on batch statistics), so a caller's eval
     mode changes nothing."""
@@ -389,8 +389,8 @@ def test_failing_forward_is_an_error_outcome():
     cause = str(direct.value)
     # proxies that run no pass (l2_norm, params: pass_kind "static") read the weights only and
     # rightly succeed; every other proxy records the forward's error
-    names = [n for n in proxies.list_proxies(votes=False) if proxies.get_proxy(n).pass_kind != "static"]
-    static = [n for n in proxies.list_proxies(votes=False) if n not in names]
+    names = [n for n in proxies.list_proxies() if proxies.get_proxy(n).pass_kind != "static"]
+    static = [n for n in proxies.list_proxies() if n not in names]
     assert static == ["l2_norm", "params"]
     assert all(o.status == "ok" for o in proxies.compute_outcomes(static, net, x, y, space=SMALL).values())
     outcomes = proxies.compute_outcomes(names, net, x, y, space=SMALL)

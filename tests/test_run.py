@@ -211,7 +211,7 @@ def test_multirun_sweep_is_one_parent_run_with_a_child_per_job(tmp_path):
 def test_votes_are_derived_from_their_scored_components(tmp_path):
     import pandas as pd
 
-    from proxies.vote import vote_scores
+    from proxies import get_aggregator
 
     cfg = make_cfg(*SMALL, "archs.n=6", "proxies=[vote_spw,wrcor]", f"store.path={tmp_path}/s.sqlite")
     summary = hrun.run(cfg, output_dir=tmp_path / "a")
@@ -219,7 +219,7 @@ def test_votes_are_derived_from_their_scored_components(tmp_path):
     assert summary["proxies"] == ["wrcor", "synflow", "l2_norm", "vote_spw", "vote_spw@comparator"]
     scores = pd.read_csv(tmp_path / "a" / "scores.csv")
     wide = scores.pivot(index="arch", columns="proxy", values="score").loc[scores["arch"].unique()]
-    expected = vote_scores("vote_spw", {c: wide[c].to_numpy() for c in ("synflow", "l2_norm", "wrcor")})
+    expected = get_aggregator("vote_spw").scores({c: wide[c].to_numpy() for c in ("synflow", "l2_norm", "wrcor")})
     assert wide["vote_spw"].tolist() == pytest.approx(expected.tolist())
     # a vote costs its components' distinct passes
     secs = scores.pivot(index="arch", columns="proxy", values="seconds")

@@ -13,9 +13,9 @@ from scipy import stats
 
 import proxies
 import proxies.vote as vote_module
-from proxies import registry
-from proxies.vote import (VOTES, Vote, comparator_order, comparator_rank_scores, copeland_scores,
-                          majority_prefers, replaces_incumbent, vote_scores)
+from proxies import aggregators, registry
+from proxies.aggregators import VOTES, get_aggregator, register_aggregator
+from proxies.vote import comparator_order, comparator_rank_scores, copeland_scores, majority_prefers, replaces_incumbent
 
 CYCLE = np.array([[3.0, 1.0, 2.0],   # 0 beats 1 (components 0, 2)
                   [2.0, 3.0, 1.0],   # 1 beats 2 (components 0, 1)
@@ -89,27 +89,46 @@ def test_doctests_pass():
     assert result.attempted > 0 and result.failed == 0
 
 
-def test_the_paper_votes_are_registered():
+def test_the_paper_votes_are_registered_as_aggregators_not_proxies():
     assert VOTES == {"vote_sjw": ("synflow", "jacob_cov", "wrcor"), "vote_spw": ("synflow", "l2_norm", "wrcor")}
     for name, comps in VOTES.items():
-        info = proxies.get_proxy(name)
-        assert info.components == comps
-        assert (info.higher_is_better, info.needs_labels, info.pass_kind) == (True, True, "vote")
-        assert name in proxies.list_proxies("vote_*") and name not in proxies.list_proxies(votes=False)
-        with pytest.raises(ValueError, match="vote"):
-            proxies.get_proxy(f"{name}(power=2)")
+        agg = get_aggregator(name)
+        assert (agg.components, agg.rule, agg.signs) == (comps, "majority", None)
+        assert proxies.components_of(name) == comps and proxies.is_aggregator(name)
+        assert name in proxies.list_aggregators("vote_*") and name not in proxies.list_proxies()
+        with pytest.raises(registry.UnknownNameError, match="unknown proxy"):
+            proxies.get_proxy(name)  # an aggregator has no per-network value
+    assert proxies.components_of("wrcor(power=2)") == ("wrcor(power=2)",)
+    with pytest.raises(registry.UnknownNameError, match="registered aggregators"):
+        get_aggregator("vote_nope")
 
 
 def test_a_vote_has_no_value_for_one_network():
-    with pytest.raises(ValueError, match="vote"):
+    with pytest.raises(ValueError, match="aggregates.*no value for one network"):
         proxies.compute_outcomes(["vote_sjw"], torch.nn.Identity(), torch.zeros(2, 3, 8, 8), torch.zeros(2).long())
 
 
-def test_the_factory_is_a_vote_over_the_components(components):
-    v = proxies.get_proxy("vote_spw").create()
-    assert isinstance(v, Vote) and v.components == VOTES["vote_spw"]
+def test_registering_aggregators_is_checked(monkeypatch):
+    monkeypatch.setattr(aggregators, "_AGGREGATORS", dict(aggregators._AGGREGATORS))
+    with pytest.raises(ValueError, match="already registered"):
+        register_aggregator("vote_sjw", ("synflow", "wrcor"))
+    with pytest.raises(ValueError, match="unknown aggregation rule 'borda'"):
+        register_aggregator("v2", ("synflow", "wrcor"), rule="borda")
+    with pytest.raises(ValueError, match="one sign per component"):
+        register_aggregator("v2", ("synflow", "wrcor"), signs=(1,))
+    nb101 = register_aggregator("vote_sjw_nb101", VOTES["vote_sjw"], signs=(1, -1, 1))
+    s = messy_scores(20, 3, seed=2)
+    assert nb101.scores(dict(zip(nb101.components, s.T))).tolist() == copeland_scores(s, [1, -1, 1]).tolist()
+
+
+def test_an_aggregator_ranks_a_population_and_decides_a_pair(components):
+    v = get_aggregator("vote_spw")
     s = {c: np.array([1.0, 3.0, 2.0]) for c in v.components}
     assert v.scores(s).tolist() == [0.0, 2.0, 1.0]
+    assert v.orderings == {"": ("copeland", "relative"), "@comparator": ("comparator", "absolute")}
+    assert v.prefers([3, 3, 3], [1, 1, 1]) == 1 and v.prefers([1, 1, 1], [3, 3, 3]) == -1
+    assert v.prefers([3, 1, 2], [1, 3, 2]) == 0  # one each, one abstains: a tie under the absolute rule
+    assert v.prefers([3, 1, 2], [1, 3, 2], rule="relative") == 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -243,36 +262,32 @@ def test_replaces_incumbent_is_what_max_over_candidate_and_incumbent_does():
 
 
 # ------------------------------------------------------------------------------------------------
-# vote_scores (what the harness calls)
+# Aggregator.scores (what the harness calls)
 
 
-def test_vote_scores_reads_the_component_directions_at_call_time(components):
+def test_scores_read_the_component_directions_at_call_time(components):
     s = messy_scores(25, 3, seed=11)
     cs = dict(zip(VOTES["vote_sjw"], s.T))
-    assert vote_scores("vote_sjw", cs).tolist() == copeland_scores(s, [1, 1, 1]).tolist()
-    assert vote_scores("vote_sjw", cs, "comparator").tolist() == comparator_rank_scores(s, [1, 1, 1]).tolist()
+    assert get_aggregator("vote_sjw").scores(cs).tolist() == copeland_scores(s, [1, 1, 1]).tolist()
+    assert get_aggregator("vote_sjw").scores(cs, "comparator").tolist() == comparator_rank_scores(s, [1, 1, 1]).tolist()
     components("jacob_cov", False)
-    assert vote_scores("vote_sjw", cs).tolist() == copeland_scores(s, [1, -1, 1]).tolist()
-    assert vote_scores("vote_sjw", cs, "comparator", rule="relative").tolist() == \
+    assert get_aggregator("vote_sjw").scores(cs).tolist() == copeland_scores(s, [1, -1, 1]).tolist()
+    assert get_aggregator("vote_sjw").scores(cs, "comparator", rule="relative").tolist() == \
         comparator_rank_scores(s, [1, -1, 1], rule="relative").tolist()
     extra = {**cs, "l2_norm": np.zeros(25), "acor": np.ones(3)}  # extra keys are ignored
-    assert vote_scores("vote_sjw", extra).tolist() == copeland_scores(s, [1, -1, 1]).tolist()
+    assert get_aggregator("vote_sjw").scores(extra).tolist() == copeland_scores(s, [1, -1, 1]).tolist()
 
 
-def test_vote_scores_errors(components):
+def test_scores_errors(components):
     ok = {c: np.arange(4.0) for c in VOTES["vote_spw"]}
     with pytest.raises(ValueError, match="missing \\['l2_norm'\\]"):
-        vote_scores("vote_spw", {c: v for c, v in ok.items() if c != "l2_norm"})
+        get_aggregator("vote_spw").scores({c: v for c, v in ok.items() if c != "l2_norm"})
     with pytest.raises(ValueError, match="one length"):
-        vote_scores("vote_spw", {**ok, "wrcor": np.arange(3.0)})
-    with pytest.raises(ValueError, match="method"):
-        vote_scores("vote_spw", ok, method="borda")
-    with pytest.raises(ValueError, match="not a vote"):
-        vote_scores("wrcor", ok)
-    with pytest.raises(proxies.registry.UnknownNameError):
-        vote_scores("vote_nope", ok)
-    assert vote_scores("vote_spw", {c: np.array([]) for c in ok}).tolist() == []
-    assert vote_scores("vote_spw", {c: np.array([1.0]) for c in ok}, "comparator").tolist() == [0.0]
+        get_aggregator("vote_spw").scores({**ok, "wrcor": np.arange(3.0)})
+    with pytest.raises(ValueError, match="ordering"):
+        get_aggregator("vote_spw").scores(ok, "borda")
+    assert get_aggregator("vote_spw").scores({c: np.array([]) for c in ok}).tolist() == []
+    assert get_aggregator("vote_spw").scores({c: np.array([1.0]) for c in ok}, "comparator").tolist() == [0.0]
 
 
 def test_copeland_scales_to_a_full_space_in_blocks():

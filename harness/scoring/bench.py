@@ -80,7 +80,7 @@ def bench(device: torch.device, n_archs: int, repeat: int, seed: int = 0, every:
         x, y = data.batch("cifar10", 64, seed=seed, kind="noise", device=device)
     sets = dict(SETS)
     if every:
-        sets[EVERY] = proxies.list_proxies(votes=False)
+        sets[EVERY] = proxies.list_proxies()
     ratios: dict[str, list[float]] = {k: [] for k in sets}
     plain_s: list[float] = []
     for i, arch in enumerate(archs):
@@ -246,7 +246,7 @@ def bench_search(steps: int = 1000, objectives=("wrcor", "vote_sjw"), seed: int 
 
         base = load(cfg_for(), SearchConfig)
         space, space_kw = space_from_cfg(base)
-        comps = sorted({c for o in objectives for c in (proxies.get_proxy(o).components or (o,))})
+        comps = sorted({c for o in objectives for c in proxies.components_of(o)})
         keys = score_keys(space=space, archs=list(space.enumerate()), proxy_names=comps, dataset="cifar10", seed=0,
                           batch_size=base.batch.size, input_kind=base.batch.kind.value,
                           sampling=base.batch.sampling.value, device=torch.device("cpu"), space_kw=space_kw)

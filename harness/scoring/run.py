@@ -51,13 +51,12 @@ def resolve_device(name: str, shard: tuple[int, int] = (0, 1)) -> torch.device:
 def split_proxies(names: Iterable[str]) -> tuple[list[str], list[str]]:
     """(the proxies to score per network, the votes), by canonical name (a spec like
     ``wrcor(power=2)`` is normalised); a vote's components are scored too."""
-    infos = [proxies.get_proxy(n) for n in names]  # unknown name -> error listing the valid ones
-    infos = list({i.name: i for i in infos}.values())
-    votes = [i.name for i in infos if i.components]
-    scored = [i.name for i in infos if not i.components]
+    names = list(dict.fromkeys(names))
+    votes = [n for n in names if proxies.is_aggregator(n)]
+    scored = [proxies.get_proxy(n).name for n in names if n not in votes]  # unknown name -> the valid ones
     for v in votes:
-        scored += [c for c in proxies.get_proxy(v).components if c not in scored]
-    return scored, votes
+        scored += [c for c in proxies.components_of(v) if c not in scored]
+    return list(dict.fromkeys(scored)), votes
 
 
 def archs_from_file(space, *, file: str, column: str, data_dir=None) -> list:
@@ -317,29 +316,24 @@ def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: S
     return {"computed": len(todo), "cached": len(keys_for) - len(todo)}
 
 
-#: how a vote's per-architecture score is derived from its components' scores (see proxies.vote)
-VOTE_METHODS = {"": "copeland", "@comparator": "comparator"}
-
-
 def vote_records(space, archs, votes: list[str], records: Mapping[tuple[str, str], Record]) -> dict:
-    """(arch, vote name) -> a Record for every vote over ``archs``, both orderings: ``vote`` (the
-    Copeland score: majority wins over the others) and ``vote@comparator`` (rank in the order a
-    sort with the majority comparator gives, as the released notebooks do).  A vote's seconds are
-    its components' distinct passes (components sharing a pass count it once)."""
-    from proxies.vote import vote_scores
-
+    """(arch, name + suffix) -> a Record for every aggregator (vote) over ``archs``, in each of
+    its orderings (for a majority vote: ``vote``, the Copeland score, and ``vote@comparator``, the
+    released notebooks' sort; see :mod:`proxies.aggregators`).  A vote's seconds are its
+    components' distinct passes (components sharing a pass count it once)."""
     out = {}
     arch_strs = [space.to_str(a) for a in archs]
     for v in votes:
-        comps = proxies.get_proxy(v).components
+        agg = proxies.get_aggregator(v)
+        comps = agg.components
         comp_scores = {c: np.array([records[(a, c)].value for a in arch_strs], dtype=float) for c in comps}
         per_arch = []  # (first component's key, seconds, message) of every arch
         for a in arch_strs:
             recs = {c: records[(a, c)] for c in comps}
             failed = [f"{c}: {r.message or r.status}" for c, r in recs.items() if r.failed]
             per_arch.append((recs[comps[0]].key, pass_seconds(comps, recs), "; ".join(failed)))
-        for suffix, method in VOTE_METHODS.items():
-            values = vote_scores(v, comp_scores, method=method)
+        for suffix, (ordering, _) in agg.orderings.items():
+            values = agg.scores(comp_scores, ordering)
             for a, value, (key, seconds, message) in zip(arch_strs, values, per_arch):
                 key = dataclasses.replace(key, proxy=v + suffix, params=f"vote over {list(comps)}")
                 out[(a, v + suffix)] = Record(key, float(value), "ok", seconds, 0, message)
@@ -347,8 +341,10 @@ def vote_records(space, archs, votes: list[str], records: Mapping[tuple[str, str
 
 
 def higher_is_better(name: str) -> bool:
-    """The sign convention of a proxy or of a vote ordering (``vote@comparator``)."""
-    return proxies.get_proxy(name.split("@", 1)[0]).higher_is_better
+    """The sign convention of a proxy, or of an aggregator's ordering (``vote@comparator``):
+    aggregate scores are higher-is-better."""
+    base = name.split("@", 1)[0]
+    return True if proxies.is_aggregator(base) else proxies.get_proxy(base).higher_is_better
 
 
 def _rows(space, archs, proxy_names, records, truth, dataset, seed):
@@ -465,7 +461,7 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     records = {sk: got[k] for sk, k in keys.items()}
     records.update(vote_records(space, archs, votes, records))
     proxy_names = [n for n in requested if n not in votes] + [c for c in scored if c not in requested]
-    proxy_names += [v + suffix for v in votes for suffix in VOTE_METHODS]
+    proxy_names += [v + suffix for v in votes for suffix in proxies.get_aggregator(v).orderings]
 
     truth = {t: bench.lookup_many(archs, *t) for t in targets}
     metrics = compute_metrics(space=space, archs=archs, proxy_names=proxy_names, records=records, truth=truth,
