@@ -23,7 +23,7 @@ from .probe import ProxyOutcome, ResponseProvider, Session, every_relu, is_share
 from .registry import ProxyInfo, get_proxy, list_proxies, register
 
 __all__ = ["compute", "compute_outcomes", "get_proxy", "list_proxies", "register", "ProxyInfo", "pass_group",
-           "ProxyOutcome", "Session", "ProxyError", "every_relu", "get_aggregator", "is_aggregator", "list_aggregators", "components_of"]
+           "ProxyOutcome", "Session", "ProxyError", "every_relu", "get_aggregator", "is_aggregator", "list_aggregators", "components_of", "canonical"]
 
 
 class ProxyError(RuntimeError):
@@ -40,6 +40,12 @@ def _names(names: str | Iterable[str]) -> list[str]:
                              f"and has no value for one network (see proxies.aggregators)")
         get_proxy(n)  # unknown name -> error listing the valid ones
     return names
+
+
+def canonical(name: str) -> str:
+    """The canonical name of a proxy spec (``wrcor( power=2 )`` -> ``wrcor(power=2)``) or an
+    aggregator's name; an unknown name raises, listing the registered ones."""
+    return name if is_aggregator(name) else get_proxy(name).name
 
 
 def components_of(name: str) -> tuple[str, ...]:

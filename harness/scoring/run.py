@@ -420,7 +420,7 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     cfg = load(cfg, RunConfig)
     data_dir = cfg.data_dir
     space, space_kw = space_from_cfg(cfg)
-    requested = list(dict.fromkeys(proxies.get_proxy(n).name for n in cfg.proxies))
+    requested = list(dict.fromkeys(proxies.canonical(n) for n in cfg.proxies))
     scored, votes = split_proxies(requested)
     dataset = cfg.dataset.images
     targets = targets_from_cfg(cfg, space)
