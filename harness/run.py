@@ -350,7 +350,7 @@ def higher_is_better(name: str) -> bool:
 
 
 def _rows(space, archs, proxy_names, records, truth, dataset, seed):
-    from .report import truth_column  # pandas/seaborn: imported when a scoring job reports, not by a search
+    from harness.reports.scores import truth_column  # pandas/seaborn: imported when a scoring job reports, not by a search
 
     rows = []
     for j, arch in enumerate(archs):
@@ -376,7 +376,7 @@ def _index(space, arch) -> int:
 
 def compute_metrics(*, space, archs, proxy_names, records, truth, bench, dataset, seed) -> list[dict]:
     """One row per (target, proxy); ``truth`` maps each (dataset, split) target to the accuracies."""
-    from .metrics import rank_metrics  # scipy.stats: imported when needed, not by a search
+    from harness.reports.metrics import rank_metrics  # scipy.stats: imported when needed, not by a search
 
     out = []
     arch_strs = [space.to_str(a) for a in archs]
@@ -505,7 +505,7 @@ def _track(tracker, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: P
         for a in artifacts:
             handle.log_artifact(str(a))
         try:
-            from .report import write_figures, summarise, load_records
+            from harness.reports.scores import write_figures, summarise, load_records
 
             scores, mets = load_records([out_dir])
             for fig in write_figures(scores, summarise(mets), out_dir, "job"):

@@ -26,7 +26,7 @@ from scipy import stats
 
 from spaces.datafiles import data_file
 
-from .report import load_records
+from .scores import load_records
 
 #: our proxy name -> the Suite-Zero column with the same definition
 SUITE_ZERO_COLUMNS = {
@@ -139,7 +139,7 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str, *, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import command_parser, output_name
+    from ..cli import command_parser, output_name
 
     parser = command_parser("agreement")
     parser.add_argument("--records", nargs="+", required=True, type=Path, help="job output dirs (searched recursively)")

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .report import _pm, _pyplot, latex_escape
+from .scores import _pm, _pyplot, latex_escape
 
 STRATEGY_LABELS = {"random": "R", "evolution": "RE", "reinforce": "RL"}
 OBJECTIVE_LABELS = {"valacc12": "ValAcc (12 epochs)"}
@@ -251,7 +251,7 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import command_parser, output_name
+    from ..cli import command_parser, output_name
 
     parser = command_parser("search-report")
     parser.add_argument("--records", nargs="+", required=True, help="directories holding search.json files")
