@@ -1,37 +1,47 @@
-"""The search table and figure, from saved search records only (``search.json`` per job).
+"""The search table and figures, from saved search records only (``search.json`` per job).
 
 Per (space, images, target, strategy, objective, budget): the found architectures' test accuracy
 as mean ± sample std over seeds, the mean search cost in seconds (the proxy seconds of the
 distinct architectures, see :mod:`harness.search`), the mean number of distinct architectures
-scored and the count of seeds.  Reference rows: the benchmark's optimum (from the records) and
-published zero-shot search results (means as published; their stds are not reproduced here).
+scored and the count of seeds.  Reference rows: the benchmark's optimum (from the records) and the
+published search results the space's benchmark reports
+(:meth:`spaces.benchmarks.TableBenchmark.published_search`; means as published, their stds are
+not reproduced here).
 
-Outputs ``tables/{name}.md``, ``tables/{name}.tex``, ``tables/{name}_summary.csv`` and
-``figures/{name}_cost.png`` (test accuracy against search cost, one panel per dataset) and
-``figures/{name}_trajectory.png`` (the incumbent's accuracy as the search goes, mean over seeds).
+Outputs ``tables/{name}.md``, ``tables/{name}.tex`` (the reports' table writer,
+:mod:`harness.reports.tables`), ``tables/{name}_summary.csv`` and ``figures/{name}_cost.png``
+(test accuracy against search cost, one panel per dataset) and ``figures/{name}_trajectory.png``
+(the incumbent's accuracy as the search goes, mean over seeds), in the reports' figure style
+(:mod:`harness.reports.style`).  A search run's own ``trajectory.png`` is drawn here too
+(:func:`trajectory_figure`).
+
+pandas is imported where records are read, not on import: a search run draws its trajectory with
+this module without loading it.
 
 CLI: ``harness search-report --records DIR [DIR ...] --out results --name search_nb201_quick``.
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
-from .scores import _pm, _pyplot, latex_escape
+from .style import OPTIMUM_LINE, PUBLISHED_LINES, STRATEGY_LINES, STRATEGY_MARKERS, colours, figure_style, save
+from .tables import MISSING, MeanStd, Table
+from .tables import write as write_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
 
 STRATEGY_LABELS = {"random": "R", "evolution": "RE", "reinforce": "RL"}
 OBJECTIVE_LABELS = {"valacc12": "ValAcc (12 epochs)"}
 
-#: published NB201 zero-shot search results (test accuracy, %), means as the papers report them
-PUBLISHED: dict[str, dict[str, float]] = {
-    "NASWOT, N=1000 (Mellor et al. 2021, published)": {"cifar10": 92.96, "cifar100": 69.98, "ImageNet16-120": 44.44},
-    "TE-NAS (Chen et al. 2021, published)": {"cifar10": 93.9, "cifar100": 71.24, "ImageNet16-120": 42.38},
-}
 #: the image datasets in the papers' column order (others follow as they come)
 DATASET_ORDER = ("cifar10", "cifar100", "ImageNet16-120")
 GROUP = ["space", "images", "target_dataset", "target_split", "strategy", "objective", "budget"]
@@ -40,6 +50,8 @@ GROUP = ["space", "images", "target_dataset", "target_split", "strategy", "objec
 def load_searches(paths: Iterable[Path | str]) -> pd.DataFrame:
     """Every ``search.json`` below ``paths`` as one row each (sorted paths; a job copied twice
     counts once: rows are unique by (group, seed))."""
+    import pandas as pd
+
     files = sorted({f for p in paths for f in ([Path(p)] if Path(p).is_file() else Path(p).rglob("search.json"))})
     if not files:
         raise FileNotFoundError(f"no search.json below {[str(p) for p in paths]}")
@@ -80,35 +92,75 @@ def _label(strategy: str, objective: str) -> str:
 
 
 def _cost(x: float) -> str:
-    return "–" if not math.isfinite(x) else f"{x:,.0f}"
+    return MISSING if not math.isfinite(x) else f"{x:,.0f}"
 
 
-def table_rows(summary: pd.DataFrame, *, latex: bool = False) -> tuple[list[str], list[list[str]]]:
-    """(header, rows): one row per method, per dataset the accuracy and the search cost."""
+# --------------------------------------------------------------------------- published results
+def _benchmark_results(space: str, datasets: Sequence[str]) -> dict[tuple[str, str, str, str], float]:
+    """``{(method, setting, source, images): accuracy}`` the space's benchmark publishes (none for
+    a space that is not installed or a benchmark that does not say)."""
+    import spaces
+
+    try:
+        bench = spaces.get_space(space).benchmark
+    except (spaces.UnknownNameError, spaces.DataFileError) as err:  # a space that is not installed here
+        log.warning("no published search results for space %r: %s", space, err)
+        return {}
+    ask = getattr(bench, "published_search", None)
+    if ask is None:
+        return {}
+    return {(p.method, p.setting, p.source, d): float(p.accuracy) for d in datasets for p in ask(d)}
+
+
+def published(summary: pd.DataFrame) -> list[tuple[str, str, dict[str, float]]]:
+    """The published search results to show beside the summary: (row label, short label for a
+    figure key, ``{images: accuracy}``) per method, as every space of the summary's benchmark
+    reports them (in the first space's order)."""
+    datasets = _datasets(summary)
+    found = [_benchmark_results(space, datasets) for space in dict.fromkeys(summary["space"].astype(str))]
+    common = {k: v for k, v in found[0].items() if all(f.get(k) == v for f in found[1:])} if found else {}
+    methods: dict[tuple[str, str, str], dict[str, float]] = {}
+    for (method, setting, source, d), acc in common.items():
+        methods.setdefault((method, setting, source), {})[d] = acc
+    out = []
+    for (method, setting, source), accs in methods.items():
+        label = f"{method}, {setting} ({source}, published)" if setting else f"{method} ({source}, published)"
+        out.append((label, f"{method} {setting}" if setting else method, accs))
+    return out
+
+
+# --------------------------------------------------------------------------- tables
+def search_table(summary: pd.DataFrame) -> Table:
+    """One row per method (per dataset the accuracy and the search cost), then the benchmark's
+    optimum and the published results, under the caption and the strategies' settings."""
     datasets = _datasets(summary)
     header = ["method", "N"] + [c for d in datasets for c in (f"{d} test acc. (%)", f"{d} cost (s)")] + ["seeds"]
-    rows = []
+    rows: list[list[Any]] = []
     index = {(r.images, r.strategy, r.objective, r.budget): r for r in summary.itertuples()}
     methods = list(dict.fromkeys(zip(summary["strategy"], summary["objective"], summary["budget"])))
     order = {name: i for i, name in enumerate(STRATEGY_LABELS)}  # R, RE, RL; objectives as they came
     methods.sort(key=lambda m: order.get(m[0], len(order)))
     for strategy, objective, budget in methods:
-        cells, seeds = [], set()
+        cells: list[Any] = []
+        seeds = set()
         for d in datasets:
             r = index.get((d, strategy, objective, budget))
-            cells += [_pm(r.acc_mean, r.acc_std, latex, digits=2), _cost(r.cost_mean)] if r else ["–", "–"]
+            cells += [MeanStd(r.acc_mean, r.acc_std, digits=2), _cost(r.cost_mean)] if r else [MISSING, MISSING]
             if r:
                 seeds.add(int(r.n_seeds))
-        name = _label(strategy, objective)
-        rows.append([latex_escape(name) if latex else name, str(budget)] + cells
-                    + ["/".join(map(str, sorted(seeds)))])
+        rows.append([_label(strategy, objective), str(budget)] + cells + ["/".join(map(str, sorted(seeds)))])
     optimum = {r.images: r.optimum for r in summary.itertuples()}
     rows.append(["optimum (benchmark)", ""] + [c for d in datasets for c in (f"{optimum[d]:.2f}", "")] + [""])
-    for name, accs in PUBLISHED.items():
-        if summary["space"].isin(["nb201", "nats_tss"]).all():
-            rows.append([latex_escape(name) if latex else name, ""]
-                        + [c for d in datasets for c in (f"{accs[d]:.2f}" if d in accs else "–", "")] + [""])
-    return header, rows
+    for label, _, accs in published(summary):
+        rows.append([label, ""] + [c for d in datasets for c in (f"{accs[d]:.2f}" if d in accs else MISSING, "")]
+                    + [""])
+    protocols = "; ".join(dict.fromkeys(summary["protocol"]))
+    machine = "; ".join(dict.fromkeys(m for ms in summary["machine"] for m in ms.split("; ")
+                                      if m != "benchmark training time"))
+    caption = (f"Search results: found architecture's accuracy, mean ± std over seeds ({protocols}). "
+               f"Cost = proxy seconds of the distinct architectures scored, measured on {machine or 'n/a'} "
+               "(ValAcc: 12 epochs of the benchmark's training time).")
+    return Table(header, rows, notes=[caption, _settings(summary)])
 
 
 def _settings(summary: pd.DataFrame) -> str:
@@ -119,30 +171,13 @@ def _settings(summary: pd.DataFrame) -> str:
 
 def write_tables(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     tables = Path(out_dir) / "tables"
-    tables.mkdir(parents=True, exist_ok=True)
-    header, rows = table_rows(summary)
-    protocols = "; ".join(dict.fromkeys(summary["protocol"]))
-    machine = "; ".join(dict.fromkeys(m for ms in summary["machine"] for m in ms.split("; ")
-                                      if m != "benchmark training time"))
-    md = [f"Search results: found architecture's accuracy, mean ± std over seeds ({protocols}). "
-          f"Cost = proxy seconds of the distinct architectures scored, measured on {machine or 'n/a'} "
-          "(ValAcc: 12 epochs of the benchmark's training time).", "", _settings(summary), "",
-          "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(r) + " |" for r in rows]
-    md_path = tables / f"{name}.md"
-    md_path.write_text("\n".join(md) + "\n")
-    header_tex, rows_tex = table_rows(summary, latex=True)
-    tex = ["\\begin{tabular}{l" + "r" * (len(header_tex) - 1) + "}", "\\toprule",
-           " & ".join(latex_escape(h) for h in header_tex) + " \\\\", "\\midrule"]
-    tex += [" & ".join(r) + " \\\\" for r in rows_tex]
-    tex += ["\\bottomrule", "\\end{tabular}"]
-    tex_path = tables / f"{name}.tex"
-    tex_path.write_text("\n".join(tex) + "\n")
+    written = write_table(search_table(summary), tables, name, ("md", "tex"))
     csv_path = tables / f"{name}_summary.csv"
     summary.to_csv(csv_path, index=False, float_format="%.6g")
-    return [md_path, tex_path, csv_path]
+    return written + [csv_path]
 
 
+# --------------------------------------------------------------------------- figures
 def _legend(fig, ax, n_panels: int) -> float:
     """One legend below the panels, as many columns as fit; returns the figure fraction it takes."""
     handles, labels = ax.get_legend_handles_labels()
@@ -152,48 +187,47 @@ def _legend(fig, ax, n_panels: int) -> float:
     return 0.04 + 0.05 * rows
 
 
-def _panels(summary: pd.DataFrame):
-    """(pyplot, the figure, one panel per dataset, the datasets, a colour per objective)."""
-    plt = _pyplot()
+def _panels(plt: Any, summary: pd.DataFrame):
+    """(the figure, one panel per dataset, the datasets, a colour per objective)."""
     datasets = _datasets(summary)
     fig, axes = plt.subplots(1, len(datasets), figsize=(max(6.0, 4.6 * len(datasets)), 4.2), squeeze=False)
     objectives = list(dict.fromkeys(summary["objective"]))
-    colours = dict(zip(objectives, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    return plt, fig, axes, datasets, colours
+    return fig, axes, datasets, dict(zip(objectives, colours()))
 
 
-def write_figure(summary: pd.DataFrame, out_dir: Path, name: str) -> Path:
+def write_figure(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     """Mean test accuracy (± std over seeds) against mean search cost, per dataset."""
-    plt, fig, axes, datasets, colours = _panels(summary)
     figures = Path(out_dir) / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    markers = {"random": "o", "evolution": "s", "reinforce": "^"}
-    for ax, d in zip(axes[0], datasets):
-        sub = summary[summary["images"] == d]
-        for r in sub.itertuples():
-            ax.errorbar(max(r.cost_mean, 1e-3), r.acc_mean, yerr=0 if not np.isfinite(r.acc_std) else r.acc_std,
-                        fmt=markers.get(r.strategy, "x"), color=colours[r.objective], capsize=2,
-                        label=_label(r.strategy, r.objective))
-        ax.axhline(sub["optimum"].iloc[0], ls="--", c="grey", lw=0.8)
-        for (pub, accs), ls in zip(PUBLISHED.items(), (":", "-.")):
-            if d in accs and sub["space"].isin(["nb201", "nats_tss"]).all():
-                ax.axhline(accs[d], ls=ls, c="black", lw=0.6)
-        ax.set_xscale("log")
-        ax.set_xlabel("search cost (s, log)")
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"{d} ({'/'.join(sub[['target_dataset', 'target_split']].iloc[0])})", fontsize=9)
-    bottom = _legend(fig, axes[0][0], len(datasets))
-    fig.text(0.99, 0.99, "dashed: optimum; dotted: NASWOT N=1000; dash-dot: TE-NAS (published)", ha="right",
-             va="top", fontsize=7)
-    fig.tight_layout(rect=(0, bottom, 1, 0.95))
-    path = figures / f"{name}_cost.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    refs = published(summary)
+    with figure_style(grid=False) as plt:
+        fig, axes, datasets, colour = _panels(plt, summary)
+        for ax, d in zip(axes[0], datasets):
+            sub = summary[summary["images"] == d]
+            for r in sub.itertuples():
+                ax.errorbar(max(r.cost_mean, 1e-3), r.acc_mean, yerr=0 if not np.isfinite(r.acc_std) else r.acc_std,
+                            fmt=STRATEGY_MARKERS.get(r.strategy, "x"), color=colour[r.objective], capsize=2,
+                            label=_label(r.strategy, r.objective))
+            ax.axhline(sub["optimum"].iloc[0], **OPTIMUM_LINE)
+            for (_, _, accs), (ls, _) in zip(refs, PUBLISHED_LINES):
+                if d in accs:
+                    ax.axhline(accs[d], ls=ls, c="black", lw=0.6)
+            ax.set_xscale("log")
+            ax.set_xlabel("search cost (s, log)")
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_title(f"{d} ({'/'.join(sub[['target_dataset', 'target_split']].iloc[0])})", fontsize=9)
+        bottom = _legend(fig, axes[0][0], len(datasets))
+        key = "".join(f"; {line}: {short}" for (_, short, _), (_, line) in zip(refs, PUBLISHED_LINES))
+        fig.text(0.99, 0.99, "dashed: optimum" + key + (" (published)" if key else ""), ha="right", va="top",
+                 fontsize=7)
+        fig.tight_layout(rect=(0, bottom, 1, 0.95))
+        return save(fig, figures / f"{name}_cost.png", dpi=110)
 
 
 def load_trajectories(df: pd.DataFrame) -> pd.DataFrame:
     """Every run's ``trajectory.csv`` (beside its ``search.json``) with the run's group columns."""
+    import pandas as pd
+
     parts = []
     for r in df.itertuples():
         path = Path(r.path).with_name("trajectory.csv")
@@ -205,48 +239,63 @@ def load_trajectories(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def write_curves(traj: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, name: str) -> Path | None:
+def write_curves(traj: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     """The incumbent's accuracy against search cost, mean over seeds (each seed's step function
     evaluated on a common log-spaced cost grid, from the cost at which every seed has an
-    incumbent), one panel per dataset, one line per method."""
+    incumbent), one panel per dataset, one line per method; nothing without trajectories."""
     if traj.empty:
-        return None
-    plt, fig, axes, datasets, colours = _panels(summary)
-    styles = {"random": ":", "evolution": "-", "reinforce": "--"}
-    for ax, d in zip(axes[0], datasets):
-        sub = traj[traj["images"] == d]
-        for (strategy, objective), runs in sub.groupby(["strategy", "objective"], sort=False):
-            seeds = [g.sort_values("step") for _, g in runs.groupby("seed")]
-            lo = max(float(g["cost_s"].iloc[0]) for g in seeds)
-            hi = min(float(g["cost_s"].iloc[-1]) for g in seeds)
-            if not (lo > 0 and hi > lo):
-                continue
-            grid = np.geomspace(lo, hi, 100)
-            acc = [g["best_accuracy"].to_numpy()[np.searchsorted(g["cost_s"].to_numpy(), grid, side="right") - 1]
-                   for g in seeds]
-            ax.plot(grid, np.nanmean(acc, axis=0), ls=styles.get(strategy, "-"), color=colours[objective],
-                    label=_label(strategy, objective))
-        ax.axhline(summary.loc[summary["images"] == d, "optimum"].iloc[0], ls="--", c="grey", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel("search cost (s, log)")
-        ax.set_ylabel("incumbent's test acc. (%), seed mean")
-        ax.set_title(d, fontsize=9)
-    bottom = _legend(fig, axes[0][0], len(datasets))
-    fig.tight_layout(rect=(0, bottom, 1, 1))
-    path = Path(out_dir) / "figures" / f"{name}_trajectory.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        return []
+    with figure_style(grid=False) as plt:
+        fig, axes, datasets, colour = _panels(plt, summary)
+        for ax, d in zip(axes[0], datasets):
+            sub = traj[traj["images"] == d]
+            for (strategy, objective), runs in sub.groupby(["strategy", "objective"], sort=False):
+                seeds = [g.sort_values("step") for _, g in runs.groupby("seed")]
+                lo = max(float(g["cost_s"].iloc[0]) for g in seeds)
+                hi = min(float(g["cost_s"].iloc[-1]) for g in seeds)
+                if not (lo > 0 and hi > lo):
+                    continue
+                grid = np.geomspace(lo, hi, 100)
+                acc = [g["best_accuracy"].to_numpy()[np.searchsorted(g["cost_s"].to_numpy(), grid, side="right") - 1]
+                       for g in seeds]
+                ax.plot(grid, np.nanmean(acc, axis=0), ls=STRATEGY_LINES.get(strategy, "-"), color=colour[objective],
+                        label=_label(strategy, objective))
+            ax.axhline(summary.loc[summary["images"] == d, "optimum"].iloc[0], **OPTIMUM_LINE)
+            ax.set_xscale("log")
+            ax.set_xlabel("search cost (s, log)")
+            ax.set_ylabel("incumbent's test acc. (%), seed mean")
+            ax.set_title(d, fontsize=9)
+        bottom = _legend(fig, axes[0][0], len(datasets))
+        fig.tight_layout(rect=(0, bottom, 1, 1))
+        return save(fig, Path(out_dir) / "figures" / f"{name}_trajectory.png", dpi=110)
+
+
+def trajectory_figure(steps: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], path: Path) -> list[Path]:
+    """One search run's figure: the incumbent's accuracy against search cost (``steps``: the
+    run's trajectory rows, ``summary``: its ``search.json``).  Returns the paths written; a
+    failure is a warning and returns none (a figure must not lose the search's numbers)."""
+    try:
+        with figure_style(grid=False) as plt:
+            fig, ax = plt.subplots(figsize=(5, 3.2))
+            ax.step([s["cost_s"] for s in steps], [s["best_accuracy"] for s in steps], where="post")
+            ax.axhline(summary["optimum"], **OPTIMUM_LINE, label="optimum")
+            ax.set_xlabel("search cost (s)")
+            ax.set_ylabel(f"incumbent's {'/'.join(summary['target'])} acc. (%)")
+            ax.set_title(f"{summary['strategy']} / {summary['objective']} / seed {summary['seed']}", fontsize=9)
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            return save(fig, path, dpi=100)
+    except Exception as err:  # noqa: BLE001
+        log.warning("could not draw the trajectory figure: %s", err)
+        return []
 
 
 def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str) -> dict[str, Any]:
     runs = load_searches(record_dirs)
     summary = summarise(runs)
     paths = write_tables(summary, Path(out_dir), name)
-    paths.append(write_figure(summary, Path(out_dir), name))
-    curves = write_curves(load_trajectories(runs), summary, Path(out_dir), name)
-    if curves is not None:
-        paths.append(curves)
+    paths += write_figure(summary, Path(out_dir), name)
+    paths += write_curves(load_trajectories(runs), summary, Path(out_dir), name)
     return {"summary": summary, "paths": paths}
 
 
