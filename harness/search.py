@@ -36,6 +36,8 @@ from typing import Any, Callable, Mapping
 
 import proxies
 
+from harness.reports.search import trajectory_figure
+
 from .config import ConfigError, SearchConfig, load, strategy_params, to_plain
 from .scoring.run import NetworkScorer, key_maker, pass_seconds, resolve_device, space_from_cfg
 from .scoring.store import ScoreKey, ScoreStore
@@ -225,11 +227,11 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
         writer.writeheader()
         writer.writerows(steps)
     summary_path.write_text(json.dumps(json_safe(summary), indent=2, default=str))
-    fig_path = _trajectory_figure(steps, summary, out_dir / "trajectory.png") if cfg.figure else None
+    fig_paths = trajectory_figure(steps, summary, out_dir / "trajectory.png") if cfg.figure else []
     log.info("found %s: %s accuracy %.2f (optimum %.2f, regret %.2f), cost %.1f s over %d architectures, "
              "wall %.1f s", best_str, "/".join(target), test_acc, optimum, summary["regret"], cost, len(seen), wall)
     if tracker is not None:
-        _track(tracker, cfg, summary, [summary_path, traj_path] + ([fig_path] if fig_path else []))
+        _track(tracker, cfg, summary, [summary_path, traj_path] + fig_paths)
     return summary
 
 
@@ -263,31 +265,9 @@ def _fmt(ev: Evaluation) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in ev.values) + ")"
 
 
-def _trajectory_figure(steps: list[dict], summary: Mapping[str, Any], path: Path) -> Path | None:
-    """Best-so-far accuracy of the incumbent against search cost."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5, 3.2))
-        ax.step([s["cost_s"] for s in steps], [s["best_accuracy"] for s in steps], where="post")
-        ax.axhline(summary["optimum"], ls="--", c="grey", lw=0.8, label="optimum")
-        ax.set_xlabel("search cost (s)")
-        ax.set_ylabel(f"incumbent's {'/'.join(summary['target'])} acc. (%)")
-        ax.set_title(f"{summary['strategy']} / {summary['objective']} / seed {summary['seed']}", fontsize=9)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
-    except Exception as err:  # a figure failure must not lose the search's numbers
-        log.warning("could not draw the trajectory figure: %s", err)
-        return None
-
-
 def _track(tracker, cfg: SearchConfig, summary: Mapping[str, Any], artifacts) -> None:
+    from harness.reports.artifacts import log_artifacts
+
     from .tracking import flatten, provenance_tags
 
     tags = provenance_tags(Path(__file__).resolve().parents[1], {})
@@ -297,8 +277,7 @@ def _track(tracker, cfg: SearchConfig, summary: Mapping[str, Any], artifacts) ->
         handle.log_params(flatten(to_plain(cfg)))
         handle.log_metrics({k: float(summary[k]) for k in ("test_accuracy", "test_error", "regret", "search_cost_s",
                                                             "n_scored", "n_computed", "n_failed", "wall_s")})
-        for a in artifacts:
-            handle.log_artifact(str(a))
+        log_artifacts(handle, artifacts)
 
 
 #: the keys of the final JSON line of ``harness search``

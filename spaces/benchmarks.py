@@ -6,6 +6,11 @@ the architecture's canonical string), once, lazily, the first time it is needed,
 one-line *protocol* saying exactly what the number is (epochs, seeds, split), so that every
 results row can state it.
 
+A benchmark also says which independently published numbers exist for it, so that reports ask
+it instead of knowing spaces by name: :meth:`TableBenchmark.suite_zero_reference` (published proxy
+scores of its architectures) and :meth:`TableBenchmark.published_search` (published search
+results).
+
 Only the standard library (``csv``) and numpy are used, so this runs on a bare GPU machine.
 """
 from __future__ import annotations
@@ -14,14 +19,16 @@ import csv
 import math
 import os
 import threading
-from typing import Any, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .vocabulary import DataFileError, MissingDataFileError, UnknownNameError
 from .datafiles import data_file
 
-__all__ = ["ArchitectureNotFoundError", "TableBenchmark", "nb201_benchmark", "NB201_FILE"]
+__all__ = ["ArchitectureNotFoundError", "TableBenchmark", "nb201_benchmark", "NB201_FILE", "ScoreFile",
+           "ReferenceScores", "PublishedSearch", "SUITE_ZERO_SCORE_COLUMNS", "SUITE_ZERO_TABLE_IMAGES"]
 
 _MISSING = frozenset({"", "nan", "NaN", "NAN", "NA", "N/A", "null", "None"})
 
@@ -31,6 +38,52 @@ class ArchitectureNotFoundError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; we want the plain sentence
         return str(self.args[0]) if self.args else ""
+
+
+# ---------------------------------------------------------------------- published reference numbers
+#: NAS-Bench-Suite-Zero's proxy score columns (its names for its 13 zero-cost proxies)
+SUITE_ZERO_SCORE_COLUMNS = ("epe_nas", "fisher", "flops", "grad_norm", "grasp", "jacov", "l2_norm", "nwot",
+                            "params", "plain", "snip", "synflow", "zen")
+#: the images of the Suite-Zero columns a benchmark table carries itself (NASLib's NB-101 and NB-301
+#: tables ship Suite-Zero's CIFAR-10 scores only): the default of ``TableBenchmark(suite_zero=...)``
+SUITE_ZERO_TABLE_IMAGES = "cifar10"
+
+
+@dataclass(frozen=True)
+class ScoreFile:
+    """A CSV of published proxy scores of a benchmark's architectures.
+
+    ``relpath`` is relative to the data directory; ``key_column`` names each row's architecture:
+    an architecture string (read through the benchmark's ``key_of``), or, with ``via``, a name
+    found in that column of the benchmark table (e.g. NASLib's cell tuple), whose row gives the key.
+    """
+
+    relpath: str
+    key_column: str = "net_str"
+    via: str | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceScores:
+    """Published proxy scores of a benchmark's architectures: ``keys`` (the benchmark's keys, see
+    ``key_of``; each once) and, per score column (the publisher's names), a float64 array aligned
+    with them; ``source`` says where they come from."""
+
+    source: str
+    keys: list[str]
+    columns: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class PublishedSearch:
+    """A search result as a paper published it on this benchmark: the test accuracy (percent, the
+    paper's mean over its runs) of the architecture ``method`` (with ``setting``, ``""`` for none)
+    found, from ``source`` (authors and year)."""
+
+    method: str
+    setting: str
+    source: str
+    accuracy: float
 
 
 def _parse_float(cell: str) -> float:
@@ -72,6 +125,14 @@ class TableBenchmark:
         several unpruned specs, each with one training seed's accuracy); a lookup returns the mean
         of their values (NaN cells ignored), ``keys()`` lists each key once (first appearance)
         and ``index_of`` gives the first row.
+    suite_zero:
+        ``{images: ScoreFile or None}``: where NAS-Bench-Suite-Zero's scores of these
+        architectures, computed on those images, are -- a separate file, or ``None`` for this
+        table's own Suite-Zero columns (:data:`SUITE_ZERO_SCORE_COLUMNS` it has).  Default
+        ``{SUITE_ZERO_TABLE_IMAGES: None}``.  See :meth:`suite_zero_reference`.
+    published_search:
+        ``{images: [PublishedSearch, ...]}``: published search results on this benchmark (default
+        none).  See :meth:`published_search`.
 
     The file is located, checksum-verified and parsed once, on first use; empty or ``nan`` cells
     read as NaN.
@@ -90,6 +151,8 @@ class TableBenchmark:
         arch_key: Callable[[Any], str] = str,
         missing_hint: str | None = None,
         duplicates: str = "error",
+        suite_zero: Mapping[str, ScoreFile | None] | None = None,
+        published_search: Mapping[str, Sequence[PublishedSearch]] | None = None,
     ) -> None:
         columns = {(str(d), str(s)): str(c) for (d, s), c in dict(columns).items()}
         protocols = {(str(d), str(s)): str(p) for (d, s), p in dict(protocols).items()}
@@ -118,6 +181,8 @@ class TableBenchmark:
         self._float_cache: dict[str, np.ndarray] = {}
         self._column_cache: dict[str, np.ndarray] = {}
         self._source: str | None = None
+        self._suite_zero = dict({SUITE_ZERO_TABLE_IMAGES: None} if suite_zero is None else suite_zero)
+        self._published_search = {str(d): tuple(rs) for d, rs in dict(published_search or {}).items()}
 
     def __repr__(self) -> str:
         return f"TableBenchmark({self.relpath!r}, key_column={self.key_column!r}, pairs={self.available()})"
@@ -313,6 +378,42 @@ class TableBenchmark:
             self._column_cache[name] = arr
         return arr
 
+    # ------------------------------------------------------------------ published numbers
+    def suite_zero_reference(self, dataset: str) -> ReferenceScores | None:
+        """NAS-Bench-Suite-Zero's published proxy scores of this benchmark's architectures,
+        computed on the images ``dataset`` (e.g. ``"cifar10"``), keyed by this benchmark's keys;
+        ``None`` when there are none for those images.  A score file's rows whose architecture is
+        not in the benchmark are left out; a key in several rows keeps the first."""
+        if dataset not in self._suite_zero:
+            return None
+        spec = self._suite_zero[dataset]
+        if spec is None:  # this table's own Suite-Zero columns
+            present = [c for c in SUITE_ZERO_SCORE_COLUMNS if c in self.column_names()]
+            if not present:
+                return None
+            columns = {c: np.asarray(self.column(c, per="key"), dtype=np.float64) for c in present}
+            return ReferenceScores(f"NAS-Bench-Suite-Zero columns of {self.relpath}", self.keys(), columns)
+        scores = TableBenchmark(spec.relpath, key_column=spec.key_column, columns={}, protocols={},
+                                index_column=None, data_dir=self.data_dir, duplicates="mean")
+        if spec.via is None:
+            translate: Callable[[str], str | None] = self._arch_key
+        else:
+            translate = dict(zip(self.column(spec.via, as_str=True, per="key"), self.keys())).get
+        rows: dict[str, int] = {}  # key -> its first row (per key of the score file)
+        for row, name in enumerate(scores.keys()):
+            key = translate(name)
+            if key is not None and key not in rows:
+                rows[key] = row
+        take = np.fromiter(rows.values(), dtype=np.intp, count=len(rows))
+        columns = {c: np.asarray(scores.column(c, per="key"), dtype=np.float64)[take]
+                   for c in SUITE_ZERO_SCORE_COLUMNS if c in scores.column_names()}
+        return ReferenceScores(f"NAS-Bench-Suite-Zero, {spec.relpath}", list(rows), columns)
+
+    def published_search(self, dataset: str) -> list[PublishedSearch]:
+        """Published search results on this benchmark whose searches used the images ``dataset``
+        (the accuracy is on that dataset's test split), in a fixed order; empty when there are none."""
+        return list(self._published_search.get(dataset, ()))
+
     def __contains__(self, arch: Any) -> bool:
         self._ensure_loaded()
         return self._arch_key(arch) in self._row_of
@@ -355,12 +456,29 @@ _NB201_PROTOCOLS: dict[tuple[str, str], str] = {
 }
 
 
+#: Suite-Zero's NB201 scores per image dataset: keyed by architecture string (CIFAR-10) or by
+#: NASLib's cell tuple, the table's ``naslib_tuple`` column (ImageNet16-120)
+_NB201_SUITE_ZERO = {
+    "cifar10": ScoreFile("nb201/suite_zero_proxies_cifar10.csv"),
+    "ImageNet16-120": ScoreFile("nb201/suite_zero_proxies_imagenet16.csv", key_column="net", via="naslib_tuple"),
+}
+#: published zero-shot search results on NB201 (test accuracy, %, as the papers report their means)
+_NB201_PUBLISHED_SEARCH = {
+    images: (PublishedSearch("NASWOT", "N=1000", "Mellor et al. 2021", naswot),
+             PublishedSearch("TE-NAS", "", "Chen et al. 2021", tenas))
+    for images, naswot, tenas in (("cifar10", 92.96, 93.9), ("cifar100", 69.98, 71.24),
+                                  ("ImageNet16-120", 44.44, 42.38))
+}
+
+
 def nb201_benchmark(data_dir: str | os.PathLike[str] | None = None) -> TableBenchmark:
     """NAS-Bench-201 (= NATS-Bench TSS) ground truth for all 15,625 cells, 200-epoch schedule.
 
     Keyed by the official arch string (``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``); ``index_of``
     gives the official NB201/NATS index.  Extra columns (``cifar10_val_12ep``,
     ``train_time_s_c10valid_200``, ``params_mb_c10`` ...) are available through ``column``.
+    Suite-Zero's scores (CIFAR-10, ImageNet16-120) and published NASWOT / TE-NAS search results
+    come with it.
     """
     return TableBenchmark(
         NB201_FILE,
@@ -369,4 +487,6 @@ def nb201_benchmark(data_dir: str | os.PathLike[str] | None = None) -> TableBenc
         protocols=_NB201_PROTOCOLS,
         index_column="index",
         data_dir=data_dir,
+        suite_zero=_NB201_SUITE_ZERO,
+        published_search=_NB201_PUBLISHED_SEARCH,
     )

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from conftest import REAL, needs_data
-from harness.agreement import SUITE_ZERO_COLUMNS, agreement, markdown
+from harness.reports.agreement import SUITE_ZERO_COLUMNS, agreement, markdown
 
 
 def _frames(n=30, seed=0):
@@ -71,7 +71,7 @@ def test_every_mapped_column_exists_in_the_suite_zero_file():
 
 @needs_data
 def test_nb101_reference_comes_from_the_benchmark_table_keyed_by_cell():
-    from harness.agreement import suite_zero_reference
+    from harness.reports.agreement import suite_zero_reference
 
     ref, key_of = suite_zero_reference("nb101", "cifar10")
     import spaces

@@ -1,4 +1,4 @@
-"""Tests for harness.metrics: against scipy and against independent brute-force
+"""Tests for harness.reports.metrics: against scipy and against independent brute-force
 definitions, with ties, NaN, +-inf, lower-is-better and degenerate inputs."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness import metrics
-from harness.metrics import (
+from harness.reports import metrics
+from harness.reports.metrics import (
     RankMetrics,
     kendall_tau,
     mean_std,

@@ -9,7 +9,7 @@ import pytest
 
 import harness.scoring.run as hrun
 from conftest import needs_data
-from harness.reference import check, compare
+from harness.reports.reference import check, compare
 from test_run import make_cfg
 
 REF = Path(__file__).resolve().parents[1] / "results" / "reference" / "nb201_quick.json"

@@ -1,4 +1,4 @@
-"""Tests for harness.report on synthetic records (no scoring, no networks)."""
+"""Tests for harness.reports.scores on synthetic records (no scoring, no networks)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import report
-from harness.report import (
+from harness.reports import scores as report
+from harness.reports.scores import (
     METRICS_COLUMNS,
     SCORES_COLUMNS,
     build,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import needs_data
-from harness import search_report as sr
+from harness.reports import search as sr
 
 
 def write_run(root, i, *, images="cifar10", strategy="random", objective="wrcor", seed=0, acc=90.0, cost=100.0,

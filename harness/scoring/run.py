@@ -348,7 +348,7 @@ def higher_is_better(name: str) -> bool:
 
 
 def _rows(space, archs, proxy_names, records, truth, dataset, seed):
-    from ..report import truth_column  # pandas/seaborn: imported when a scoring job reports, not by a search
+    from harness.reports.scores import truth_column  # pandas/seaborn: imported when a scoring job reports, not by a search
 
     rows = []
     for j, arch in enumerate(archs):
@@ -374,7 +374,7 @@ def _index(space, arch) -> int:
 
 def compute_metrics(*, space, archs, proxy_names, records, truth, bench, dataset, seed) -> list[dict]:
     """One row per (target, proxy); ``truth`` maps each (dataset, split) target to the accuracies."""
-    from ..metrics import rank_metrics  # scipy.stats: imported when needed, not by a search
+    from harness.reports.metrics import rank_metrics  # scipy.stats: imported when needed, not by a search
 
     out = []
     arch_strs = [space.to_str(a) for a in archs]
@@ -486,6 +486,8 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
 
 def _track(tracker, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: Path,
            data_checksums: Mapping[str, str]) -> None:
+    from harness.reports.artifacts import log_artifacts, log_job_figures
+
     from ..config import to_plain
     from ..tracking import flatten, metric_key, provenance_tags
 
@@ -500,13 +502,5 @@ def _track(tracker, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: P
             for k in ("tau", "rho", "n_archs", "n_nan", "n_inf", "sec_per_arch"):
                 values[metric_key(k, m["proxy"], m["dataset"], m["split"])] = m[k]
         handle.log_metrics(values)
-        for a in artifacts:
-            handle.log_artifact(str(a))
-        try:
-            from ..report import write_figures, summarise, load_records
-
-            scores, mets = load_records([out_dir])
-            for fig in write_figures(scores, summarise(mets), out_dir, "job"):
-                handle.log_artifact(str(fig))
-        except Exception as err:  # a figure failure must not lose the job's numbers
-            log.warning("could not draw the job's figures: %s", err)
+        log_artifacts(handle, artifacts)
+        log_job_figures(handle, out_dir)

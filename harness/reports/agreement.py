@@ -8,11 +8,12 @@ the same architectures the same way, which Spearman's rho over the shared archit
         --name suite_zero_agreement
 
 reads ``scores.csv`` records and joins them, per (space, dataset), with Suite-Zero's scores of the
-same architectures: for NB201 (and NATS-TSS) the files ``nb201/suite_zero_proxies_{cifar10,
-imagenet16}.csv`` (by architecture string); for NB-101 and DARTS the Suite-Zero columns of the
-benchmark table itself (by the benchmark's key: NB-101's graph hash, so a cell's score is
-Suite-Zero's for the table's first spec of that cell).  Writes a Markdown table and a CSV per
-(space, dataset).
+same architectures, which the space's benchmark provides
+(:meth:`spaces.benchmarks.TableBenchmark.suite_zero_reference`: for NB201 and NATS-TSS separate
+files, for NB-101 and DARTS the Suite-Zero columns of the benchmark table itself), by the
+benchmark's key (NB-101's graph hash, so a cell's score is Suite-Zero's for the table's first
+spec of that cell).  Spearman's rho and Kendall's tau-b are :mod:`harness.reports.metrics`'.
+Writes a Markdown table and a CSV per (space, dataset).
 """
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from spaces.datafiles import data_file
-
-from .report import load_records
+from .metrics import kendall_tau, spearman_rho
+from .scores import load_records
+from .tables import Table
+from .tables import write as write_table
 
 #: our proxy name -> the Suite-Zero column with the same definition
 SUITE_ZERO_COLUMNS = {
@@ -34,30 +35,19 @@ SUITE_ZERO_COLUMNS = {
     "jacob_cov": "jacov", "l2_norm": "l2_norm", "naswot": "nwot", "params": "params", "plain": "plain",
     "snip": "snip", "synflow": "synflow", "zen": "zen",
 }
-#: (benchmark table, image dataset of our records) -> the Suite-Zero file scored on them; a
-#: benchmark table that carries Suite-Zero columns itself (NB-101, DARTS) needs no entry
-SUITE_ZERO_FILES = {("nb201/nb201_ground_truth.csv", "cifar10"): "nb201/suite_zero_proxies_cifar10.csv",
-                    ("nb201/nb201_ground_truth.csv", "ImageNet16-120"): "nb201/suite_zero_proxies_imagenet16.csv"}
 
 
 def suite_zero_reference(space_name: str, dataset: str, data_dir=None) -> tuple[pd.DataFrame, Any] | None:
     """(Suite-Zero's scores with a ``key`` column, the function mapping our arch strings to keys),
-    or None when there are none for this space and image dataset."""
+    or None when the space's benchmark has none for this image dataset."""
     import spaces
 
-    space = spaces.get_space(space_name, data_dir=data_dir)
-    bench = space.benchmark
-    file = SUITE_ZERO_FILES.get((getattr(bench, "relpath", None), dataset))
-    if file is not None:
-        ref = pd.read_csv(data_file(file, data_dir)).rename(columns={"net_str": "key"})
-        return ref, space.to_str
-    if dataset != "cifar10":  # the tables' Suite-Zero columns were scored on CIFAR-10
+    bench = spaces.get_space(space_name, data_dir=data_dir).benchmark
+    ask = getattr(bench, "suite_zero_reference", None)  # a plugin's benchmark may not offer it
+    ref = ask(dataset) if ask is not None else None
+    if ref is None:
         return None
-    present = [c for c in dict.fromkeys(SUITE_ZERO_COLUMNS.values()) if c in bench.column_names()]
-    if not present:
-        return None
-    ref = pd.DataFrame({"key": bench.keys(), **{c: bench.column(c, per="key") for c in present}})
-    return ref, lambda arch: bench.key_of(space.parse(arch))
+    return pd.DataFrame({"key": ref.keys, **ref.columns}), bench.key_of
 
 
 def agreement(scores: pd.DataFrame, reference: pd.DataFrame, *, arch_column: str = "net_str",
@@ -79,8 +69,8 @@ def agreement(scores: pd.DataFrame, reference: pd.DataFrame, *, arch_column: str
         theirs = ref.loc[shared["arch"], col].to_numpy(dtype=float)
         ok = np.isfinite(ours) & np.isfinite(theirs)
         n = int(ok.sum())
-        rho = stats.spearmanr(ours[ok], theirs[ok])[0] if n > 2 else math.nan
-        tau = stats.kendalltau(ours[ok], theirs[ok])[0] if n > 2 else math.nan
+        rho = spearman_rho(ours[ok], theirs[ok]) if n > 2 else math.nan
+        tau = kendall_tau(ours[ok], theirs[ok]) if n > 2 else math.nan
         row = {"proxy": proxy, "suite_zero_column": col, "seed": seed, "n_archs": n,
                "n_dropped": int(len(shared) - n), "spearman": float(rho), "kendall": float(tau),
                "truth": "", "rho_truth_ours": math.nan, "rho_truth_suite_zero": math.nan}
@@ -90,27 +80,31 @@ def agreement(scores: pd.DataFrame, reference: pd.DataFrame, *, arch_column: str
         if truth_cols and n > 2:  # both proxies' Spearman rho vs the first ground-truth target
             acc = shared[truth_cols[0]].to_numpy(dtype=float)[ok]
             row.update(truth=truth_cols[0][len("truth__"):].replace("__", "/"),
-                       rho_truth_ours=float(stats.spearmanr(ours[ok], acc)[0]),
-                       rho_truth_suite_zero=float(stats.spearmanr(theirs[ok], acc)[0]))
+                       rho_truth_ours=spearman_rho(ours[ok], acc),
+                       rho_truth_suite_zero=spearman_rho(theirs[ok], acc))
         rows.append(row)
     return pd.DataFrame(rows, columns=["proxy", "suite_zero_column", "seed", "n_archs", "n_dropped", "spearman",
                                        "kendall", "truth", "rho_truth_ours", "rho_truth_suite_zero"])
 
 
-def markdown(table: pd.DataFrame, *, dataset: str, threshold: float = 0.9) -> str:
-    lines = [f"Rank agreement with NAS-Bench-Suite-Zero's published scores ({dataset}): Spearman rho / "
+def agreement_table(table: pd.DataFrame, *, dataset: str, threshold: float = 0.9) -> Table:
+    """The agreement rows as a report table (rows below ``threshold`` flagged)."""
+    notes = [f"Rank agreement with NAS-Bench-Suite-Zero's published scores ({dataset}): Spearman rho / "
              "Kendall tau-b over the shared architectures (different batch, seed and network code, same "
-             f"definition). Rows below {threshold} are marked and explained in the README.", "",
+             f"definition). Rows below {threshold} are marked and explained in the README.",
              "The last two columns: each proxy's own Spearman ρ against the ground truth named, ours and "
-             "Suite-Zero's, on the same architectures.", "",
-             "| proxy | Suite-Zero column | seed | archs | dropped | Spearman ρ | Kendall τ |  | truth | ρ ours | ρ Suite-Zero |",
-             "|:---|:---|---:|---:|---:|---:|---:|:---|:---|---:|---:|"]
-    for r in table.itertuples():
-        flag = "" if r.spearman >= threshold else "below"
-        lines.append(f"| {r.proxy} | {r.suite_zero_column} | {r.seed} | {r.n_archs} | {r.n_dropped} | "
-                     f"{r.spearman:.3f} | {r.kendall:.3f} | {flag} | {r.truth} | {r.rho_truth_ours:.3f} | "
-                     f"{r.rho_truth_suite_zero:.3f} |")
-    return "\n".join(lines) + "\n"
+             "Suite-Zero's, on the same architectures."]
+    header = ["proxy", "Suite-Zero column", "seed", "archs", "dropped", "Spearman ρ", "Kendall τ", "", "truth",
+              "ρ ours", "ρ Suite-Zero"]
+    rows = [[r.proxy, r.suite_zero_column, r.seed, r.n_archs, r.n_dropped, f"{r.spearman:.3f}", f"{r.kendall:.3f}",
+             "" if r.spearman >= threshold else "below", r.truth, f"{r.rho_truth_ours:.3f}",
+             f"{r.rho_truth_suite_zero:.3f}"] for r in table.itertuples()]
+    return Table(header, rows, align="llrrrrrllrr", notes=notes)
+
+
+def markdown(table: pd.DataFrame, *, dataset: str, threshold: float = 0.9) -> str:
+    """:func:`agreement_table` in Markdown."""
+    return agreement_table(table, dataset=dataset, threshold=threshold).markdown()
 
 
 def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str, *, data_dir=None) -> list[Path]:
@@ -129,17 +123,17 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str, *, 
         if table.empty:
             continue
         stem = f"{name}_{space}_{dataset}" if several else f"{name}_{dataset}"
-        md, csv = out / f"{stem}.md", out / f"{stem}.csv"
-        md.write_text(markdown(table, dataset=f"{space}, {dataset}"))
+        written += write_table(agreement_table(table, dataset=f"{space}, {dataset}"), out, stem, ("md",))
+        csv = out / f"{stem}.csv"  # the rows at full precision (data, not the rendered table)
         table.to_csv(csv, index=False)
-        written += [md, csv]
+        written.append(csv)
     if not written:
         raise ValueError("no records share architectures and proxies with the Suite-Zero files")
     return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import command_parser, output_name
+    from ..cli import command_parser, output_name
 
     parser = command_parser("agreement")
     parser.add_argument("--records", nargs="+", required=True, type=Path, help="job output dirs (searched recursively)")

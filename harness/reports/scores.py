@@ -43,13 +43,15 @@ Tables (``tables/{name}.md`` and ``.tex``): one row per proxy (per space and pro
 several spaces are present), columns ``τ`` and ``ρ`` per dataset/split as ``mean ± std``
 to 3 decimals, then seeds, archs, NaN/inf (non-finite scores, n_nan + n_inf summed over
 seeds) and s/arch. Seeds/archs/NaN-inf show one value when all targets agree, else the
-values per target joined by ``/``; s/arch is the mean over targets.
+values per target joined by ``/``; s/arch is the mean over targets. Written by the reports' one
+table writer (:mod:`harness.reports.tables`).
 
-Figures (seaborn, Agg backend): ``figures/{name}_scatter.png`` score vs ground truth, one
+Figures (seaborn, in :mod:`harness.reports.style`): ``figures/{name}_scatter.png`` score vs ground truth, one
 facet per proxy, for the first space/dataset/split of the summary and the lowest seed, each
 facet titled with that seed's rho (from metrics.csv) and the count of non-finite scores
-left out; ``figures/{name}_tau.png`` Kendall tau per proxy and target, bars = mean, error
-bars = std over seeds.
+left out; ``figures/{name}_heatmap.png`` Spearman rho per proxy and target;
+``figures/{name}_tau.png`` Kendall tau per proxy and target, bars = mean, error bars = std over
+seeds.
 
 CLI: ``harness report --records DIR [DIR ...] --out results --name nb201_quick``.
 """
@@ -57,7 +59,6 @@ CLI: ``harness report --records DIR [DIR ...] --out results --name nb201_quick``
 from __future__ import annotations
 
 import math
-import textwrap
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -65,6 +66,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .style import DIVERGING, ERROR_BAR, ZERO_LINE, figure_style, save
+from .tables import MISSING, MeanStd, Table, Tex, latex_escape
+from .tables import write as write_table
 
 __all__ = [
     "SCORES_FILE",
@@ -78,6 +83,8 @@ __all__ = [
     "latex_escape",
     "load_records",
     "summarise",
+    "scores_table",
+    "by_space_table",
     "write_tables",
     "write_figures",
     "build",
@@ -226,18 +233,9 @@ def _rows(summary: pd.DataFrame) -> list[tuple[str, str]]:
     return list(dict.fromkeys(zip(summary["space"].astype(str), summary["proxy"].astype(str))))
 
 
-def _pm(mean: float, std: float, latex: bool, digits: int = 3) -> str:
-    if mean is None or not math.isfinite(mean):
-        return "--" if latex else "–"
-    m = f"{mean:.{digits}f}"
-    if std is None or not math.isfinite(std):
-        return f"${m}$" if latex else m
-    return f"${m} \\pm {std:.{digits}f}$" if latex else f"{m} ± {std:.{digits}f}"
-
-
 def _num(x: float) -> str:
     if x is None or not math.isfinite(x):
-        return "–"
+        return MISSING
     return str(int(x)) if float(x).is_integer() else f"{x:.1f}"
 
 
@@ -245,37 +243,6 @@ def _joined(values: list[float]) -> str:
     texts = [_num(v) for v in values]
     unique = list(dict.fromkeys(texts))
     return unique[0] if len(unique) == 1 else "/".join(texts)
-
-
-def _table_model(summary: pd.DataFrame) -> dict[str, Any]:
-    """Rows of cells (plain and LaTeX) shared by the Markdown and LaTeX writers."""
-    targets = _targets(summary)
-    rows = _rows(summary)
-    multi_space = len({s for s, _ in rows}) > 1
-    index = {(r.space, r.proxy, r.dataset, r.split): r for r in summary.astype({"space": str, "proxy": str,
-                                                                                "dataset": str, "split": str}).itertuples()}
-    body = []
-    for space, proxy in rows:
-        cells_md, cells_tex = [], []
-        seeds, archs, bad, secs = [], [], [], []
-        for dataset, split in targets:
-            r = index.get((space, proxy, dataset, split))
-            if r is None:
-                cells_md += ["–", "–"]
-                cells_tex += ["--", "--"]
-                continue
-            cells_md += [_pm(r.tau_mean, r.tau_std, False), _pm(r.rho_mean, r.rho_std, False)]
-            cells_tex += [_pm(r.tau_mean, r.tau_std, True), _pm(r.rho_mean, r.rho_std, True)]
-            seeds.append(float(r.n_seeds))
-            archs.append(float(r.n_archs))
-            bad.append(float(r.n_nan + r.n_inf))
-            secs.append(float(r.sec_per_arch))
-        finite_secs = [s for s in secs if math.isfinite(s)]
-        sec = f"{np.mean(finite_secs):.3g}" if finite_secs else "–"
-        tail = [_joined(seeds), _joined(archs), _joined(bad), sec]
-        body.append({"space": space, "proxy": proxy, "md": cells_md + tail, "tex": cells_tex + tail})
-    protocols = list(dict.fromkeys(p for ps in summary["protocol"].astype(str) for p in ps.split("; ") if p))
-    return {"targets": targets, "multi_space": multi_space, "body": body, "protocols": protocols}
 
 
 def _header_line(protocols: list[str]) -> str:
@@ -288,92 +255,68 @@ def _header_line(protocols: list[str]) -> str:
     )
 
 
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|")
+def scores_table(summary: pd.DataFrame) -> Table:
+    """One row per proxy (per space and proxy when the summary spans several spaces): τ and ρ per
+    target as mean ± std, then seeds, archs, NaN/inf and s/arch."""
+    targets = _targets(summary)
+    rows = _rows(summary)
+    multi_space = len({s for s, _ in rows}) > 1
+    typed = summary.astype({"space": str, "proxy": str, "dataset": str, "split": str})
+    index = {(r.space, r.proxy, r.dataset, r.split): r for r in typed.itertuples()}
+    body = []
+    for space, proxy in rows:
+        cells: list[Any] = [space, proxy] if multi_space else [proxy]
+        seeds, archs, bad, secs = [], [], [], []
+        for dataset, split in targets:
+            r = index.get((space, proxy, dataset, split))
+            if r is None:
+                cells += [MISSING, MISSING]
+                continue
+            cells += [MeanStd(r.tau_mean, r.tau_std), MeanStd(r.rho_mean, r.rho_std)]
+            seeds.append(float(r.n_seeds))
+            archs.append(float(r.n_archs))
+            bad.append(float(r.n_nan + r.n_inf))
+            secs.append(float(r.sec_per_arch))
+        finite_secs = [s for s in secs if math.isfinite(s)]
+        sec = f"{np.mean(finite_secs):.3g}" if finite_secs else MISSING
+        body.append(cells + [_joined(seeds), _joined(archs), _joined(bad), sec])
+    protocols = list(dict.fromkeys(p for ps in summary["protocol"].astype(str) for p in ps.split("; ") if p))
+    lead = ["space", "proxy"] if multi_space else ["proxy"]
+    tail = ["seeds", "archs", "NaN/inf", "s/arch"]
+    nl, nt = len(lead), len(targets)
+    header = lead + [f"{d}/{s} {g}" for d, s in targets for g in ("τ", "ρ")] + tail
+    caption = _header_line(protocols)
+    return Table(
+        header, body, align="l" * nl + "r" * (len(header) - nl), notes=[caption],
+        latex_header=[c.capitalize() for c in lead] + ["τ", "ρ"] * nt + ["Seeds", "Archs", "NaN/inf", "s/arch"],
+        groups=[("", nl)] + [(f"{d}/{s}", 2) for d, s in targets] + [("", len(tail))],
+        latex_spec="l" * nl + " " + " ".join(["cc"] * nt) + " rrrr",
+        comments=["Generated by harness.report from saved records; do not edit by hand.",
+                  Tex("Needs \\usepackage{booktabs}. Suggested caption text:"), caption],
+        # a short note row (the full explanation is in the comment above, for the caption)
+        footnote=f"Ground truth: {'; '.join(protocols) or 'not recorded'}. Mean ± std over seeds.",
+    )
 
 
-_TEX_ESCAPES = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "<": r"\textless{}", ">": r"\textgreater{}", "–": "--", "±": r"$\pm$", "τ": r"$\tau$", "ρ": r"$\rho$",
-}
-
-
-def latex_escape(text: str) -> str:
-    r"""Escape LaTeX special characters in plain text.
-
-    >>> latex_escape("grad_norm 50% & $x$")
-    'grad\\_norm 50\\% \\& \\$x\\$'
-    """
-    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
-
-
-def _markdown(model: dict[str, Any]) -> str:
-    lead = ["space", "proxy"] if model["multi_space"] else ["proxy"]
-    cols = lead + [f"{d}/{s} {g}" for d, s in model["targets"] for g in ("τ", "ρ")]
-    cols += ["seeds", "archs", "NaN/inf", "s/arch"]
-    lines = [_header_line(model["protocols"]), ""]
-    lines.append("| " + " | ".join(_md_escape(c) for c in cols) + " |")
-    lines.append("|" + "|".join([":---"] * len(lead) + ["---:"] * (len(cols) - len(lead))) + "|")
-    for row in model["body"]:
-        first = [row["space"], row["proxy"]] if model["multi_space"] else [row["proxy"]]
-        lines.append("| " + " | ".join(_md_escape(c) for c in first + row["md"]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _latex(model: dict[str, Any]) -> str:
-    lead = ["Space", "Proxy"] if model["multi_space"] else ["Proxy"]
-    nl, nt = len(lead), len(model["targets"])
-    ncols = nl + 2 * nt + 4
-    spec = "l" * nl + " " + " ".join(["cc"] * nt) + " rrrr"
-    out = [
-        "% Generated by harness.report from saved records; do not edit by hand.",
-        "% Needs \\usepackage{booktabs}. Suggested caption text:",
-        *(f"% {line}" for line in textwrap.wrap(latex_escape(_header_line(model["protocols"])), 96)),
-        f"\\begin{{tabular}}{{{spec}}}",
-        "\\toprule",
-    ]
-    groups = " & ".join(f"\\multicolumn{{2}}{{c}}{{{latex_escape(f'{d}/{s}')}}}" for d, s in model["targets"])
-    out.append(" & " * (nl - 1) + " & " + groups + " & & & & \\\\")
-    rules = " ".join(f"\\cmidrule(lr){{{nl + 1 + 2 * i}-{nl + 2 + 2 * i}}}" for i in range(nt))
-    out.append(rules)
-    sub = lead + ["$\\tau$", "$\\rho$"] * nt + ["Seeds", "Archs", "NaN/inf", "s/arch"]
-    out.append(" & ".join(sub) + " \\\\")
-    out.append("\\midrule")
-    for row in model["body"]:
-        first = [row["space"], row["proxy"]] if model["multi_space"] else [row["proxy"]]
-        cells = [latex_escape(c) for c in first] + [
-            c if c.startswith("$") else latex_escape(c) for c in row["tex"]
-        ]
-        out.append(" & ".join(cells) + " \\\\")
-    out.append("\\bottomrule")
-    # Short note row (the full explanation is in the comment above, for the caption).
-    proto = latex_escape("; ".join(model["protocols"]) or "not recorded")
-    note = f"Ground truth: {proto}. Mean $\\pm$ std over seeds."
-    out.append(f"\\multicolumn{{{ncols}}}{{l}}{{\\footnotesize {note}}} \\\\")
-    out.append("\\end{tabular}")
-    return "\n".join(out) + "\n"
-
-
-def _by_space_markdown(summary: pd.DataFrame) -> str:
+def by_space_table(summary: pd.DataFrame) -> Table:
     """Proxies (rows) x spaces (columns: τ and ρ against each space's first target)."""
     df = summary.astype({"space": str, "proxy": str, "dataset": str, "split": str})
     firsts = {sp: next(iter(zip(g["dataset"], g["split"]))) for sp, g in df.groupby("space", sort=False)}
     pick = df[[firsts[sp] == (d, s) for sp, d, s in zip(df["space"], df["dataset"], df["split"])]]
     index = {(r.space, r.proxy): r for r in pick.itertuples()}
     spaces = list(firsts)
-    lines = ["Cross-space view: each proxy's Kendall τ and Spearman ρ (mean ± std over seeds) against each "
-             "space's first ground-truth target: " + "; ".join(f"{sp}: {d}/{s}" for sp, (d, s) in firsts.items())
-             + ". Protocols are in the main table's header.", "",
-             "| proxy | " + " | ".join(f"{sp} τ | {sp} ρ" for sp in spaces) + " |",
-             "|:---|" + "---:|" * (2 * len(spaces))]
+    rows = []
     for proxy in dict.fromkeys(df["proxy"]):
-        cells = []
+        cells: list[Any] = [proxy]
         for sp in spaces:
             r = index.get((sp, proxy))
-            cells += ["–", "–"] if r is None else [_pm(r.tau_mean, r.tau_std, False), _pm(r.rho_mean, r.rho_std, False)]
-        lines.append(f"| {_md_escape(proxy)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+            cells += [MISSING, MISSING] if r is None else [MeanStd(r.tau_mean, r.tau_std), MeanStd(r.rho_mean, r.rho_std)]
+        rows.append(cells)
+    caption = ("Cross-space view: each proxy's Kendall τ and Spearman ρ (mean ± std over seeds) against each "
+               "space's first ground-truth target: " + "; ".join(f"{sp}: {d}/{s}" for sp, (d, s) in firsts.items())
+               + ". Protocols are in the main table's header.")
+    header = ["proxy"] + [f"{sp} {g}" for sp in spaces for g in ("τ", "ρ")]
+    return Table(header, rows, align="l" + "r" * (2 * len(spaces)), notes=[caption])
 
 
 def write_tables(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
@@ -382,29 +325,13 @@ def write_tables(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     if summary.empty:
         raise ValueError("empty summary: nothing to tabulate")
     tables = Path(out_dir) / "tables"
-    tables.mkdir(parents=True, exist_ok=True)
-    model = _table_model(summary)
-    md, tex = tables / f"{name}.md", tables / f"{name}.tex"
-    md.write_text(_markdown(model), encoding="utf-8")
-    tex.write_text(_latex(model), encoding="utf-8")
-    written = [md, tex]
-    if model["multi_space"]:
-        by_space = tables / f"{name}_by_space.md"
-        by_space.write_text(_by_space_markdown(summary), encoding="utf-8")
-        written.append(by_space)
+    written = write_table(scores_table(summary), tables, name, ("md", "tex"))
+    if summary["space"].astype(str).nunique() > 1:
+        written += write_table(by_space_table(summary), tables, f"{name}_by_space", ("md",))
     return written
 
 
 # --------------------------------------------------------------------------- figures
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _facets(sns: Any, plot_df: pd.DataFrame, proxies: list[str], ncol: int) -> Any:
     grid = sns.FacetGrid(
         plot_df, col="proxy", col_order=proxies, col_wrap=ncol if len(proxies) > 1 else None,
@@ -415,23 +342,22 @@ def _facets(sns: Any, plot_df: pd.DataFrame, proxies: list[str], ncol: int) -> A
     return grid
 
 
-def _scatter(scores: pd.DataFrame, summary: pd.DataFrame, metrics: pd.DataFrame | None, path: Path) -> bool:
+def _scatter(scores: pd.DataFrame, summary: pd.DataFrame, metrics: pd.DataFrame | None, path: Path) -> list[Path]:
     import seaborn as sns
 
-    plt = _pyplot()
     first = summary.iloc[0]
     space, dataset, split = str(first["space"]), str(first["dataset"]), str(first["split"])
     col = truth_column(dataset, split)
     if scores.empty or col not in scores.columns:
         warnings.warn(f"no {col} column in scores records; scatter plot skipped", stacklevel=3)
-        return False
+        return []
     sel = scores[(scores["space"].astype(str) == space) & scores[col].notna()]
     same_data = sel[sel["dataset"].astype(str) == dataset]
     if not same_data.empty:  # the proxy data set is named like the target (else: any data set)
         sel = same_data
     if sel.empty:
         warnings.warn(f"no scores with ground truth {col}; scatter plot skipped", stacklevel=3)
-        return False
+        return []
     seed = sel["seed"].min()
     sel = sel[sel["seed"] == seed]
     proxies = [str(p) for p in dict.fromkeys(summary.loc[summary["space"].astype(str) == space, "proxy"])]
@@ -467,15 +393,12 @@ def _scatter(scores: pd.DataFrame, summary: pd.DataFrame, metrics: pd.DataFrame 
         ax.set_xlabel("proxy score")
     grid.set_ylabels(f"{dataset}/{split} accuracy (%)")
     grid.figure.suptitle(f"{space} · {dataset}/{split} · seed {seed}", y=1.02)
-    grid.figure.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(grid.figure)
-    return True
+    return save(grid.figure, path, dpi=120, tight=True)
 
 
-def _tau_bars(summary: pd.DataFrame, path: Path) -> None:
+def _tau_bars(plt: Any, summary: pd.DataFrame, path: Path) -> list[Path]:
     import seaborn as sns
 
-    plt = _pyplot()
     df = summary.copy()
     multi_space = df["space"].nunique() > 1
     df["target"] = [
@@ -495,21 +418,19 @@ def _tau_bars(summary: pd.DataFrame, path: Path) -> None:
             target = order[int(round(centre))]
             std = lookup.get((target, proxy), float("nan"))
             if std is not None and math.isfinite(std):
-                ax.errorbar(centre, bar.get_height(), yerr=std, color="black", capsize=3, linewidth=1)
-    ax.axhline(0.0, color="grey", linewidth=0.8)
+                ax.errorbar(centre, bar.get_height(), yerr=std, **ERROR_BAR)
+    ax.axhline(0.0, **ZERO_LINE)
     ax.set_xlabel("")
     ax.set_ylabel("Kendall τ (mean ± std over seeds)")
     ax.legend(title="proxy", fontsize=7, title_fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return save(fig, path, dpi=120)
 
 
-def _heatmap(summary: pd.DataFrame, path: Path) -> None:
+def _heatmap(plt: Any, summary: pd.DataFrame, path: Path) -> list[Path]:
     """Proxies (rows) x targets (columns), cells = Spearman rho mean over seeds."""
     import seaborn as sns
 
-    plt = _pyplot()
     df = summary.copy()
     multi_space = df["space"].nunique() > 1
     df["target"] = [(f"{sp}: " if multi_space else "") + f"{d}/{s}"
@@ -518,15 +439,14 @@ def _heatmap(summary: pd.DataFrame, path: Path) -> None:
     grid = df.pivot_table(index="proxy", columns="target", values="rho_mean", aggfunc="first", dropna=False)
     grid = grid.reindex(index=list(dict.fromkeys(df["proxy"])), columns=list(dict.fromkeys(df["target"])))
     fig, ax = plt.subplots(figsize=(1.6 + 1.1 * grid.shape[1], 0.9 + 0.32 * grid.shape[0]))
-    sns.heatmap(grid, annot=True, fmt=".2f", cmap="RdBu_r", vmin=-1, vmax=1, center=0, linewidths=0.5,
+    sns.heatmap(grid, annot=True, fmt=".2f", cmap=DIVERGING, vmin=-1, vmax=1, center=0, linewidths=0.5,
                 cbar_kws={"label": "Spearman ρ (mean over seeds)"}, annot_kws={"fontsize": 7}, ax=ax)
     ax.set_xlabel("")
     ax.set_ylabel("")
     ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return save(fig, path, dpi=120)
 
 
 #: above this many proxies the per-proxy bar chart is unreadable: the heat map carries the numbers
@@ -553,22 +473,12 @@ def write_figures(
         raise ValueError("empty summary: nothing to plot")
     figures = Path(out_dir) / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    import seaborn as sns
-
-    _pyplot()  # select the Agg backend before seaborn draws anything
     written = []
-    # Style as context managers: no global rcParams change leaks out of this function.
-    with sns.axes_style("whitegrid"), sns.plotting_context("paper"):
-        scatter = figures / f"{name}_scatter.png"
-        if _scatter(scores, summary, metrics, scatter):
-            written.append(scatter)
-        heat = figures / f"{name}_heatmap.png"
-        _heatmap(summary, heat)
-        written.append(heat)
+    with figure_style() as plt:
+        written += _scatter(scores, summary, metrics, figures / f"{name}_scatter.png")
+        written += _heatmap(plt, summary, figures / f"{name}_heatmap.png")
         if summary["proxy"].nunique() <= MAX_BAR_PROXIES:
-            tau = figures / f"{name}_tau.png"
-            _tau_bars(summary, tau)
-            written.append(tau)
+            written += _tau_bars(plt, summary, figures / f"{name}_tau.png")
     return written
 
 
@@ -597,7 +507,7 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .cli import command_parser, output_name
+    from ..cli import command_parser, output_name
 
     parser = command_parser("report")
     parser.add_argument("--records", nargs="+", required=True, type=Path, help="job output dirs (searched recursively)")

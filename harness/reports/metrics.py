@@ -111,22 +111,23 @@ def _undefined(x: np.ndarray, y: np.ndarray) -> bool:
     return bool(np.all(x == x[0]) or np.all(y == y[0]))
 
 
-def _kendall(x: np.ndarray, y: np.ndarray) -> float:
+def _coefficient(statistic, x: np.ndarray, y: np.ndarray) -> float:
+    """``statistic(x, y).statistic`` (a scipy rank correlation) under the module's policy: ``nan``
+    when undefined, no scipy input warning."""
     if _undefined(x, y):
         return math.nan
     with warnings.catch_warnings():
         for w in _SCIPY_INPUT_WARNINGS:
             warnings.simplefilter("ignore", w)
-        return float(stats.kendalltau(x, y, variant="b").statistic)
+        return float(statistic(x, y).statistic)
+
+
+def _kendall(x: np.ndarray, y: np.ndarray) -> float:
+    return _coefficient(lambda a, b: stats.kendalltau(a, b, variant="b"), x, y)
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    if _undefined(x, y):
-        return math.nan
-    with warnings.catch_warnings():
-        for w in _SCIPY_INPUT_WARNINGS:
-            warnings.simplefilter("ignore", w)
-        return float(stats.spearmanr(x, y).statistic)
+    return _coefficient(stats.spearmanr, x, y)
 
 
 def rank_metrics(

@@ -1,0 +1,46 @@
+"""The one place report artifacts reach the tracker.
+
+A scoring job (:func:`harness.run.run`) and a search (:func:`harness.search.run_search`) log their
+records and figures through :func:`log_artifacts`; a scoring job's own figures are drawn from its
+records and logged by :func:`log_job_figures`.  Nothing heavy is imported until a figure is drawn.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+log = logging.getLogger(__name__)
+
+__all__ = ["log_artifacts", "log_job_figures"]
+
+
+def log_artifacts(run_handle: Any, paths: Iterable[str | os.PathLike[str] | None],
+                  artifact_path: str | None = None) -> list[Path]:
+    """Log each file of ``paths`` (``None`` entries skipped) to the tracker run ``run_handle`` (a
+    :class:`harness.tracking.RunHandle`), under ``artifact_path`` in the run's artifacts (``None``:
+    at the top); return the paths logged.  A missing file raises, as the tracker does."""
+    logged = []
+    for p in paths:
+        if p is None:
+            continue
+        run_handle.log_artifact(str(p), artifact_path)
+        logged.append(Path(p))
+    return logged
+
+
+def log_job_figures(run_handle: Any, out_dir: str | os.PathLike[str], name: str = "job",
+                    artifact_path: str | None = None) -> list[Path]:
+    """Draw a scoring job's figures from the records in ``out_dir`` (``figures/{name}_*.png``, as
+    ``harness report`` draws them) and log them; return the paths logged.  A failure to draw or
+    to log them is a warning, never an error (the job's numbers are already recorded)."""
+    try:
+        from .scores import load_records, summarise, write_figures
+
+        scores, metrics = load_records([Path(out_dir)])
+        figures = write_figures(scores, summarise(metrics), Path(out_dir), name)
+        return log_artifacts(run_handle, figures, artifact_path)
+    except Exception as err:  # noqa: BLE001 -- a figure failure must not lose the job's numbers
+        log.warning("could not draw the job's figures: %s", err)
+        return []

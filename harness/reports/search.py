@@ -1,0 +1,317 @@
+"""The search table and figures, from saved search records only (``search.json`` per job).
+
+Per (space, images, target, strategy, objective, budget): the found architectures' test accuracy
+as mean ± sample std over seeds, the mean search cost in seconds (the proxy seconds of the
+distinct architectures, see :mod:`harness.search`), the mean number of distinct architectures
+scored and the count of seeds.  Reference rows: the benchmark's optimum (from the records) and the
+published search results the space's benchmark reports
+(:meth:`spaces.benchmarks.TableBenchmark.published_search`; means as published, their stds are
+not reproduced here).
+
+Outputs ``tables/{name}.md``, ``tables/{name}.tex`` (the reports' table writer,
+:mod:`harness.reports.tables`), ``tables/{name}_summary.csv`` and ``figures/{name}_cost.png``
+(test accuracy against search cost, one panel per dataset) and ``figures/{name}_trajectory.png``
+(the incumbent's accuracy as the search goes, mean over seeds), in the reports' figure style
+(:mod:`harness.reports.style`).  A search run's own ``trajectory.png`` is drawn here too
+(:func:`trajectory_figure`).
+
+pandas is imported where records are read, not on import: a search run draws its trajectory with
+this module without loading it.
+
+CLI: ``harness search-report --records DIR [DIR ...] --out results --name search_nb201_quick``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .style import OPTIMUM_LINE, PUBLISHED_LINES, STRATEGY_LINES, STRATEGY_MARKERS, colours, figure_style, save
+from .tables import MISSING, MeanStd, Table
+from .tables import write as write_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+STRATEGY_LABELS = {"random": "R", "evolution": "RE", "reinforce": "RL"}
+OBJECTIVE_LABELS = {"valacc12": "ValAcc (12 epochs)"}
+
+#: the image datasets in the papers' column order (others follow as they come)
+DATASET_ORDER = ("cifar10", "cifar100", "ImageNet16-120")
+GROUP = ["space", "images", "target_dataset", "target_split", "strategy", "objective", "budget"]
+
+
+def load_searches(paths: Iterable[Path | str]) -> pd.DataFrame:
+    """Every ``search.json`` below ``paths`` as one row each (sorted paths; a job copied twice
+    counts once: rows are unique by (group, seed))."""
+    import pandas as pd
+
+    files = sorted({f for p in paths for f in ([Path(p)] if Path(p).is_file() else Path(p).rglob("search.json"))})
+    if not files:
+        raise FileNotFoundError(f"no search.json below {[str(p) for p in paths]}")
+    rows = []
+    for f in files:
+        d = json.loads(f.read_text())
+        d["target_dataset"], d["target_split"] = d["target"]
+        d.setdefault("machine", "not recorded")
+        d["settings"] = ", ".join(f"{k}={v}" for k, v in sorted((d.get("strategy_params") or {}).items()))
+        d["path"] = str(f)
+        rows.append({k: v for k, v in d.items() if not isinstance(v, (dict, list))})
+    df = pd.DataFrame(rows).drop_duplicates(subset=GROUP + ["seed"], keep="first")
+    for col in ("test_accuracy", "regret", "search_cost_s"):  # null (no accuracy) -> NaN
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
+
+
+def _datasets(summary: pd.DataFrame) -> list[str]:
+    seen = list(dict.fromkeys(summary["images"]))
+    return sorted(seen, key=lambda d: (DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER),
+                                       seen.index(d)))
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    g = df.groupby(GROUP, sort=False, dropna=False)
+    out = g.agg(acc_mean=("test_accuracy", "mean"), acc_std=("test_accuracy", "std"),
+                regret_mean=("regret", "mean"), cost_mean=("search_cost_s", "mean"),
+                cost_std=("search_cost_s", "std"), n_scored=("n_scored", "mean"), n_failed=("n_failed", "sum"),
+                n_seeds=("seed", "nunique"), n_nan=("test_accuracy", lambda s: int(s.isna().sum())),
+                optimum=("optimum", "first"), protocol=("protocol", "first"),
+                machine=("machine", lambda s: "; ".join(dict.fromkeys(map(str, s)))),
+                settings=("settings", lambda s: "; ".join(dict.fromkeys(map(str, s))))).reset_index()
+    return out
+
+
+def _label(strategy: str, objective: str) -> str:
+    return f"{STRATEGY_LABELS.get(strategy, strategy)} + {OBJECTIVE_LABELS.get(objective, objective)}"
+
+
+def _cost(x: float) -> str:
+    return MISSING if not math.isfinite(x) else f"{x:,.0f}"
+
+
+# --------------------------------------------------------------------------- published results
+def _benchmark_results(space: str, datasets: Sequence[str]) -> dict[tuple[str, str, str, str], float]:
+    """``{(method, setting, source, images): accuracy}`` the space's benchmark publishes (none for
+    a space that is not installed or a benchmark that does not say)."""
+    import spaces
+
+    try:
+        bench = spaces.get_space(space).benchmark
+    except (spaces.UnknownNameError, spaces.DataFileError) as err:  # a space that is not installed here
+        log.warning("no published search results for space %r: %s", space, err)
+        return {}
+    ask = getattr(bench, "published_search", None)
+    if ask is None:
+        return {}
+    return {(p.method, p.setting, p.source, d): float(p.accuracy) for d in datasets for p in ask(d)}
+
+
+def published(summary: pd.DataFrame) -> list[tuple[str, str, dict[str, float]]]:
+    """The published search results to show beside the summary: (row label, short label for a
+    figure key, ``{images: accuracy}``) per method, as every space of the summary's benchmark
+    reports them (in the first space's order)."""
+    datasets = _datasets(summary)
+    found = [_benchmark_results(space, datasets) for space in dict.fromkeys(summary["space"].astype(str))]
+    common = {k: v for k, v in found[0].items() if all(f.get(k) == v for f in found[1:])} if found else {}
+    methods: dict[tuple[str, str, str], dict[str, float]] = {}
+    for (method, setting, source, d), acc in common.items():
+        methods.setdefault((method, setting, source), {})[d] = acc
+    out = []
+    for (method, setting, source), accs in methods.items():
+        label = f"{method}, {setting} ({source}, published)" if setting else f"{method} ({source}, published)"
+        out.append((label, f"{method} {setting}" if setting else method, accs))
+    return out
+
+
+# --------------------------------------------------------------------------- tables
+def search_table(summary: pd.DataFrame) -> Table:
+    """One row per method (per dataset the accuracy and the search cost), then the benchmark's
+    optimum and the published results, under the caption and the strategies' settings."""
+    datasets = _datasets(summary)
+    header = ["method", "N"] + [c for d in datasets for c in (f"{d} test acc. (%)", f"{d} cost (s)")] + ["seeds"]
+    rows: list[list[Any]] = []
+    index = {(r.images, r.strategy, r.objective, r.budget): r for r in summary.itertuples()}
+    methods = list(dict.fromkeys(zip(summary["strategy"], summary["objective"], summary["budget"])))
+    order = {name: i for i, name in enumerate(STRATEGY_LABELS)}  # R, RE, RL; objectives as they came
+    methods.sort(key=lambda m: order.get(m[0], len(order)))
+    for strategy, objective, budget in methods:
+        cells: list[Any] = []
+        seeds = set()
+        for d in datasets:
+            r = index.get((d, strategy, objective, budget))
+            cells += [MeanStd(r.acc_mean, r.acc_std, digits=2), _cost(r.cost_mean)] if r else [MISSING, MISSING]
+            if r:
+                seeds.add(int(r.n_seeds))
+        rows.append([_label(strategy, objective), str(budget)] + cells + ["/".join(map(str, sorted(seeds)))])
+    optimum = {r.images: r.optimum for r in summary.itertuples()}
+    rows.append(["optimum (benchmark)", ""] + [c for d in datasets for c in (f"{optimum[d]:.2f}", "")] + [""])
+    for label, _, accs in published(summary):
+        rows.append([label, ""] + [c for d in datasets for c in (f"{accs[d]:.2f}" if d in accs else MISSING, "")]
+                    + [""])
+    protocols = "; ".join(dict.fromkeys(summary["protocol"]))
+    machine = "; ".join(dict.fromkeys(m for ms in summary["machine"] for m in ms.split("; ")
+                                      if m != "benchmark training time"))
+    caption = (f"Search results: found architecture's accuracy, mean ± std over seeds ({protocols}). "
+               f"Cost = proxy seconds of the distinct architectures scored, measured on {machine or 'n/a'} "
+               "(ValAcc: 12 epochs of the benchmark's training time).")
+    return Table(header, rows, notes=[caption, _settings(summary)])
+
+
+def _settings(summary: pd.DataFrame) -> str:
+    per = {STRATEGY_LABELS.get(st, st): "; ".join(dict.fromkeys(g["settings"])) or "defaults"
+           for st, g in summary.groupby("strategy", sort=False)}
+    return "Settings: " + "; ".join(f"{k}: {v}" for k, v in per.items()) + "."
+
+
+def write_tables(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    tables = Path(out_dir) / "tables"
+    written = write_table(search_table(summary), tables, name, ("md", "tex"))
+    csv_path = tables / f"{name}_summary.csv"
+    summary.to_csv(csv_path, index=False, float_format="%.6g")
+    return written + [csv_path]
+
+
+# --------------------------------------------------------------------------- figures
+def _legend(fig, ax, n_panels: int) -> float:
+    """One legend below the panels, as many columns as fit; returns the figure fraction it takes."""
+    handles, labels = ax.get_legend_handles_labels()
+    ncol = max(1, min(len(labels), 3 * n_panels))
+    rows = math.ceil(len(labels) / ncol) if labels else 0
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+    return 0.04 + 0.05 * rows
+
+
+def _panels(plt: Any, summary: pd.DataFrame):
+    """(the figure, one panel per dataset, the datasets, a colour per objective)."""
+    datasets = _datasets(summary)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(max(6.0, 4.6 * len(datasets)), 4.2), squeeze=False)
+    objectives = list(dict.fromkeys(summary["objective"]))
+    return fig, axes, datasets, dict(zip(objectives, colours()))
+
+
+def write_figure(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    """Mean test accuracy (± std over seeds) against mean search cost, per dataset."""
+    figures = Path(out_dir) / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    refs = published(summary)
+    with figure_style(grid=False) as plt:
+        fig, axes, datasets, colour = _panels(plt, summary)
+        for ax, d in zip(axes[0], datasets):
+            sub = summary[summary["images"] == d]
+            for r in sub.itertuples():
+                ax.errorbar(max(r.cost_mean, 1e-3), r.acc_mean, yerr=0 if not np.isfinite(r.acc_std) else r.acc_std,
+                            fmt=STRATEGY_MARKERS.get(r.strategy, "x"), color=colour[r.objective], capsize=2,
+                            label=_label(r.strategy, r.objective))
+            ax.axhline(sub["optimum"].iloc[0], **OPTIMUM_LINE)
+            for (_, _, accs), (ls, _) in zip(refs, PUBLISHED_LINES):
+                if d in accs:
+                    ax.axhline(accs[d], ls=ls, c="black", lw=0.6)
+            ax.set_xscale("log")
+            ax.set_xlabel("search cost (s, log)")
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_title(f"{d} ({'/'.join(sub[['target_dataset', 'target_split']].iloc[0])})", fontsize=9)
+        bottom = _legend(fig, axes[0][0], len(datasets))
+        key = "".join(f"; {line}: {short}" for (_, short, _), (_, line) in zip(refs, PUBLISHED_LINES))
+        fig.text(0.99, 0.99, "dashed: optimum" + key + (" (published)" if key else ""), ha="right", va="top",
+                 fontsize=7)
+        fig.tight_layout(rect=(0, bottom, 1, 0.95))
+        return save(fig, figures / f"{name}_cost.png", dpi=110)
+
+
+def load_trajectories(df: pd.DataFrame) -> pd.DataFrame:
+    """Every run's ``trajectory.csv`` (beside its ``search.json``) with the run's group columns."""
+    import pandas as pd
+
+    parts = []
+    for r in df.itertuples():
+        path = Path(r.path).with_name("trajectory.csv")
+        if path.is_file():
+            t = pd.read_csv(path, usecols=["step", "cost_s", "best_accuracy"])
+            for col in GROUP + ["seed"]:
+                t[col] = getattr(r, col)
+            parts.append(t)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def write_curves(traj: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+    """The incumbent's accuracy against search cost, mean over seeds (each seed's step function
+    evaluated on a common log-spaced cost grid, from the cost at which every seed has an
+    incumbent), one panel per dataset, one line per method; nothing without trajectories."""
+    if traj.empty:
+        return []
+    with figure_style(grid=False) as plt:
+        fig, axes, datasets, colour = _panels(plt, summary)
+        for ax, d in zip(axes[0], datasets):
+            sub = traj[traj["images"] == d]
+            for (strategy, objective), runs in sub.groupby(["strategy", "objective"], sort=False):
+                seeds = [g.sort_values("step") for _, g in runs.groupby("seed")]
+                lo = max(float(g["cost_s"].iloc[0]) for g in seeds)
+                hi = min(float(g["cost_s"].iloc[-1]) for g in seeds)
+                if not (lo > 0 and hi > lo):
+                    continue
+                grid = np.geomspace(lo, hi, 100)
+                acc = [g["best_accuracy"].to_numpy()[np.searchsorted(g["cost_s"].to_numpy(), grid, side="right") - 1]
+                       for g in seeds]
+                ax.plot(grid, np.nanmean(acc, axis=0), ls=STRATEGY_LINES.get(strategy, "-"), color=colour[objective],
+                        label=_label(strategy, objective))
+            ax.axhline(summary.loc[summary["images"] == d, "optimum"].iloc[0], **OPTIMUM_LINE)
+            ax.set_xscale("log")
+            ax.set_xlabel("search cost (s, log)")
+            ax.set_ylabel("incumbent's test acc. (%), seed mean")
+            ax.set_title(d, fontsize=9)
+        bottom = _legend(fig, axes[0][0], len(datasets))
+        fig.tight_layout(rect=(0, bottom, 1, 1))
+        return save(fig, Path(out_dir) / "figures" / f"{name}_trajectory.png", dpi=110)
+
+
+def trajectory_figure(steps: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], path: Path) -> list[Path]:
+    """One search run's figure: the incumbent's accuracy against search cost (``steps``: the
+    run's trajectory rows, ``summary``: its ``search.json``).  Returns the paths written; a
+    failure is a warning and returns none (a figure must not lose the search's numbers)."""
+    try:
+        with figure_style(grid=False) as plt:
+            fig, ax = plt.subplots(figsize=(5, 3.2))
+            ax.step([s["cost_s"] for s in steps], [s["best_accuracy"] for s in steps], where="post")
+            ax.axhline(summary["optimum"], **OPTIMUM_LINE, label="optimum")
+            ax.set_xlabel("search cost (s)")
+            ax.set_ylabel(f"incumbent's {'/'.join(summary['target'])} acc. (%)")
+            ax.set_title(f"{summary['strategy']} / {summary['objective']} / seed {summary['seed']}", fontsize=9)
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            return save(fig, path, dpi=100)
+    except Exception as err:  # noqa: BLE001
+        log.warning("could not draw the trajectory figure: %s", err)
+        return []
+
+
+def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str) -> dict[str, Any]:
+    runs = load_searches(record_dirs)
+    summary = summarise(runs)
+    paths = write_tables(summary, Path(out_dir), name)
+    paths += write_figure(summary, Path(out_dir), name)
+    paths += write_curves(load_trajectories(runs), summary, Path(out_dir), name)
+    return {"summary": summary, "paths": paths}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ..cli import command_parser, output_name
+
+    parser = command_parser("search-report")
+    parser.add_argument("--records", nargs="+", required=True, help="directories holding search.json files")
+    parser.add_argument("--out", default="results", help="output root (tables/, figures/)")
+    parser.add_argument("--name", required=True, type=output_name, help="base name of the generated files")
+    args = parser.parse_args(argv)
+    out = build(args.records, args.out, args.name)
+    for p in out["paths"]:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
