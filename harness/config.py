@@ -37,7 +37,7 @@ from omegaconf.errors import OmegaConfBaseException
 import proxies
 import spaces
 
-from .scoring import data
+from . import data
 from .strategies import RULES as VOTE_RULES
 from .strategies import TIES, Objective, list_strategies, strategy_class
 
@@ -438,7 +438,7 @@ def _name_ok(v: Any, cfg: Any) -> bool:
 
 
 def _split_ok(v: Any, cfg: Any) -> bool:
-    from .scoring import data
+    from . import data
 
     try:
         return v in data.splits(cfg.dataset.images)
@@ -447,13 +447,13 @@ def _split_ok(v: Any, cfg: Any) -> bool:
 
 
 def _dataset_ok(v: Any, cfg: Any) -> bool:
-    from .scoring import data
+    from . import data
 
     return v in data.DATASETS
 
 
 def _dataset_allowed() -> str:
-    from .scoring import data
+    from . import data
 
     return "one of " + ", ".join(data.DATASETS)
 

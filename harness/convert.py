@@ -46,7 +46,7 @@ Point the project at a data directory with $ZSNAS_DATA_DIR or the `data_dir` con
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli import command_parser
+    from .commands import command_parser
 
     parser = command_parser(
         "convert",

@@ -33,6 +33,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+from spaces.base import StackedSpace
+
 from .correlation import Accumulation, ResponseCorrelation, non_finite_cause
 from .probe import ProxyOutcome, _is_oom, batched_abs_correlation, on_input_gradient, outcome_of, synchronize
 from .registry import get_proxy
@@ -80,8 +82,8 @@ class ResponseSink:
 
 def supports(space: Any, name: str) -> bool:
     """Whether the engine can score proxy ``name`` on ``space`` (a response-correlation proxy and
-    a space with a stacked formulation)."""
-    return hasattr(space, "stacked_group") and get_proxy(name).factory is ResponseCorrelation
+    a space with a stacked formulation: a :class:`spaces.base.StackedSpace`)."""
+    return isinstance(space, StackedSpace) and get_proxy(name).factory is ResponseCorrelation
 
 
 def build_group(space: Any, chunk: Sequence[tuple[str, int]], num_classes: int) -> tuple[Any, dict[str, str]]:

@@ -235,8 +235,13 @@ class NATSSizeSpace:
     def index(self, arch: Any) -> int:
         return self.benchmark.index_of(self.parse(arch))
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
+        """How many architectures the space has."""
         return len(CHANNELS) ** NUM_LAYERS
+
+    def __len__(self) -> int:
+        return self.size
 
     def sample(self, rng: np.random.Generator) -> SizeArch:
         return SizeArch(tuple(CHANNELS[i] for i in rng.integers(0, len(CHANNELS), size=NUM_LAYERS)))

@@ -393,8 +393,13 @@ class NB101Space:
         """The row of ``arch`` (any labelling of the same graph) in the ground-truth table."""
         return self.benchmark.index_of(self.parse(arch))
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
+        """How many architectures the space has."""
         return NUM_CELLS
+
+    def __len__(self) -> int:
+        return self.size
 
     def sample(self, rng: np.random.Generator) -> NB101Arch:
         """A uniformly random 7-vertex spec (each upper-triangular edge a fair coin, interior ops

@@ -10,7 +10,7 @@ import torch
 
 import spaces
 from conftest import needs_data
-from harness.scoring import bench
+from harness import bench
 from harness.scoring.store import Record, ScoreKey, ScoreStore
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.scoring import data
-from harness.scoring.data import DATASETS, batch, image_shape, normalize, num_classes, num_images
+from harness import data
+from harness.data import DATASETS, batch, image_shape, normalize, num_classes, num_images
 from spaces.base import DataFileError, UnknownNameError
 
 

@@ -214,7 +214,7 @@ def _golden_rows() -> list[int]:
 
 @pytest.fixture(scope="module")
 def golden101():
-    from harness.scoring.data import batch
+    from harness.data import batch
 
     with open(GOLDEN_JSON) as f:
         entries = {a["row"]: a for a in json.load(f)["archs"]}

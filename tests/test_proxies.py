@@ -469,7 +469,7 @@ GOLDEN_TOL = 1e-6
 #: float32 parameter gradients round differently and they move by up to 1e-4 relative, while every
 #: other measure, WRCor's included, still agrees to < 1e-6
 CANCELLING_TOL = {"plain": 2e-4, "grasp": 2e-4}
-# With the golden batch arithmetic (harness.scoring.data: float32 constants / 255) and oneDNN's AVX2 kernels
+# With the golden batch arithmetic (harness.data: float32 constants / 255) and oneDNN's AVX2 kernels
 # (tests/conftest.py) every value agrees to < 1e-8; the most ill-conditioned one (rcor of the
 # all-avg-pool arch 7581) moves by 1.4e-6 when the batch differs in the last bit or AVX-512 kernels
 # are used.
@@ -485,7 +485,7 @@ def _golden_arch_ids() -> list[int]:
 @pytest.fixture(scope="module")
 def golden():
     """(index -> entry, index -> our four scores, computed once per arch in ONE pass)."""
-    from harness.scoring.data import batch
+    from harness.data import batch
 
     with open(GOLDEN_JSON) as f:
         entries = {a["index"]: a for a in json.load(f)["archs"]}

@@ -301,7 +301,7 @@ _GOLDEN_SCRIPT = textwrap.dedent("""
     import numpy as np, torch
     torch.set_num_threads(2)
     import proxies, spaces
-    from harness.scoring.data import batch
+    from harness.data import batch
     from spaces.nb201 import load_state_by_position
     golden_json, golden_npz, names, archs = sys.argv[1], sys.argv[2], sys.argv[3].split(","), sys.argv[4]
     entries = {a["index"]: a for a in json.load(open(golden_json))["archs"]}

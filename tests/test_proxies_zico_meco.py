@@ -324,7 +324,7 @@ def test_sub_batch_failures_are_recorded_errors():
 
 @needs_data
 def test_full_nb201_network_on_cifar10():
-    from harness.scoring.data import batch
+    from harness.data import batch
 
     x, y = batch("cifar10", 64, seed=0)
     net = spaces.get_space("nb201").build(MIXED, 10, seed=0)

@@ -133,7 +133,7 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str, *, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..cli import command_parser, output_name
+    from ..commands import command_parser, output_name
 
     parser = command_parser("agreement")
     parser.add_argument("--records", nargs="+", required=True, type=Path, help="job output dirs (searched recursively)")

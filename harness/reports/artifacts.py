@@ -1,6 +1,6 @@
 """The one place report artifacts reach the tracker.
 
-A scoring job (:func:`harness.run.run`) and a search (:func:`harness.search.run_search`) log their
+A scoring job (:func:`harness.scoring.run.run`) and a search (:func:`harness.search.run_search`) log their
 records and figures through :func:`log_artifacts`; a scoring job's own figures are drawn from its
 records and logged by :func:`log_job_figures`.  Nothing heavy is imported until a figure is drawn.
 """

@@ -54,7 +54,7 @@ def check(ref_path: str | Path, run_dir: str | Path, *, part: str = "full") -> l
 
 
 def main(argv=None) -> int:
-    from ..cli import command_parser
+    from ..commands import command_parser
 
     ap = command_parser("reference")
     sub = ap.add_subparsers(dest="cmd", required=True)

@@ -2,8 +2,6 @@
 the durable store, and metrics against the benchmark.
 
 - :mod:`.run`: the scoring job (``harness run``): population -> scores -> metrics -> tracker/report;
-- :mod:`.data`: the image batches (datasets, samplings, normalisation);
 - :mod:`.store`: the score store (SQLite, resumable, shard merging);
 - :mod:`.builds`: how the engine's networks are built (worker processes, shared memory);
-- :mod:`.bench`: timings (``harness bench``).
 """

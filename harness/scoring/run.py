@@ -24,7 +24,7 @@ import spaces
 from spaces.base import seed_for
 from spaces.datafiles import checksums
 
-from . import data
+from .. import data
 from ..config import SPACE_DATA_KEYS, ConfigError, RunConfig, load, space_kwargs
 from .store import Record, ScoreKey, ScoreStore, UnionStore, merge_stores
 

@@ -617,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``harness store merge --into DEST SRC [SRC ...]`` folds the sources into DEST
     (created if missing; the sources are only read) and prints the counts;
     ``harness store count PATH [PATH ...]`` prints the rows per proxy and status."""
-    from ..cli import command_parser
+    from ..commands import command_parser
 
     parser = command_parser("store", main.__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -67,8 +67,13 @@ class NB201Space:
         """The official NB201 index of an architecture."""
         return self.benchmark.index_of(self.parse(arch))
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
+        """How many architectures the space has."""
         return len(OPS) ** NUM_EDGES
+
+    def __len__(self) -> int:
+        return self.size
 
     def sample(self, rng: np.random.Generator) -> NB201Arch:
         return NB201Arch(tuple(OPS[i] for i in rng.integers(0, len(OPS), size=NUM_EDGES)))

@@ -41,7 +41,7 @@ import spaces
 from spaces.base import seed_for
 
 from . import data
-from .builds import make_engine
+from .scoring.builds import make_engine
 
 #: the eight activation/gradient proxies of the standard pass: WRCor, its unweighted RCor / ACor /
 #: GCor (paper convention), NASWOT's codes, and the gradient-based snip, grad_norm, fisher
@@ -200,7 +200,7 @@ def bench_engine(device: torch.device, n_archs: int, *, batch: int = 64, group: 
 def compare_stores(a: str | Path, b: str | Path) -> dict:
     """Two stores' common keys (e.g. a job with the engine and one without): how many, whether
     the statuses and skip counts agree, and the largest relative difference of the values."""
-    from .store import ScoreStore
+    from .scoring.store import ScoreStore
 
     with ScoreStore(a) as sa, ScoreStore(b) as sb:
         ra = {r.key: r for r in sa.records()}
@@ -217,7 +217,7 @@ def compare_stores(a: str | Path, b: str | Path) -> dict:
 
 def _track_engine(res: dict) -> None:
     """The engine bench as an MLflow run (experiment ``zsnas-bench-bench``), next to the sweeps."""
-    from ..tracking import make_tracker
+    from .tracking import make_tracker
 
     tracker = make_tracker({"enabled": True, "uri": os.environ.get("ZSNAS_MLFLOW_URI", "mlruns.db"),
                             "experiment": "zsnas-bench-bench"})
@@ -234,10 +234,10 @@ def bench_search(steps: int = 1000, objectives=("wrcor", "vote_sjw"), seed: int 
     updates, the trajectory, the ground-truth lookups, the files and the figure)."""
     import tempfile
 
-    from ..config import SearchConfig, compose, config_dir, load
-    from .run import score_keys, space_from_cfg
-    from ..search import run_search
-    from .store import Record, ScoreStore
+    from .config import SearchConfig, compose, config_dir, load
+    from .scoring.run import score_keys, space_from_cfg
+    from .search import run_search
+    from .scoring.store import Record, ScoreStore
 
     out: dict = {"steps": steps, "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -279,7 +279,7 @@ def bench_search(steps: int = 1000, objectives=("wrcor", "vote_sjw"), seed: int 
 
 
 def main(argv=None) -> int:
-    from ..cli import command_parser
+    from .commands import command_parser
 
     ap = command_parser("bench")
     ap.add_argument("--archs", type=int, default=50, help="architectures for the proxy timing (0: skip it)")
@@ -327,7 +327,7 @@ def main(argv=None) -> int:
         print(f"  the command line, end to end (python {cli['command']} ...): {cli['total_s']:.2f} s"
               + ("" if cli["ok"] else " FAILED"))
         (Path(args.out) / "search_cpu.json").write_text(json.dumps(res, indent=2))
-    from .run import resolve_device
+    from .scoring.run import resolve_device
 
     device = resolve_device(args.device)
     n_engine = args.engine_archs if args.engine_archs is not None else (200 if device.type == "cuda" else 16)
