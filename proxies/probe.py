@@ -135,6 +135,12 @@ def on_input_gradient(t: torch.Tensor, fn: Callable[[torch.Tensor], None]) -> No
     t.grad_fn.register_hook(hook)
 
 
+def on_tensor_gradient(t: torch.Tensor, fn: Callable[[torch.Tensor], None]) -> None:
+    """During the backward pass, call ``fn`` with the gradient with respect to ``t`` itself
+    (detached; summed over every use of ``t``).  A tensor hook: gone with the graph."""
+    t.register_hook(lambda g: fn(g.detach()))
+
+
 @contextmanager
 def watching(points: Sequence[ResponsePoint], *, on_activation: Callable[[ResponsePoint, torch.Tensor], None] | None = None,
              on_gradient: Callable[[ResponsePoint, torch.Tensor], None] | None = None) -> Iterator[None]:
@@ -340,7 +346,7 @@ def _module_hook(forward: ModuleForwardHook | None, output_grad: GradHook | None
         if forward is not None:
             forward(module, args, output)
         if output_grad is not None and isinstance(output, torch.Tensor) and output.requires_grad:
-            output.register_hook(lambda g: output_grad(g.detach()))
+            on_tensor_gradient(output, output_grad)
 
     return hook
 

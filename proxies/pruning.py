@@ -65,7 +65,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .probe import weight_layers
+from .probe import on_tensor_gradient, weight_layers
 from .registry import register
 
 
@@ -128,7 +128,7 @@ class Fisher:
             # gone with the graph), so a module called several times is handled call by call
             if isinstance(output, torch.Tensor) and output.requires_grad:
                 act = output.detach()
-                output.register_hook(lambda grad: self._accumulate(i, act, grad.detach()))
+                on_tensor_gradient(output, lambda grad: self._accumulate(i, act, grad))
 
         return forward
 
