@@ -232,3 +232,31 @@ def test_stored_failures_are_failed_evaluations_unless_retried(tmp_path, monkeyp
     assert retried["n_failed"] == 0 and retried["n_computed"] == 1
     with ScoreStore(tmp_path / "s.sqlite") as store:
         assert all(r.status == "ok" for r in store.records())
+
+
+#: recorded before batched search existed (objective=params: exact integers on any machine, ties
+#: included): per strategy, sha256[:16] of the trajectory's architectures and incumbents (one per
+#: line), the found architecture and the distinct count, for budget 40 and seed 3
+PINNED_SEARCH = {
+    "random": ("e00174f61985a2e3", "5c4add0dc0be4bd3",
+               "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|nor_conv_3x3~1|nor_conv_3x3~2|", 40),
+    "evolution": ("3b70d7d2f89e1d01", "7ddc55eb6b38482b",
+                  "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|", 38),
+    "reinforce": ("be916b4c25580493", "bc4e47fd1eee4e31",
+                  "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_1x1~2|", 39),
+}
+PINNED_SETTINGS = {"random": [], "evolution": ["search.population=8", "search.tournament=3"],
+                   "reinforce": ["search.warmup=8", "search.lr=0.1"]}
+
+
+@pytest.mark.parametrize("strategy", sorted(PINNED_SEARCH))
+def test_default_search_reproduces_the_pinned_result(tmp_path, strategy):
+    import hashlib
+
+    cfg = make_cfg(tmp_path, f"search={strategy}", *PINNED_SETTINGS[strategy], "objective=params", "budget=40",
+                   "seed=3", "figure=false")
+    out = hs.run_search(cfg, output_dir=tmp_path / "p")
+    traj = pd.read_csv(tmp_path / "p" / "trajectory.csv")
+    digest = lambda col: hashlib.sha256("\n".join(traj[col]).encode()).hexdigest()[:16]  # noqa: E731
+    assert (digest("arch"), digest("best_arch"), out["arch"], out["n_scored"]) == PINNED_SEARCH[strategy]
+    assert len(traj) == out["budget"] == 40

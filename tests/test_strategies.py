@@ -258,3 +258,34 @@ def test_evolution_tournament_without_replacement_draws_distinct_members(monkeyp
     assert parents == [best_member] * 3
     with pytest.raises(ValueError, match="without replacement"):
         RegularizedEvolution(space, ONE, seed=1, population=4, tournament=5, replace=False)
+
+
+#: sha256[:16] of the 120 proposals (one per line) of each strategy with seed 7 on every space and
+#: the synthetic objective, recorded before batched asks existed: the one-at-a-time default must
+#: keep proposing exactly these
+PINNED = {
+    ("random", "darts"): "fa302ba5d31144e8", ("random", "nats_sss"): "0ac3fd2cf5c75edc",
+    ("random", "nats_tss"): "ccdb776dc97d73c8", ("random", "nb101"): "cd416b9b71f1aa09",
+    ("random", "nb201"): "ccdb776dc97d73c8",
+    ("evolution", "darts"): "22e1ea908af7ccb4", ("evolution", "nats_sss"): "be1331bc9663bd2c",
+    ("evolution", "nats_tss"): "8cbea57a35401aee", ("evolution", "nb101"): "8f177c70e75bcd02",
+    ("evolution", "nb201"): "8cbea57a35401aee",
+    ("reinforce", "darts"): "22612e039c4e652b", ("reinforce", "nats_sss"): "29edce47eca1163f",
+    ("reinforce", "nats_tss"): "e8cf2ce4e8d19646", ("reinforce", "nb101"): "5ffc178504c41b27",
+    ("reinforce", "nb201"): "e8cf2ce4e8d19646",
+}
+#: REINFORCE's policy (sha256[:16] of the concatenated logits' bytes) and baseline after those 120 steps
+PINNED_POLICY = {"nb201": ("63a78e4f31c20133", 0.003394015083746746),
+                 "nb101": ("20e32ace007c0fb8", 0.5843312152750382)}
+
+
+@pytest.mark.parametrize("name,space_name", sorted(PINNED))
+def test_one_at_a_time_trajectories_are_pinned(name, space_name):
+    params = {"evolution": {"population": 16, "tournament": 4}, "reinforce": {"warmup": 10, "lr": 0.05}}
+    s = make_strategy(name, spaces.get_space(space_name), ONE, seed=7, **params.get(name, {}))
+    trail = run(s, 120)
+    assert hashlib.sha256("\n".join(trail).encode()).hexdigest()[:16] == PINNED[(name, space_name)]
+    if name == "reinforce" and space_name in PINNED_POLICY:
+        digest, baseline = PINNED_POLICY[space_name]
+        assert hashlib.sha256(np.concatenate(s.logits).tobytes()).hexdigest()[:16] == digest
+        assert s.baseline == baseline
