@@ -38,8 +38,8 @@ import proxies
 import spaces
 
 from . import data
-from .strategies import RULES as VOTE_RULES
-from .strategies import TIES, Objective, list_strategies, strategy_class
+from .search.strategies import RULES as VOTE_RULES
+from .search.strategies import TIES, Objective, list_strategies, strategy_class
 
 __all__ = ["ConfigError", "RunConfig", "SearchConfig", "config_dir", "compose", "load", "validate", "safe_name",
            "space_schema", "strategy_schema", "space_kwargs", "strategy_params", "to_plain", "RULES",
@@ -231,7 +231,7 @@ def _search_tracking() -> TrackingConfig:
 
 
 def _objective_default(name: str) -> str:
-    """A vote setting's default: the one :class:`harness.strategies.Objective` declares."""
+    """A vote setting's default: the one :class:`harness.search.Objective` declares."""
     return Objective.__dataclass_fields__[name].default
 
 

@@ -2,7 +2,7 @@
 
 Per (space, images, target, strategy, objective, budget): the found architectures' test accuracy
 as mean ± sample std over seeds, the mean search cost in seconds (the proxy seconds of the
-distinct architectures, see :mod:`harness.search`), the mean number of distinct architectures
+distinct architectures, see :mod:`harness.search.run`), the mean number of distinct architectures
 scored and the count of seeds.  Reference rows: the benchmark's optimum (from the records) and
 published zero-shot search results (means as published; their stds are not reproduced here).
 

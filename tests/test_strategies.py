@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import spaces
-from harness.strategies import (STRATEGIES, Evaluation, Objective, RandomSearch, RegularizedEvolution, Reinforce,
-                                make_strategy)
+from harness.search.strategies import (STRATEGIES, Evaluation, Objective, RandomSearch, RegularizedEvolution,
+                                         Reinforce, make_strategy)
 from spaces.base import InvalidArchitectureError, UnknownNameError
 
 ONE = Objective("synthetic", ("synthetic",), (1.0,))
@@ -196,16 +196,16 @@ def test_nb201_choices_cover_the_space():
 def test_doctests_pass():
     import doctest
 
-    import harness.strategies
+    import harness.search.strategies
 
-    result = doctest.testmod(harness.strategies)
+    result = doctest.testmod(harness.search.strategies)
     assert result.attempted > 0 and result.failed == 0
 
 
 def test_adam_matches_torch_optim_adam():
     import torch
 
-    from harness.strategies import Adam
+    from harness.search.strategies import Adam
 
     rng = np.random.default_rng(0)
     ours = [np.zeros(5), np.zeros(3)]

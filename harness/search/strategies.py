@@ -3,7 +3,7 @@
 Every strategy works on any space through the space interface (``sample``, ``mutate``, and for
 REINFORCE ``choices``/``from_choices``), owns its random generator (``np.random.default_rng(seed)``,
 no global RNG), and never sees ground truth: it is told an :class:`Evaluation` (the objective's
-component scores) and decides with the :class:`Objective`.  The runner (:mod:`harness.search`)
+component scores) and decides with the :class:`Objective`.  The runner (:mod:`harness.search.run`)
 owns the loop, the scoring through the durable store, the budget and the cost.
 
 >>> import spaces

@@ -1,6 +1,6 @@
 """Zero-shot search: ``harness search <hydra overrides>`` and ``run_search(cfg) -> dict``.
 
-A strategy (:mod:`harness.strategies`) asks for an architecture, the runner scores it through the
+A strategy (:mod:`harness.search.strategies`) asks for an architecture, the runner scores it through the
 durable score store (a stored score is read, never recomputed; a new one is committed as soon as
 it is computed), tells the evaluation back, and after ``budget`` asks looks up the incumbent's
 trained accuracy (an explicit ``(dataset, split)``) and its regret to the best in the benchmark.
@@ -29,16 +29,15 @@ import csv
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import proxies
 
-from .config import ConfigError, SearchConfig, load, strategy_params, to_plain
-from .run import NetworkScorer, key_maker, pass_seconds, resolve_device, space_from_cfg
-from .store import ScoreKey, ScoreStore
+from ..config import ConfigError, SearchConfig, load, strategy_params, to_plain
+from ..run import NetworkScorer, key_maker, pass_seconds, resolve_device, space_from_cfg
+from ..store import ScoreKey, ScoreStore
 from .strategies import Evaluation, Objective, make_strategy
 
 log = logging.getLogger(__name__)
@@ -289,9 +288,9 @@ def _trajectory_figure(steps: list[dict], summary: Mapping[str, Any], path: Path
 
 
 def _track(tracker, cfg: SearchConfig, summary: Mapping[str, Any], artifacts) -> None:
-    from .tracking import flatten, provenance_tags
+    from ..tracking import flatten, provenance_tags
 
-    tags = provenance_tags(Path(__file__).resolve().parents[1], {})
+    tags = provenance_tags(Path(__file__).resolve().parents[2], {})
     tags["found_arch"] = summary["arch"]
     name = f"search-{summary['space']}-{summary['images']}-{summary['strategy']}-{summary['objective']}-seed{summary['seed']}"
     with tracker.run(name, parent_run_id=cfg.tracking.parent_run_id, tags=tags) as handle:
@@ -309,11 +308,6 @@ SUMMARY_KEYS = ("arch", "test_accuracy", "regret", "search_cost_s", "n_scored", 
 
 def main(argv=None) -> int:
     """``python -m harness.search [overrides]`` = ``harness search [overrides]``."""
-    from .cli import search_command
+    from ..cli import search_command
 
     return search_command(argv)
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    raise SystemExit(main())
