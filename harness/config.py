@@ -230,6 +230,11 @@ def _search_tracking() -> TrackingConfig:
     return TrackingConfig(experiment="zsnas-bench-search")
 
 
+def _search_engine() -> EngineConfig:
+    """A search scores one network at a time unless asked (the one-network path's numbers)."""
+    return EngineConfig(enabled=False)
+
+
 def _objective_default(name: str) -> str:
     """A vote setting's default: the one :class:`harness.search.Objective` declares."""
     return Objective.__dataclass_fields__[name].default
@@ -252,11 +257,16 @@ class SearchConfig(RunConfig):
     seed: int = knob(0, "the strategy's seed")
     objective: str = knob("wrcor", "a proxy, a vote (vote_sjw, vote_spw) or valacc12 (12-epoch accuracy)")
     budget: int = knob(1000, "architectures asked for (repeats included); the cost counts distinct ones")
+    ask_batch: int = knob(1, "architectures asked for at once, their unscored ones scored together (in stacked "
+                             "passes with engine.enabled=true; random: the same search for any value; evolution/"
+                             "reinforce: a batch comes from one population/policy, so another value is another "
+                             "search)")
     score_seed: int = knob(0, "the proxies' batch and initialisation (fixed: every search seed shares the scores)")
     signs: Optional[List[float]] = knob(None, "per-component direction override, e.g. [1,-1,1]")
     vote: VoteConfig = knob(factory=VoteConfig)
     progress_every: int = knob(100, "a progress line every N steps (stderr)")
     figure: bool = knob(True, "draw trajectory.png in the run directory")
+    engine: EngineConfig = knob(factory=_search_engine)
     tracking: TrackingConfig = knob(factory=_search_tracking)
     search: Any = knob(MISSING, "the search strategy (search=<name>): its own settings below")
 
@@ -486,6 +496,7 @@ SEARCH_RULES: list[Rule] = [
     Rule("objective", lambda: _proxies_allowed().replace("registered proxies", "a registered proxy, a vote")
          + "; or valacc12 (the 12-epoch accuracy baseline)", lambda v, c: True),  # checked by _check_search
     Rule("budget", "a positive integer", lambda v, c: v >= 1),
+    Rule("ask_batch", "a positive integer", lambda v, c: v >= 1),
     Rule("score_seed", "an integer >= 0", lambda v, c: v >= 0),
     Rule("progress_every", "a positive integer", lambda v, c: v >= 1),
 ]

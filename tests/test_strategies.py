@@ -229,7 +229,8 @@ def test_policy_gradient_is_the_log_softmax_gradient():
     s = Reinforce(space, ONE, seed=0, warmup=2, lr=0.1)
     run(s, 2)
     arch = s.ask()
-    idx = s._drawn[arch]
+    (drawn, idx), = s._drawn  # the pending policy draw: (architecture, its choice indices)
+    assert drawn == arch
     before = [t.copy() for t in s.logits]
     s.baseline = 0.0  # else the first update's baseline is the reward itself (no gradient)
     s.tell(arch, Evaluation((5.0,)))
@@ -289,3 +290,90 @@ def test_one_at_a_time_trajectories_are_pinned(name, space_name):
         digest, baseline = PINNED_POLICY[space_name]
         assert hashlib.sha256(np.concatenate(s.logits).tobytes()).hexdigest()[:16] == digest
         assert s.baseline == baseline
+
+
+def run_batched(strategy, steps, n, evaluate=synthetic):
+    """``steps`` proposals asked ``n`` at a time, each batch told in the order asked; the batch sizes."""
+    trail, sizes = [], []
+    while len(trail) < steps:
+        archs = strategy.ask(min(n, steps - len(trail)))
+        sizes.append(len(archs))
+        for arch in archs:
+            strategy.tell(arch, evaluate(strategy.space, arch))
+            trail.append(strategy.space.to_str(arch))
+    return trail, sizes
+
+
+@pytest.mark.parametrize("space_name", spaces.list_spaces())
+def test_random_search_draws_the_same_architectures_for_every_batch_size(space_name):
+    space = spaces.get_space(space_name)
+    single = RandomSearch(space, ONE, seed=4)
+    one = run(single, 50)
+    for n in (2, 8, 50):
+        s = RandomSearch(space, ONE, seed=4)
+        trail, sizes = run_batched(s, 50, n)
+        assert trail == one and s.best() == single.best()
+        assert sizes == [n] * (50 // n) + ([50 % n] if 50 % n else [])
+
+
+@pytest.mark.parametrize("name", ["evolution", "reinforce"])
+def test_a_batch_never_straddles_the_initial_samples_and_is_reproducible(name):
+    space = spaces.get_space("nb201")
+    make = lambda: make_strategy(name, space, ONE, seed=2, **SMALL_PARAMS[name])  # noqa: E731
+    initial = make().initial_samples()
+    a, b = make(), make()
+    (ta, sizes), (tb, _) = run_batched(a, 60, 6), run_batched(b, 60, 6)
+    assert ta == tb and a.best() == b.best()  # the same seed and batch size: the same search
+    assert sizes[:initial // 6 + 1] == [6] * (initial // 6) + [initial % 6]  # the rest of the initial samples
+    assert sum(sizes) == 60 and a.n_asked == a.n_told == 60
+    assert ta[:initial] == run(RandomSearch(space, ONE, seed=2), initial)  # common random numbers kept
+    assert ta != run(make(), 60)  # another batch size is another search (the same start)
+    assert run_batched(make(), 60, 1)[0] == run(make(), 60)  # ask(1) is ask()
+
+
+def test_evolution_children_of_a_batch_come_from_one_population():
+    space = spaces.get_space("nb201")
+    s = RegularizedEvolution(space, ONE, seed=3, population=16, tournament=4)
+    trail, _ = run_batched(s, 16, 8)
+    for _ in range(5):
+        members = [space.to_str(a) for a, _ in s.population]
+        children = s.ask(8)
+        for child in children:  # each child is one mutation of a member of the population it was asked from
+            assert 1 in {sum(x != y for x, y in zip(space.parse(m).ops, child.ops)) for m in members}
+        for child in children:
+            s.tell(child, synthetic(space, child))
+            trail.append(space.to_str(child))
+            assert [space.to_str(a) for a, _ in s.population] == trail[-16:]  # it ages as each child is told
+
+
+def test_reinforce_draws_a_batch_from_one_policy_and_steps_once_per_tell():
+    space = spaces.get_space("nb201")
+    s = Reinforce(space, ONE, seed=0, warmup=8, lr=0.05)
+    run_batched(s, 8, 8)
+    assert s.optimizer.t == 0 and s._mean is not None
+    before = [p.copy() for p in s.probabilities()]
+    archs = s.ask(5)
+    assert all(np.array_equal(p, q) for p, q in zip(before, s.probabilities()))  # asking does not move it
+    assert [a for a, _ in s._drawn] == archs
+    for k, arch in enumerate(archs, 1):
+        s.tell(arch, synthetic(space, arch))
+        assert s.optimizer.t == k and len(s._drawn) == 5 - k
+    assert not all(np.array_equal(p, q) for p, q in zip(before, s.probabilities()))
+
+
+def test_batched_ask_tell_protocol_is_enforced():
+    space = spaces.get_space("nb201")
+    s = RandomSearch(space, ONE, seed=0)
+    with pytest.raises(ValueError, match="positive integer"):
+        s.ask(0)
+    a, b, c = s.ask(3)
+    with pytest.raises(RuntimeError, match="again before tell"):
+        s.ask(2)
+    with pytest.raises(RuntimeError, match="in the order asked"):
+        s.tell(b, Evaluation((0.0,)))
+    s.tell(a, Evaluation((0.0,)))
+    s.tell(b, Evaluation((1.0,)))
+    with pytest.raises(RuntimeError, match="again before tell"):
+        s.ask()
+    s.tell(c, Evaluation((0.5,)))
+    assert s.best()[0] == b and s.n_told == 3 and len(s.ask(2)) == 2
