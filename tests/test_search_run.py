@@ -337,3 +337,25 @@ def test_a_batch_goes_through_the_engine_when_enabled(tmp_path, monkeypatch):
 def test_ask_batch_must_be_positive(tmp_path):
     with pytest.raises(ConfigError, match="ask_batch=0 is not allowed: a positive integer"):
         hs.run_search(make_cfg(tmp_path, "search=random", "ask_batch=0", "budget=3"), output_dir=tmp_path)
+
+
+def test_a_parallel_joblib_sweep_logs_every_search_into_one_new_store(tmp_path):
+    """Three searches in parallel Hydra joblib workers, one MLflow SQLite store created by the
+    sweep: a parent and a FINISHED child per search, no 'database is locked'."""
+    db = tmp_path / "mlruns.db"
+    cmd = [sys.executable, "-m", "harness", "search", "--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=3",
+           "space.channels=4", "space.cells_per_stage=1", "batch.size=8", "batch.kind=noise", "device=cpu",
+           "search=random", "objective=params", "budget=4", "seed=0,1,2", "figure=false",
+           f"store.path={tmp_path}/s.sqlite", f"tracking.uri={db}", f"hydra.sweep.dir={tmp_path}/sweep"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "database is locked" not in proc.stderr
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    runs = client.search_runs([client.get_experiment_by_name("zsnas-bench-search").experiment_id])
+    parent = (tmp_path / "sweep" / "mlflow_parent_run_id").read_text().strip()
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent]
+    assert len(runs) == 4 and sorted(r.data.params["seed"] for r in children) == ["0", "1", "2"]
+    assert all(r.info.status == "FINISHED" for r in runs) and all("regret" in r.data.metrics for r in children)
