@@ -38,8 +38,10 @@ import proxies
 import spaces
 
 from . import data
-from .strategies import RULES as VOTE_RULES
-from .strategies import TIES, Objective, list_strategies, strategy_class
+from proxies.vote import DEFAULT_RULE, DEFAULT_TIES, TIES
+from proxies.vote import RULES as VOTE_RULES
+
+from .registry import list_strategies, strategy_class
 
 __all__ = ["ConfigError", "RunConfig", "SearchConfig", "config_dir", "compose", "load", "validate", "safe_name",
            "space_schema", "strategy_schema", "space_kwargs", "strategy_params", "to_plain", "RULES",
@@ -230,9 +232,15 @@ def _search_tracking() -> TrackingConfig:
     return TrackingConfig(experiment="zsnas-bench-search")
 
 
+def _search_engine() -> EngineConfig:
+    """A search scores one network at a time unless asked (the one-network path's numbers)."""
+    return EngineConfig(enabled=False)
+
+
 def _objective_default(name: str) -> str:
-    """A vote setting's default: the one :class:`harness.strategies.Objective` declares."""
-    return Objective.__dataclass_fields__[name].default
+    """A vote setting's default: the one :mod:`proxies.vote` declares (and
+    :class:`harness.search.Objective` takes)."""
+    return {"rule": DEFAULT_RULE, "ties": DEFAULT_TIES}[name]
 
 
 @dataclass
@@ -252,11 +260,16 @@ class SearchConfig(RunConfig):
     seed: int = knob(0, "the strategy's seed")
     objective: str = knob("wrcor", "a proxy, a vote (vote_sjw, vote_spw) or valacc12 (12-epoch accuracy)")
     budget: int = knob(1000, "architectures asked for (repeats included); the cost counts distinct ones")
+    ask_batch: int = knob(1, "architectures asked for at once, their unscored ones scored together (in stacked "
+                             "passes with engine.enabled=true; random: the same search for any value; evolution/"
+                             "reinforce: a batch comes from one population/policy, so another value is another "
+                             "search)")
     score_seed: int = knob(0, "the proxies' batch and initialisation (fixed: every search seed shares the scores)")
     signs: Optional[List[float]] = knob(None, "per-component direction override, e.g. [1,-1,1]")
     vote: VoteConfig = knob(factory=VoteConfig)
     progress_every: int = knob(100, "a progress line every N steps (stderr)")
     figure: bool = knob(True, "draw trajectory.png in the run directory")
+    engine: EngineConfig = knob(factory=_search_engine)
     tracking: TrackingConfig = knob(factory=_search_tracking)
     search: Any = knob(MISSING, "the search strategy (search=<name>): its own settings below")
 
@@ -487,6 +500,7 @@ SEARCH_RULES: list[Rule] = [
     Rule("objective", lambda: _proxies_allowed().replace("registered proxies", "a registered proxy, a vote")
          + "; or valacc12 (the 12-epoch accuracy baseline)", lambda v, c: True),  # checked by _check_search
     Rule("budget", "a positive integer", lambda v, c: v >= 1),
+    Rule("ask_batch", "a positive integer", lambda v, c: v >= 1),
     Rule("score_seed", "an integer >= 0", lambda v, c: v >= 0),
     Rule("progress_every", "a positive integer", lambda v, c: v >= 1),
 ]

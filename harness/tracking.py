@@ -18,12 +18,25 @@ Store
     relative SQLite path is made absolute against the current directory once, when the
     tracker is built (Hydra jobs may change directory later).
     :func:`ensure_store` creates the database (schema migration) and the experiment,
-    idempotently and under an exclusive file lock next to the database; call it once
-    before parallel jobs start (the Hydra sweep callback does). :class:`MlflowTracker`
-    also goes through it lazily on its first run, so a single process needs nothing else.
-    Every tracker owns an explicit ``mlflow.MlflowClient``; the fluent, process-global
-    ``mlflow.start_run`` state is never used, so several trackers or processes do not
-    interfere. Writes that hit ``database is locked`` are retried with backoff.
+    idempotently; call it once before parallel jobs start (the Hydra sweep callback does).
+    :class:`MlflowTracker` also goes through it lazily on its first run, so a single process
+    needs nothing else. Every tracker owns an explicit ``mlflow.MlflowClient``; the fluent,
+    process-global ``mlflow.start_run`` state is never used, so several trackers or processes
+    do not interfere.
+
+Concurrency
+    Parallel sweep workers (``hydra/launcher=joblib``) log into one SQLite store at once.
+    MLflow handles that itself: every session of its SQLAlchemy store sets SQLite's
+    ``busy_timeout`` to 20 s, so a writer waits for another's lock instead of failing with
+    ``database is locked`` (each write holds it for milliseconds); an HTTP store retries
+    transient failures with backoff (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``,
+    ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``). The one race MLflow leaves open is the first
+    opening of a new database: its tracking store migrates an empty database in its
+    constructor with no inter-process guard, so two processes doing that at once fail in the
+    migration. :func:`ensure_store` therefore opens the store and creates the experiment under
+    an exclusive ``fcntl`` lock on ``<database>.lock`` (:func:`_first_use_lock`); nothing else
+    is locked or retried here. ``tests/test_tracking.py`` starts several processes on one new
+    store at the same instant and checks that every run is logged.
 
 Metric keys
     ``{metric}/{proxy}/{dataset}/{split}``, e.g. ``rho/wrcor/cifar10-valid/valid`` or
@@ -66,13 +79,12 @@ import contextlib
 import logging
 import math
 import os
-import random
 import re
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Protocol, TypeVar, runtime_checkable
+from typing import Any, ContextManager, Protocol, runtime_checkable
 
 try:  # Hydra is a harness dependency, but keep this module importable without it.
     from hydra.experimental.callback import Callback as _HydraCallback
@@ -119,7 +131,6 @@ MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
 
 _BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. /]")
-_T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------- interface
@@ -370,41 +381,21 @@ def _artifact_uri(artifact_root: str | os.PathLike[str] | None, tracking_uri: st
     return Path(root).expanduser().resolve().as_uri()
 
 
-def _is_locked_error(exc: BaseException) -> bool:
-    return "database is locked" in str(exc).lower()
-
-
-def _retry(fn: Callable[..., _T], *args: Any, attempts: int = 8, **kwargs: Any) -> _T:
-    """Call ``fn`` and retry with jittered backoff while SQLite reports a lock."""
-    for i in range(attempts):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - re-raised unless it is a lock timeout
-            if not _is_locked_error(exc) or i == attempts - 1:
-                raise
-            time.sleep(min(2.0, 0.05 * 2**i) * (0.5 + random.random()))
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 @contextlib.contextmanager
-def _store_lock(uri: str) -> Iterator[None]:
-    """Exclusive inter-process lock beside a SQLite database (no-op for other stores)."""
+def _first_use_lock(uri: str) -> Iterator[None]:
+    """Exclusive inter-process lock on ``<database>.lock`` beside a SQLite database (no-op for
+    other stores): MLflow migrates a new database when its store is first opened, unguarded
+    (see the module docstring), so :func:`ensure_store` opens it under this lock."""
+    import fcntl
+
     db = _sqlite_path(uri)
     if db is None:
         yield
         return
     db.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
+    with open(db.with_name(db.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file is closed
         yield
-        return
-    with open(db.with_name(db.name + ".lock"), "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _client(uri: str) -> Any:
@@ -421,20 +412,21 @@ def ensure_store(
     """Create the store (database schema) and the experiment if missing; return its id.
 
     Idempotent and safe to call from several processes (an exclusive file lock beside a
-    SQLite database serialises the schema migration and the experiment creation). A deleted
+    SQLite database serialises the first opening, which migrates a new database, and the
+    experiment creation). A deleted
     experiment of that name is restored. ``artifact_root`` only applies when the experiment is
     created; by default it is ``mlartifacts/`` beside the SQLite file.
     """
     uri = normalise_uri(tracking_uri)
     art = _artifact_uri(artifact_root, uri)
-    with _store_lock(uri):
-        client = _retry(_client, uri)  # constructing the store runs the migrations
-        exp = _retry(client.get_experiment_by_name, experiment)
+    with _first_use_lock(uri):
+        client = _client(uri)  # opening a new database runs the migrations
+        exp = client.get_experiment_by_name(experiment)
         if exp is None:
             from mlflow.exceptions import MlflowException
 
             try:
-                return str(_retry(client.create_experiment, experiment, artifact_location=art))
+                return str(client.create_experiment(experiment, artifact_location=art))
             except MlflowException as exc:  # created by a store user that skipped the lock
                 if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                     raise
@@ -442,7 +434,7 @@ def ensure_store(
                 if exp is None:
                     raise
         if exp.lifecycle_stage == "deleted":
-            _retry(client.restore_experiment, exp.experiment_id)
+            client.restore_experiment(exp.experiment_id)
         return str(exp.experiment_id)
 
 
@@ -461,7 +453,7 @@ class MlflowRun:
         items = self._entries(params, MAX_PARAM_VAL_LENGTH, "param")
         batch = [Param(k, v) for k, v in items.items()]
         for i in range(0, len(batch), MAX_PARAMS_TAGS_PER_BATCH):
-            _retry(self._client.log_batch, self.run_id, params=batch[i : i + MAX_PARAMS_TAGS_PER_BATCH])
+            self._client.log_batch(self.run_id, params=batch[i : i + MAX_PARAMS_TAGS_PER_BATCH])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -469,7 +461,7 @@ class MlflowRun:
         items = self._entries(tags, MAX_TAG_VAL_LENGTH, "tag")
         batch = [RunTag(k, v) for k, v in items.items()]
         for i in range(0, len(batch), MAX_PARAMS_TAGS_PER_BATCH):
-            _retry(self._client.log_batch, self.run_id, tags=batch[i : i + MAX_PARAMS_TAGS_PER_BATCH])
+            self._client.log_batch(self.run_id, tags=batch[i : i + MAX_PARAMS_TAGS_PER_BATCH])
 
     @staticmethod
     def _entries(mapping: Mapping[str, Any], limit: int, what: str) -> dict[str, str]:
@@ -503,7 +495,7 @@ class MlflowRun:
                 nonfinite[safe] = "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
         batch = [Metric(k, v, ts, int(step or 0)) for k, v in finite.items()]
         for i in range(0, len(batch), MAX_METRICS_PER_BATCH):
-            _retry(self._client.log_batch, self.run_id, metrics=batch[i : i + MAX_METRICS_PER_BATCH])
+            self._client.log_batch(self.run_id, metrics=batch[i : i + MAX_METRICS_PER_BATCH])
         if nonfinite:
             self.n_nonfinite += len(nonfinite)
             suffix = "" if step is None else f" @step={int(step)}"
@@ -564,7 +556,7 @@ class MlflowTracker:
         all_tags = {sanitise_key(k): _truncate(_to_str(v), MAX_TAG_VAL_LENGTH) for k, v in (tags or {}).items()}
         if parent_run_id:
             all_tags[PARENT_RUN_TAG] = str(parent_run_id)
-        info = _retry(client.create_run, self.experiment_id, run_name=str(name), tags=all_tags).info
+        info = client.create_run(self.experiment_id, run_name=str(name), tags=all_tags).info
         handle = MlflowRun(client, info.run_id)
         status = "FAILED"
         try:
@@ -575,7 +567,7 @@ class MlflowTracker:
             raise
         finally:
             try:
-                _retry(client.set_terminated, info.run_id, status)
+                client.set_terminated(info.run_id, status)
             except Exception:  # noqa: BLE001 - never mask the original exception
                 log.exception("could not mark MLflow run %s as %s", info.run_id, status)
 
@@ -646,9 +638,7 @@ class MlflowSweepCallback(_HydraCallback):  # type: ignore[misc,valid-type]
         tags.update(provenance_tags(Path.cwd(), {}))
         client = tracker.client
         all_tags = {sanitise_key(k): _truncate(_to_str(v), MAX_TAG_VAL_LENGTH) for k, v in tags.items()}
-        info = _retry(
-            client.create_run, tracker.experiment_id, run_name=f"{job_name}:{sweep.name}", tags=all_tags
-        ).info
+        info = client.create_run(tracker.experiment_id, run_name=f"{job_name}:{sweep.name}", tags=all_tags).info
         self.parent_run_id = info.run_id
         target = sweep / PARENT_RUN_ID_FILE
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -665,4 +655,4 @@ class MlflowSweepCallback(_HydraCallback):  # type: ignore[misc,valid-type]
             return
         tracker = make_tracker(tracking)
         assert isinstance(tracker, MlflowTracker)
-        _retry(tracker.client.set_terminated, run_id, "FINISHED")
+        tracker.client.set_terminated(run_id, "FINISHED")

@@ -87,7 +87,7 @@ depends on the sample order.  :func:`replaces_incumbent` states this rule.
 from __future__ import annotations
 
 import functools
-from typing import Mapping, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 
@@ -97,6 +97,12 @@ __all__ = ["majority_prefers", "copeland_scores", "comparator_order", "comparato
 ArrayLike = Union[Sequence[float], np.ndarray]
 
 RULES = ("relative", "absolute")
+#: who wins a pairwise tie in a search: the ``incumbent`` stays, or the ``candidate`` replaces it
+#: (what the released search's ``max`` does; see :func:`replaces_incumbent`)
+TIES = ("incumbent", "candidate")
+#: a search objective's defaults (the majority rule of the released comparator; the incumbent
+#: keeps its place on a tie)
+DEFAULT_RULE, DEFAULT_TIES = "absolute", "incumbent"
 
 
 def _signs(signs: Sequence, k: int) -> np.ndarray:

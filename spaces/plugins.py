@@ -3,7 +3,7 @@
 A distribution adds to a registry by declaring a Python entry point in one of the groups
 :data:`GROUPS`; loading the entry point (importing its module) is expected to register the
 objects with the registry's decorator (``proxies.register``, ``spaces.register_space``,
-``harness.strategies.register_strategy``).  A package's ``pyproject.toml``::
+``harness.search.register_strategy``).  A package's ``pyproject.toml``::
 
     [project.entry-points."zsnas_bench.proxies"]
     my_proxy = "my_package.proxies"

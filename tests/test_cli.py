@@ -201,7 +201,7 @@ PLUGIN = {
     "zsnas_demo_plugin.py": '''
         """A user's own proxy and search strategy, registered on import."""
         import proxies
-        from harness.strategies import RandomSearch, register_strategy
+        from harness.search import RandomSearch, register_strategy
 
 
         class Channels:

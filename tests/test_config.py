@@ -45,7 +45,7 @@ def test_every_space_option_is_typed_by_its_constructor(option):
 def test_every_strategy_option_is_typed_by_its_constructor(option):
     cfg = load(compose("search_run", [f"search={option}", "budget=1000"]))
     assert isinstance(cfg, SearchConfig) and isinstance(cfg.search, config.StrategyMeta)
-    from harness.strategies import strategy_class
+    from harness.search import strategy_class
 
     cls = strategy_class(cfg.search.name)
     assert set(config.strategy_params(cfg.search)) == {n for n, _, _ in config.constructor_settings(
@@ -149,7 +149,7 @@ def _flat(node: dict, prefix: str = "") -> dict[str, object]:
 def test_each_default_lives_in_one_place():
     """No YAML option restates a default of the schema, of a space's or of a strategy's constructor
     (an experiment may pin its protocol: it is the record of a table)."""
-    from harness.strategies import strategy_class
+    from harness.search import strategy_class
     from spaces import space_factory
 
     defaults = {**_schema_defaults(RunConfig), **_schema_defaults(SearchConfig)}

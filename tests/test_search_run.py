@@ -232,3 +232,130 @@ def test_stored_failures_are_failed_evaluations_unless_retried(tmp_path, monkeyp
     assert retried["n_failed"] == 0 and retried["n_computed"] == 1
     with ScoreStore(tmp_path / "s.sqlite") as store:
         assert all(r.status == "ok" for r in store.records())
+
+
+#: recorded before batched search existed (objective=params: exact integers on any machine, ties
+#: included): per strategy, sha256[:16] of the trajectory's architectures and incumbents (one per
+#: line), the found architecture and the distinct count, for budget 40 and seed 3
+PINNED_SEARCH = {
+    "random": ("e00174f61985a2e3", "5c4add0dc0be4bd3",
+               "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|nor_conv_3x3~1|nor_conv_3x3~2|", 40),
+    "evolution": ("3b70d7d2f89e1d01", "7ddc55eb6b38482b",
+                  "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|", 38),
+    "reinforce": ("be916b4c25580493", "bc4e47fd1eee4e31",
+                  "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_1x1~2|", 39),
+}
+PINNED_SETTINGS = {"random": [], "evolution": ["search.population=8", "search.tournament=3"],
+                   "reinforce": ["search.warmup=8", "search.lr=0.1"]}
+
+
+@pytest.mark.parametrize("strategy", sorted(PINNED_SEARCH))
+def test_default_search_reproduces_the_pinned_result(tmp_path, strategy):
+    import hashlib
+
+    cfg = make_cfg(tmp_path, f"search={strategy}", *PINNED_SETTINGS[strategy], "objective=params", "budget=40",
+                   "seed=3", "figure=false")
+    out = hs.run_search(cfg, output_dir=tmp_path / "p")
+    traj = pd.read_csv(tmp_path / "p" / "trajectory.csv")
+    digest = lambda col: hashlib.sha256("\n".join(traj[col]).encode()).hexdigest()[:16]  # noqa: E731
+    assert (digest("arch"), digest("best_arch"), out["arch"], out["n_scored"]) == PINNED_SEARCH[strategy]
+    assert len(traj) == out["budget"] == 40
+
+
+def _trajectory(path):
+    return pd.read_csv(path / "trajectory.csv").drop(columns="cost_s")  # cost: the seconds measured
+
+
+def test_random_search_is_the_same_search_for_every_batch_size(tmp_path):
+    """Batch 8 (scored together, the last batch cut to the budget) and batch 1, each from an empty
+    store: the same architectures, the same scores (computed anew by each), the same result."""
+    runs = {}
+    for n in (1, 8):
+        cfg = make_cfg(tmp_path / f"b{n}", "search=random", "objective=synflow", "budget=20", "seed=2",
+                       f"ask_batch={n}", "figure=false")
+        runs[n] = hs.run_search(cfg, output_dir=tmp_path / f"b{n}")
+    pd.testing.assert_frame_equal(_trajectory(tmp_path / "b1"), _trajectory(tmp_path / "b8"))
+    assert runs[8]["ask_batch"] == 8 and runs[8]["n_computed"] == runs[8]["n_scored"]
+    for k in ("arch", "test_accuracy", "regret", "n_scored", "n_computed", "n_failed", "best_score", "budget"):
+        assert runs[1][k] == runs[8][k], k
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "reinforce"])
+def test_a_batched_search_is_reproducible_and_resumes(tmp_path, strategy):
+    cfg = make_cfg(tmp_path, f"search={strategy}", *PINNED_SETTINGS[strategy], "objective=params", "budget=30",
+                   "seed=3", "ask_batch=4", "figure=false")
+
+    class Stop(Exception):
+        pass
+
+    def stop_at(step):
+        if step == 13:
+            raise Stop
+
+    with pytest.raises(Stop):
+        hs.run_search(cfg, output_dir=tmp_path / "cut", on_step=stop_at)
+    resumed = hs.run_search(cfg, output_dir=tmp_path / "resumed")
+    fresh = hs.run_search(make_cfg(tmp_path / "fresh", f"search={strategy}", *PINNED_SETTINGS[strategy],
+                                   "objective=params", "budget=30", "seed=3", "ask_batch=4", "figure=false"),
+                          output_dir=tmp_path / "fresh")
+    traj = _trajectory(tmp_path / "fresh")
+    pd.testing.assert_frame_equal(_trajectory(tmp_path / "resumed").drop(columns="computed"),
+                                  traj.drop(columns="computed"))
+    assert resumed["arch"] == fresh["arch"] and len(traj) == 30 and fresh["n_scored"] == traj["arch"].nunique()
+    one = make_cfg(tmp_path, f"search={strategy}", *PINNED_SETTINGS[strategy], "objective=params", "budget=30",
+                   "seed=3", "figure=false")
+    hs.run_search(one, output_dir=tmp_path / "one")
+    initial = 8  # search.population / search.warmup: the same uniform draws whatever the batch size
+    assert _trajectory(tmp_path / "one")["arch"].tolist()[:initial] == traj["arch"].tolist()[:initial]
+
+
+def test_a_batch_goes_through_the_engine_when_enabled(tmp_path, monkeypatch):
+    """engine.enabled=true: a batch's unscored candidates are scored by the engine in groups (here
+    of 4), within float32 noise of the one-network path (a search's default)."""
+    from proxies.engine import Engine
+
+    groups = []
+    real = Engine.run
+
+    def run(self, archs, *a, **kw):
+        for group in real(self, archs, *a, **kw):
+            groups.append(len(group))
+            yield group
+
+    monkeypatch.setattr(Engine, "run", run)
+    got = {}
+    for label, extra in (("engine", ["engine.enabled=true", "engine.group=4"]), ("one", [])):
+        cfg = make_cfg(tmp_path / label, "search=random", "objective=wrcor", "budget=8", "ask_batch=4",
+                       "figure=false", *extra)
+        got[label] = hs.run_search(cfg, output_dir=tmp_path / label)
+    assert groups == [4, 4]  # two batches, each one stacked pass; none for the one-network search
+    e, o = _trajectory(tmp_path / "engine"), _trajectory(tmp_path / "one")
+    assert e["arch"].tolist() == o["arch"].tolist()
+    np.testing.assert_allclose(e["wrcor"], o["wrcor"], rtol=1e-5)
+
+
+def test_ask_batch_must_be_positive(tmp_path):
+    with pytest.raises(ConfigError, match="ask_batch=0 is not allowed: a positive integer"):
+        hs.run_search(make_cfg(tmp_path, "search=random", "ask_batch=0", "budget=3"), output_dir=tmp_path)
+
+
+def test_a_parallel_joblib_sweep_logs_every_search_into_one_new_store(tmp_path):
+    """Three searches in parallel Hydra joblib workers, one MLflow SQLite store created by the
+    sweep: a parent and a FINISHED child per search, no 'database is locked'."""
+    db = tmp_path / "mlruns.db"
+    cmd = [sys.executable, "-m", "harness", "search", "--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=3",
+           "space.channels=4", "space.cells_per_stage=1", "batch.size=8", "batch.kind=noise", "device=cpu",
+           "search=random", "objective=params", "budget=4", "seed=0,1,2", "figure=false",
+           f"store.path={tmp_path}/s.sqlite", f"tracking.uri={db}", f"hydra.sweep.dir={tmp_path}/sweep"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "database is locked" not in proc.stderr
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    runs = client.search_runs([client.get_experiment_by_name("zsnas-bench-search").experiment_id])
+    parent = (tmp_path / "sweep" / "mlflow_parent_run_id").read_text().strip()
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent]
+    assert len(runs) == 4 and sorted(r.data.params["seed"] for r in children) == ["0", "1", "2"]
+    assert all(r.info.status == "FINISHED" for r in runs) and all("regret" in r.data.metrics for r in children)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import spaces
-from harness.strategies import (STRATEGIES, Evaluation, Objective, RandomSearch, RegularizedEvolution, Reinforce,
-                                make_strategy)
+from harness.search.strategies import (STRATEGIES, Evaluation, Objective, RandomSearch, RegularizedEvolution,
+                                         Reinforce, make_strategy)
 from spaces.base import InvalidArchitectureError, UnknownNameError
 
 ONE = Objective("synthetic", ("synthetic",), (1.0,))
@@ -196,16 +196,16 @@ def test_nb201_choices_cover_the_space():
 def test_doctests_pass():
     import doctest
 
-    import harness.strategies
+    import harness.search.strategies
 
-    result = doctest.testmod(harness.strategies)
+    result = doctest.testmod(harness.search.strategies)
     assert result.attempted > 0 and result.failed == 0
 
 
 def test_adam_matches_torch_optim_adam():
     import torch
 
-    from harness.strategies import Adam
+    from harness.search.strategies import Adam
 
     rng = np.random.default_rng(0)
     ours = [np.zeros(5), np.zeros(3)]
@@ -229,7 +229,8 @@ def test_policy_gradient_is_the_log_softmax_gradient():
     s = Reinforce(space, ONE, seed=0, warmup=2, lr=0.1)
     run(s, 2)
     arch = s.ask()
-    idx = s._drawn[arch]
+    (drawn, idx), = s._drawn  # the pending policy draw: (architecture, its choice indices)
+    assert drawn == arch
     before = [t.copy() for t in s.logits]
     s.baseline = 0.0  # else the first update's baseline is the reward itself (no gradient)
     s.tell(arch, Evaluation((5.0,)))
@@ -258,3 +259,121 @@ def test_evolution_tournament_without_replacement_draws_distinct_members(monkeyp
     assert parents == [best_member] * 3
     with pytest.raises(ValueError, match="without replacement"):
         RegularizedEvolution(space, ONE, seed=1, population=4, tournament=5, replace=False)
+
+
+#: sha256[:16] of the 120 proposals (one per line) of each strategy with seed 7 on every space and
+#: the synthetic objective, recorded before batched asks existed: the one-at-a-time default must
+#: keep proposing exactly these
+PINNED = {
+    ("random", "darts"): "fa302ba5d31144e8", ("random", "nats_sss"): "0ac3fd2cf5c75edc",
+    ("random", "nats_tss"): "ccdb776dc97d73c8", ("random", "nb101"): "cd416b9b71f1aa09",
+    ("random", "nb201"): "ccdb776dc97d73c8",
+    ("evolution", "darts"): "22e1ea908af7ccb4", ("evolution", "nats_sss"): "be1331bc9663bd2c",
+    ("evolution", "nats_tss"): "8cbea57a35401aee", ("evolution", "nb101"): "8f177c70e75bcd02",
+    ("evolution", "nb201"): "8cbea57a35401aee",
+    ("reinforce", "darts"): "22612e039c4e652b", ("reinforce", "nats_sss"): "29edce47eca1163f",
+    ("reinforce", "nats_tss"): "e8cf2ce4e8d19646", ("reinforce", "nb101"): "5ffc178504c41b27",
+    ("reinforce", "nb201"): "e8cf2ce4e8d19646",
+}
+#: REINFORCE's policy (sha256[:16] of the concatenated logits' bytes) and baseline after those 120 steps
+PINNED_POLICY = {"nb201": ("63a78e4f31c20133", 0.003394015083746746),
+                 "nb101": ("20e32ace007c0fb8", 0.5843312152750382)}
+
+
+@pytest.mark.parametrize("name,space_name", sorted(PINNED))
+def test_one_at_a_time_trajectories_are_pinned(name, space_name):
+    params = {"evolution": {"population": 16, "tournament": 4}, "reinforce": {"warmup": 10, "lr": 0.05}}
+    s = make_strategy(name, spaces.get_space(space_name), ONE, seed=7, **params.get(name, {}))
+    trail = run(s, 120)
+    assert hashlib.sha256("\n".join(trail).encode()).hexdigest()[:16] == PINNED[(name, space_name)]
+    if name == "reinforce" and space_name in PINNED_POLICY:
+        digest, baseline = PINNED_POLICY[space_name]
+        assert hashlib.sha256(np.concatenate(s.logits).tobytes()).hexdigest()[:16] == digest
+        assert s.baseline == baseline
+
+
+def run_batched(strategy, steps, n, evaluate=synthetic):
+    """``steps`` proposals asked ``n`` at a time, each batch told in the order asked; the batch sizes."""
+    trail, sizes = [], []
+    while len(trail) < steps:
+        archs = strategy.ask(min(n, steps - len(trail)))
+        sizes.append(len(archs))
+        for arch in archs:
+            strategy.tell(arch, evaluate(strategy.space, arch))
+            trail.append(strategy.space.to_str(arch))
+    return trail, sizes
+
+
+@pytest.mark.parametrize("space_name", spaces.list_spaces())
+def test_random_search_draws_the_same_architectures_for_every_batch_size(space_name):
+    space = spaces.get_space(space_name)
+    single = RandomSearch(space, ONE, seed=4)
+    one = run(single, 50)
+    for n in (2, 8, 50):
+        s = RandomSearch(space, ONE, seed=4)
+        trail, sizes = run_batched(s, 50, n)
+        assert trail == one and s.best() == single.best()
+        assert sizes == [n] * (50 // n) + ([50 % n] if 50 % n else [])
+
+
+@pytest.mark.parametrize("name", ["evolution", "reinforce"])
+def test_a_batch_never_straddles_the_initial_samples_and_is_reproducible(name):
+    space = spaces.get_space("nb201")
+    make = lambda: make_strategy(name, space, ONE, seed=2, **SMALL_PARAMS[name])  # noqa: E731
+    initial = make().initial_samples()
+    a, b = make(), make()
+    (ta, sizes), (tb, _) = run_batched(a, 60, 6), run_batched(b, 60, 6)
+    assert ta == tb and a.best() == b.best()  # the same seed and batch size: the same search
+    assert sizes[:initial // 6 + 1] == [6] * (initial // 6) + [initial % 6]  # the rest of the initial samples
+    assert sum(sizes) == 60 and a.n_asked == a.n_told == 60
+    assert ta[:initial] == run(RandomSearch(space, ONE, seed=2), initial)  # common random numbers kept
+    assert ta != run(make(), 60)  # another batch size is another search (the same start)
+    assert run_batched(make(), 60, 1)[0] == run(make(), 60)  # ask(1) is ask()
+
+
+def test_evolution_children_of_a_batch_come_from_one_population():
+    space = spaces.get_space("nb201")
+    s = RegularizedEvolution(space, ONE, seed=3, population=16, tournament=4)
+    trail, _ = run_batched(s, 16, 8)
+    for _ in range(5):
+        members = [space.to_str(a) for a, _ in s.population]
+        children = s.ask(8)
+        for child in children:  # each child is one mutation of a member of the population it was asked from
+            assert 1 in {sum(x != y for x, y in zip(space.parse(m).ops, child.ops)) for m in members}
+        for child in children:
+            s.tell(child, synthetic(space, child))
+            trail.append(space.to_str(child))
+            assert [space.to_str(a) for a, _ in s.population] == trail[-16:]  # it ages as each child is told
+
+
+def test_reinforce_draws_a_batch_from_one_policy_and_steps_once_per_tell():
+    space = spaces.get_space("nb201")
+    s = Reinforce(space, ONE, seed=0, warmup=8, lr=0.05)
+    run_batched(s, 8, 8)
+    assert s.optimizer.t == 0 and s._mean is not None
+    before = [p.copy() for p in s.probabilities()]
+    archs = s.ask(5)
+    assert all(np.array_equal(p, q) for p, q in zip(before, s.probabilities()))  # asking does not move it
+    assert [a for a, _ in s._drawn] == archs
+    for k, arch in enumerate(archs, 1):
+        s.tell(arch, synthetic(space, arch))
+        assert s.optimizer.t == k and len(s._drawn) == 5 - k
+    assert not all(np.array_equal(p, q) for p, q in zip(before, s.probabilities()))
+
+
+def test_batched_ask_tell_protocol_is_enforced():
+    space = spaces.get_space("nb201")
+    s = RandomSearch(space, ONE, seed=0)
+    with pytest.raises(ValueError, match="positive integer"):
+        s.ask(0)
+    a, b, c = s.ask(3)
+    with pytest.raises(RuntimeError, match="again before tell"):
+        s.ask(2)
+    with pytest.raises(RuntimeError, match="in the order asked"):
+        s.tell(b, Evaluation((0.0,)))
+    s.tell(a, Evaluation((0.0,)))
+    s.tell(b, Evaluation((1.0,)))
+    with pytest.raises(RuntimeError, match="again before tell"):
+        s.ask()
+    s.tell(c, Evaluation((0.5,)))
+    assert s.best()[0] == b and s.n_told == 3 and len(s.ask(2)) == 2

@@ -378,3 +378,68 @@ def test_hydra_multirun_end_to_end(tmp_path, _uri):
     assert runs[parent].info.status == "FINISHED"
     children = [r for r in runs.values() if r.data.tags.get("mlflow.parentRunId") == parent]
     assert sorted(r.data.metrics["x"] for r in children) == [1.0, 2.0]
+
+
+_WORKER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from harness.tracking import MlflowTracker
+    import mlflow  # noqa: F401 -- imported before the start line, so the workers start together
+
+    base, i = Path(sys.argv[1]), int(sys.argv[2])
+    (base / f"ready{i}").touch()
+    while not (base / "go").exists():
+        time.sleep(0.005)
+    tracker = MlflowTracker(base / "store" / "mlruns.db", "concurrent")
+    for r in range(3):
+        with tracker.run(f"w{i}-r{r}", tags={"worker": i}) as run:
+            run.log_params({f"p{k}": k * i for k in range(30)})
+            for step in range(4):
+                run.log_metrics({"m": float(step * i), "r": float(r)}, step=step)
+            run.set_tags({"done": "yes"})
+    """
+)
+
+
+def test_concurrent_workers_on_a_new_store_all_log(tmp_path):
+    """Sweep workers started at the same instant on a store that does not exist yet: the first
+    opening (MLflow's migration) is serialised by ensure_store's lock, every later write waits
+    for SQLite's lock (MLflow's busy_timeout): no 'database is locked', every run complete."""
+    import time
+
+    n = 4
+    (tmp_path / "worker.py").write_text(_WORKER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), str(tmp_path), str(i)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(n)]
+    try:
+        deadline = time.monotonic() + 240
+        while not all((tmp_path / f"ready{i}").exists() for i in range(n)):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a worker did not start"
+            time.sleep(0.05)
+        (tmp_path / "go").touch()
+        results = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err[-3000:]
+        assert "database is locked" not in err
+    client = _client(f"sqlite:///{tmp_path / 'store' / 'mlruns.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("concurrent").experiment_id], max_results=100)
+    assert sorted(r.info.run_name for r in runs) == sorted(f"w{i}-r{r}" for i in range(n) for r in range(3))
+    for run in runs:
+        assert run.info.status == "FINISHED" and run.data.tags["done"] == "yes" and len(run.data.params) == 30
+        assert len(client.get_metric_history(run.info.run_id, "m")) == 4
+
+
+def test_mlflow_sessions_wait_for_sqlite_locks(tmp_path, _uri):
+    """What the concurrency above relies on in the installed MLflow: its SQLite sessions set a
+    busy timeout (a writer waits for another's lock instead of failing at once)."""
+    from sqlalchemy import text
+
+    store = _client(_uri(tmp_path))._tracking_client.store
+    with store.ManagedSessionMaker() as session:
+        assert session.execute(text("PRAGMA busy_timeout")).scalar() >= 5000

@@ -3,7 +3,7 @@
 Every strategy works on any space through the space interface (``sample``, ``mutate``, and for
 REINFORCE ``choices``/``from_choices``), owns its random generator (``np.random.default_rng(seed)``,
 no global RNG), and never sees ground truth: it is told an :class:`Evaluation` (the objective's
-component scores) and decides with the :class:`Objective`.  The runner (:mod:`harness.search`)
+component scores) and decides with the :class:`Objective`.  The runner (:mod:`harness.search.run`)
 owns the loop, the scoring through the durable store, the budget and the cost.
 
 >>> import spaces
@@ -20,24 +20,49 @@ Common random numbers: every strategy seeded with ``s`` starts with the same uni
 (random search's first 64 samples are regularised evolution's initial population and, with a
 warm-up of 100, REINFORCE's warm-up), so strategies are compared on the same draws and the
 score store serves the shared architectures once.
+
+Batches: ``ask(n)`` proposes up to ``n`` architectures at once (a list, in proposal order) so the
+runner can score them together; each is then told in that order, and the next ask waits for the
+last tell.  ``ask()`` is ``ask(1)[0]``.  What a batch means per strategy:
+
+* random search: the same draws in the same order, whatever the batch size (identical results);
+* regularised evolution: the batch's children come from tournaments on the same population (it
+  ages as each child is told, in order); the first ``population`` asks stay uniform samples;
+* REINFORCE: the batch is drawn from the same policy; each tell updates the baseline and takes
+  one Adam step (the gradient of log pi at the policy of that moment, for the choices the
+  architecture was drawn with), in order; the first ``warmup`` asks stay uniform samples.
+
+A batch never straddles the initial samples (``ask(n)`` returns only the rest of them, so every
+child or policy draw sees the complete population or normalisation), the budget counts each
+proposal, and a batch of 1 is the one-at-a-time algorithm exactly.  The same seed and the same
+batch size give the same results; for evolution and REINFORCE another batch size is another
+(equally reproducible) search.
+
+>>> batch = RandomSearch(space, obj, seed=0).ask(4)        # four proposals at once ...
+>>> one, singles = RandomSearch(space, obj, seed=0), []
+>>> for _ in range(4):
+...     singles.append(one.ask())
+...     one.tell(singles[-1], Evaluation((0.0,)))
+>>> batch == singles                                        # ... are four asks one at a time
+True
 """
 from __future__ import annotations
 
 import collections
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Hashable, Sequence, overload
 
 import numpy as np
 
 from proxies.vote import majority_prefers
-from spaces import plugins
+from proxies.vote import DEFAULT_RULE, DEFAULT_TIES, RULES, TIES
+
+from ..registry import STRATEGIES, list_strategies, register_strategy, strategy_class  # noqa: F401  (the API)
 
 __all__ = ["Evaluation", "Objective", "Strategy", "RandomSearch", "RegularizedEvolution", "Reinforce",
            "STRATEGIES", "register_strategy", "strategy_class", "list_strategies", "make_strategy"]
 
-TIES = ("incumbent", "candidate")
-RULES = ("absolute", "relative")
 
 
 @dataclass(frozen=True)
@@ -80,8 +105,8 @@ class Objective:
     name: str
     components: tuple[str, ...]
     signs: tuple[float, ...]
-    rule: str = "absolute"
-    ties: str = "incumbent"
+    rule: str = DEFAULT_RULE
+    ties: str = DEFAULT_TIES
 
     def __post_init__(self) -> None:
         if len(self.components) != len(self.signs) or not self.components:
@@ -116,8 +141,9 @@ class Objective:
 
 
 class Strategy:
-    """The ask/tell interface.  ``ask()`` proposes the next architecture; ``tell(arch, ev)``
-    reports its evaluation (every ask is told before the next ask); ``best()`` is the incumbent
+    """The ask/tell interface.  ``ask(n)`` proposes up to ``n`` architectures (a list; ``ask()``:
+    one architecture); ``tell(arch, ev)`` reports each one's evaluation, in the order asked, and
+    every architecture asked is told before the next ask; ``best()`` is the incumbent
     ``(arch, evaluation)`` over everything told so far."""
 
     name = "strategy"
@@ -131,19 +157,39 @@ class Strategy:
         self.objective = objective
         self.rng = np.random.default_rng(seed)
         self._best: tuple[Hashable, Evaluation] | None = None
-        self._pending: Hashable | None = None
+        self._pending: collections.deque = collections.deque()
+        self.n_asked = 0
         self.n_told = 0
 
-    def ask(self) -> Hashable:
-        if self._pending is not None:
-            raise RuntimeError(f"{self.name}: ask() called again before tell() of {self.space.to_str(self._pending)}")
-        self._pending = self._propose()
-        return self._pending
+    @overload
+    def ask(self) -> Hashable: ...
+
+    @overload
+    def ask(self, n: int) -> list[Hashable]: ...
+
+    def ask(self, n: int | None = None) -> Hashable | list[Hashable]:
+        """The next architecture, or with ``n`` a list of up to ``n`` (fewer only while the initial
+        samples end: a batch never straddles them), proposed in order without any tell between."""
+        if self._pending:
+            raise RuntimeError(f"{self.name}: ask() called again before tell() of "
+                               f"{self.space.to_str(self._pending[0])}")
+        if n is None:
+            return self.ask(1)[0]
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{self.name}: ask(n) needs a positive integer n, got {n!r}")
+        initial = self.initial_samples()
+        if self.n_asked < initial:
+            n = min(int(n), initial - self.n_asked)
+        for _ in range(int(n)):
+            self._pending.append(self._propose())
+            self.n_asked += 1
+        return list(self._pending)
 
     def tell(self, arch: Hashable, ev: Evaluation) -> None:
-        if self._pending is None or arch != self._pending:
-            raise RuntimeError(f"{self.name}: tell() of an architecture that was not the last one asked")
-        self._pending = None
+        if not self._pending or arch != self._pending[0]:
+            raise RuntimeError(f"{self.name}: tell() of an architecture that was not the last one asked "
+                               "(a batch is told in the order asked)")
+        self._pending.popleft()
         self.n_told += 1
         if self._best is None or self.objective.prefers(ev, self._best[1]):
             self._best = (arch, ev)
@@ -154,8 +200,13 @@ class Strategy:
             raise RuntimeError(f"{self.name}: best() before any architecture was told")
         return self._best
 
+    def initial_samples(self) -> int:
+        """How many first asks are uniform samples (the value of :attr:`initial_samples_setting`)."""
+        return 0
+
     # -- for subclasses
     def _propose(self) -> Hashable:
+        """The next proposal (``self.n_asked`` proposals precede it, ``self.n_told`` were told)."""
         raise NotImplementedError
 
     def _observe(self, arch: Hashable, ev: Evaluation) -> None:
@@ -176,7 +227,8 @@ class RegularizedEvolution(Strategy):
     uniform samples; after that each child is one ``space.mutate`` of the tournament winner
     among ``tournament`` members drawn uniformly *with replacement* from the population (as the
     NAS-Bench-101 reference implementation; ``replace=False`` draws distinct members, as the
-    released WRCor search does), and the oldest member is removed as each child joins."""
+    released WRCor search does), and the oldest member is removed as each child joins.  The
+    children of one batch (``ask(n)``) come from tournaments on the same population."""
 
     name = "evolution"
     #: what each constructor setting means (``harness search --help`` shows it)
@@ -198,8 +250,11 @@ class RegularizedEvolution(Strategy):
         self.replace = bool(replace)
         self.population: collections.deque = collections.deque()
 
+    def initial_samples(self) -> int:
+        return self.population_size
+
     def _propose(self) -> Hashable:
-        if len(self.population) < self.population_size:
+        if self.n_asked < self.population_size:
             return self.space.sample(self.rng)
         members = list(self.population)
         picks = (self.rng.integers(0, len(members), size=self.tournament) if self.replace
@@ -253,7 +308,8 @@ class Reinforce(Strategy):
     towards the budget.  A failed evaluation gets the lowest warm-up reward.  The policy is
     sampled with the strategy's own generator.  The policy gradient is the closed form of
     log-softmax's; :class:`Adam` is torch.optim.Adam's update in numpy (a test checks they agree),
-    which spares a search the 4 s torch.optim takes to import.
+    which spares a search the 4 s torch.optim takes to import.  The draws of one batch
+    (``ask(n)``) come from the same policy; each tell then takes its own step, in order.
     """
 
     name = "reinforce"
@@ -278,13 +334,17 @@ class Reinforce(Strategy):
         self._mean = self._std = None
         self._floor = 0.0
         self.baseline: float | None = None
-        self._drawn: dict[Hashable, tuple[int, ...]] = {}
+        #: the policy draws asked and not yet told, in order: (architecture, its choice indices)
+        self._drawn: collections.deque = collections.deque()
+
+    def initial_samples(self) -> int:
+        return self.warmup
 
     def probabilities(self) -> list[np.ndarray]:
         return [_softmax(t) for t in self.logits]
 
     def _propose(self) -> Hashable:
-        if self.n_told < self.warmup:
+        if self.n_asked < self.warmup:
             return self.space.sample(self.rng)
         probs = self.probabilities()
         for _ in range(100_000):
@@ -293,7 +353,7 @@ class Reinforce(Strategy):
                 arch = self.space.from_choices(idx)
             except ValueError:  # InvalidArchitectureError: draw again
                 continue
-            self._drawn = {arch: idx}
+            self._drawn.append((arch, idx))
             return arch
         raise RuntimeError(f"REINFORCE: no valid architecture in 100000 draws from the policy over {self.space.name}")
 
@@ -304,6 +364,10 @@ class Reinforce(Strategy):
         return float(np.sum(z))
 
     def _observe(self, arch: Hashable, ev: Evaluation) -> None:
+        idx = None
+        if self.n_told > self.warmup:  # a policy draw (tells come in the order asked)
+            drawn, idx = self._drawn.popleft()
+            assert drawn == arch, "tell() keeps the order of the asks"
         if self._mean is None:
             if not ev.failed:
                 self._warm.append(self.objective.signed(ev))
@@ -315,7 +379,6 @@ class Reinforce(Strategy):
             self._std = np.where(std > 0, std, 1.0)
             self._floor = float(np.min(((warm - self._mean) / self._std).sum(axis=1)))
             return
-        idx = self._drawn.pop(arch)
         r = self.reward(ev)
         d = self.baseline_decay
         self.baseline = r if self.baseline is None else d * self.baseline + (1 - d) * r
@@ -327,40 +390,6 @@ class Reinforce(Strategy):
             g[i] -= 1.0
             grads.append(advantage * g)
         self.optimizer.step(grads)
-
-
-#: name -> strategy class; add one with :func:`register_strategy` (or an installed plugin's entry
-#: point in the group ``zsnas_bench.strategies``)
-STRATEGIES: dict[str, type[Strategy]] = {}
-PLUGIN_GROUP = plugins.GROUPS["strategies"]
-
-
-def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
-    """Register a :class:`Strategy` subclass under ``name`` (a duplicate name raises).  Its
-    keyword arguments with defaults become the ``search.*`` settings of ``harness search``."""
-
-    def deco(cls: type[Strategy]) -> type[Strategy]:
-        if name in STRATEGIES:
-            raise ValueError(f"search strategy {name!r} is already registered")
-        STRATEGIES[name] = cls
-        return cls
-
-    return deco
-
-
-for _cls in (RandomSearch, RegularizedEvolution, Reinforce):
-    register_strategy(_cls.name)(_cls)
-
-
-def strategy_class(name: str) -> type[Strategy]:
-    """The strategy registered as ``name``; an installed plugin's when no built-in has it."""
-    return plugins.lookup(STRATEGIES, name, PLUGIN_GROUP, "search strategies")
-
-
-def list_strategies() -> list[str]:
-    """Registered strategy names (installed plugins' included)."""
-    plugins.load(PLUGIN_GROUP)
-    return sorted(STRATEGIES)
 
 
 def make_strategy(name: str, space, objective: Objective, *, seed: int, **params: Any) -> Strategy:

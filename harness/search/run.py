@@ -1,9 +1,20 @@
 """Zero-shot search: ``harness search <hydra overrides>`` and ``run_search(cfg) -> dict``.
 
-A strategy (:mod:`harness.strategies`) asks for an architecture, the runner scores it through the
-durable score store (a stored score is read, never recomputed; a new one is committed as soon as
-it is computed), tells the evaluation back, and after ``budget`` asks looks up the incumbent's
-trained accuracy (an explicit ``(dataset, split)``) and its regret to the best in the benchmark.
+A strategy (:mod:`harness.search.strategies`) is asked for ``ask_batch`` architectures at a time
+(1 by default), the runner scores the batch's unscored ones together through the durable score
+store (a stored score is read, never recomputed; new ones are committed as soon as they are
+computed) with the scoring job's path (:func:`harness.scoring.run.score_all`: with ``engine.enabled`` the
+WRCor family on NB201 is scored many architectures per stacked pass), tells the evaluations back
+in the order asked, and after ``budget`` asks looks up the incumbent's trained accuracy (an
+explicit ``(dataset, split)``) and its regret to the best in the benchmark.
+
+* **Batches.** Random search proposes the same architectures in the same order whatever
+  ``ask_batch`` is; for evolution and REINFORCE a batch's candidates come from the same
+  population / policy (see :mod:`harness.search.strategies`), so another batch size is another,
+  equally reproducible, search.  ``ask_batch=1`` is the one-at-a-time search.  ``engine.enabled``
+  is false for a search (unlike a scoring job), so by default every network is scored alone and
+  the numbers are the one-network path's; with ``engine.enabled=true`` they equal those up to
+  float32 summation order, and on a GPU they may depend on how many architectures share a pass.
 
 * **Search cost** is the proxy seconds of the *distinct* architectures the search evaluated (each
   distinct proxy pass once, as stored when it was computed -- so a search costs the same whether
@@ -25,22 +36,21 @@ trained accuracy (an explicit ``(dataset, split)``) and its regret to the best i
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import proxies
 
-from harness.reports.search import trajectory_figure
-
-from .config import ConfigError, SearchConfig, load, strategy_params, to_plain
-from .scoring.run import NetworkScorer, key_maker, pass_seconds, resolve_device, space_from_cfg
-from .scoring.store import ScoreKey, ScoreStore
+from ..config import ConfigError, SearchConfig, load, strategy_params, to_plain
+from ..reports.search import trajectory_figure
+from ..scoring.run import engine_options, key_maker, pass_seconds, resolve_device, score_all, space_from_cfg
+from ..scoring.store import ScoreKey, ScoreStore
 from .strategies import Evaluation, Objective, make_strategy
 
 log = logging.getLogger(__name__)
@@ -66,32 +76,43 @@ def objective_from_cfg(cfg: SearchConfig) -> Objective:
     return Objective(name, comps, signs, rule=rule, ties=ties)
 
 
-class StoreEvaluator:
-    """Evaluates architectures for an objective of proxies through the durable score store.
-    Returns ``(evaluation, seconds, computed)``; an architecture seen before in this run is
-    answered from memory.  A stored failure (error, oom) is an evaluation that failed, unless
-    ``retry_failed`` asks to compute it again (e.g. after freeing memory)."""
+#: one evaluation: (the objective's component scores, the proxy seconds, computed now)
+Result = tuple[Evaluation, float, bool]
 
-    def __init__(self, *, objective: Objective, store: ScoreStore, scorer: NetworkScorer,
-                 keys_of: Callable[[str], dict[str, ScoreKey]], retry_failed: bool = False) -> None:
-        self.objective, self.store, self.scorer, self.keys_of = objective, store, scorer, keys_of
+
+class StoreEvaluator:
+    """Evaluates a batch of architectures for an objective of proxies through the durable score
+    store: ``evaluate(arch_strs)`` returns one ``(evaluation, seconds, computed)`` per architecture,
+    in order.  The batch's architectures with a score missing from the store are scored together
+    by ``score`` (the keys of each, by proxy: it commits their records to the store) before any
+    is returned; an architecture seen before in this run is answered from memory, so
+    ``computed`` is true at most once per architecture.  A stored failure (error, oom) is an
+    evaluation that failed, unless ``retry_failed`` asks to compute it again (e.g. after freeing
+    memory)."""
+
+    def __init__(self, *, objective: Objective, store: ScoreStore, keys_of: Callable[[str], dict[str, ScoreKey]],
+                 score: Callable[[dict[str, dict[str, ScoreKey]]], Any], retry_failed: bool = False) -> None:
+        self.objective, self.store, self.keys_of, self.score = objective, store, keys_of, score
         self.retry_failed = retry_failed
         self._memo: dict[str, tuple[Evaluation, float]] = {}
 
-    def __call__(self, arch_str: str) -> tuple[Evaluation, float, bool]:
-        hit = self._memo.get(arch_str)
-        if hit is not None:
-            return (*hit, False)
-        keys = self.keys_of(arch_str)
-        recs = self.store.get_many(keys.values())
-        records = {c: recs[k] for c, k in keys.items() if k in recs and not (self.retry_failed and recs[k].failed)}
-        missing = [c for c in keys if c not in records]
-        if missing:
-            records.update(self.scorer.score(arch_str, keys, missing))
-        ev = Evaluation(tuple(float(records[c].value) for c in self.objective.components))
-        seconds = pass_seconds(self.objective.components, records)
-        self._memo[arch_str] = (ev, seconds)
-        return ev, seconds, bool(missing)
+    def __call__(self, arch_strs: Sequence[str]) -> list[Result]:
+        keys_for = {a: self.keys_of(a) for a in dict.fromkeys(arch_strs) if a not in self._memo}
+        missing: dict[str, dict[str, ScoreKey]] = {}
+        if keys_for:
+            stored = self.store.get_many(k for ks in keys_for.values() for k in ks.values())
+            if self.retry_failed:
+                stored = {k: r for k, r in stored.items() if not r.failed}
+            missing = {a: ks for a, ks in keys_for.items() if any(k not in stored for k in ks.values())}
+            if missing:
+                self.score(missing)
+                stored.update(self.store.get_many(k for ks in missing.values() for k in ks.values()))
+            for a, ks in keys_for.items():
+                records = {c: stored[k] for c, k in ks.items()}
+                ev = Evaluation(tuple(float(records[c].value) for c in self.objective.components))
+                self._memo[a] = (ev, pass_seconds(self.objective.components, records))
+        # computed: true at the first occurrence of an architecture scored now
+        return [(*self._memo[a], missing.pop(a, None) is not None) for a in arch_strs]
 
 
 class BenchmarkEvaluator:
@@ -105,7 +126,10 @@ class BenchmarkEvaluator:
         self.cost_scale = float(cost_scale)
         self._key_of = bench.key_of
 
-    def __call__(self, arch_str: str) -> tuple[Evaluation, float, bool]:
+    def __call__(self, arch_strs: Sequence[str]) -> list[Result]:
+        return [self._one(a) for a in arch_strs]
+
+    def _one(self, arch_str: str) -> Result:
         key = self._key_of(arch_str)
         if key not in self._values:
             return Evaluation((math.nan,)), 0.0, False
@@ -129,7 +153,8 @@ def search_target(cfg: SearchConfig) -> tuple[str, str]:
 
 def make_evaluator(cfg: SearchConfig, *, space, space_kw: Mapping, objective: Objective, store: ScoreStore):
     """The evaluator of ``objective``: the benchmark's 12-epoch accuracy for ``valacc12``, else the
-    proxies through the score store (scored on ``score_seed``'s batch when missing)."""
+    proxies through the score store (scored on ``score_seed``'s batch when missing, by the scoring
+    job's :func:`~harness.scoring.run.score_all`, through the engine when ``engine.enabled``)."""
     dataset = cfg.dataset.images
     if objective.name == VALACC:
         spec = cfg.space.valacc12
@@ -140,12 +165,32 @@ def make_evaluator(cfg: SearchConfig, *, space, space_kw: Mapping, objective: Ob
                                   cost_scale=spec.cost_scale)
     device = resolve_device(cfg.device)
     batch = dict(batch_size=cfg.batch.size, input_kind=cfg.batch.kind.value, sampling=cfg.batch.sampling.value)
-    scorer = NetworkScorer(space=space, store=store, dataset=dataset, seed=cfg.score_seed, split=cfg.batch.split,
-                           device=device, data_dir=cfg.data_dir, **batch)
     keys_of = key_maker(space=space, proxy_names=list(objective.components), dataset=dataset, seed=cfg.score_seed,
                         device=device, space_kw=space_kw, **batch)
-    return StoreEvaluator(objective=objective, store=store, scorer=scorer, keys_of=keys_of,
+    engine = engine_options(cfg)
+
+    def score(keys_for: dict[str, dict[str, ScoreKey]]) -> None:
+        with _quiet(score_all.__module__, "proxies.engine"):  # the search logs its own progress
+            score_all(space=space, keys_for=keys_for, store=store, dataset=dataset, seed=cfg.score_seed,
+                      split=cfg.batch.split, device=device, data_dir=cfg.data_dir, retry_failed=cfg.retry_failed,
+                      shard=(0, 1), engine=engine, **batch)
+
+    return StoreEvaluator(objective=objective, store=store, keys_of=keys_of, score=score,
                           retry_failed=cfg.retry_failed)
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """Keep the named loggers' info lines (a scoring job's per-call progress: one search batch is a
+    tiny job) out of the search's log; warnings and errors still show."""
+    saved = [(lg, lg.level) for lg in map(logging.getLogger, loggers)]
+    for lg, level in saved:
+        lg.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for lg, level in saved:
+            lg.setLevel(level)
 
 
 def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
@@ -153,13 +198,14 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
     """Run one search described by ``cfg`` (a composed ``conf/search_run.yaml``, a
     :class:`~harness.config.SearchConfig` or a mapping with its keys; validated first, so a value
     that is not allowed is a :class:`~harness.config.ConfigError` before any work);
-    ``on_step(step)`` is called after each step (tests use it to interrupt a run)."""
+    ``on_step(step)`` is called after each step, i.e. after each tell (tests use it to interrupt a
+    run)."""
     cfg = load(cfg, SearchConfig)
     space, space_kw = space_from_cfg(cfg)
     objective = objective_from_cfg(cfg)
     strategy_cfg = strategy_params(cfg.search)
     strategy_name = cfg.search.name
-    seed, budget = cfg.seed, cfg.budget
+    seed, budget, ask_batch = cfg.seed, cfg.budget, cfg.ask_batch
     dataset = cfg.dataset.images
     target = search_target(cfg)
     bench = space.benchmark
@@ -174,29 +220,32 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
         evaluate = make_evaluator(cfg, space=space, space_kw=space_kw, objective=objective, store=store)
         steps, seen, cost, n_computed = [], set(), 0.0, 0
         start = time.perf_counter()
-        log.info("%s search of %s (%s, images %s), objective %s, budget %d, seed %d", strategy_name, space.name,
-                 "/".join(map(str, target)), dataset, objective.name, budget, seed)
+        log.info("%s search of %s (%s, images %s), objective %s, budget %d, seed %d%s", strategy_name, space.name,
+                 "/".join(map(str, target)), dataset, objective.name, budget, seed,
+                 f", {ask_batch} architectures per ask" if ask_batch > 1 else "")
         try:
-            for step in range(1, budget + 1):
-                arch = strategy.ask()
-                arch_str = space.to_str(arch)
-                ev, seconds, computed = evaluate(arch_str)
-                strategy.tell(arch, ev)
-                new = arch_str not in seen
-                if new:
-                    seen.add(arch_str)
-                    cost += seconds
-                n_computed += computed
-                best_arch, best_ev = strategy.best()
-                steps.append({"step": step, "arch": arch_str, **dict(zip(objective.components, ev.values)),
-                              "failed": ev.failed, "new": new, "computed": computed, "cost_s": cost,
-                              "n_scored": len(seen), "best_arch": space.to_str(best_arch)})
-                if step % progress_every == 0 or step == budget:
-                    log.info("step %d/%d: %d distinct architectures (%d computed now), best %s %s, cost %.1f s, "
-                             "elapsed %.1f s", step, budget, len(seen), n_computed, objective.name,
-                             _fmt(best_ev), cost, time.perf_counter() - start)
-                if on_step is not None:
-                    on_step(step)
+            step = 0
+            while step < budget:
+                archs = strategy.ask(min(ask_batch, budget - step))
+                arch_strs = [space.to_str(a) for a in archs]
+                for arch, arch_str, (ev, seconds, computed) in zip(archs, arch_strs, evaluate(arch_strs)):
+                    step += 1
+                    strategy.tell(arch, ev)
+                    new = arch_str not in seen
+                    if new:
+                        seen.add(arch_str)
+                        cost += seconds
+                    n_computed += computed
+                    best_arch, best_ev = strategy.best()
+                    steps.append({"step": step, "arch": arch_str, **dict(zip(objective.components, ev.values)),
+                                  "failed": ev.failed, "new": new, "computed": computed, "cost_s": cost,
+                                  "n_scored": len(seen), "best_arch": space.to_str(best_arch)})
+                    if step % progress_every == 0 or step == budget:
+                        log.info("step %d/%d: %d distinct architectures (%d computed now), best %s %s, cost %.1f s, "
+                                 "elapsed %.1f s", step, budget, len(seen), n_computed, objective.name,
+                                 _fmt(best_ev), cost, time.perf_counter() - start)
+                    if on_step is not None:
+                        on_step(step)
         except BaseException:
             log.warning("search interrupted after %d of %d steps: every score computed so far is stored; run the "
                         "same command again to resume (the stored part is replayed, not recomputed)",
@@ -216,7 +265,7 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
         "n_failed": sum(s["failed"] for s in steps if s["new"]), "wall_s": wall,
         "best_score": dict(zip(objective.components, best_ev.values)),
         "space": space.name, "images": dataset, "target": list(target), "optimum": optimum,
-        "optimum_over": n_table, "strategy": strategy_name, "strategy_params": strategy_cfg,
+        "optimum_over": n_table, "strategy": strategy_name, "strategy_params": strategy_cfg, "ask_batch": ask_batch,
         "objective": objective.name, "vote": {"rule": objective.rule, "ties": objective.ties}, "seed": seed,
         "score_seed": None if objective.name == VALACC else cfg.score_seed,
         "protocol": bench.protocol(*target), "machine": _machine(cfg, objective),
@@ -266,11 +315,10 @@ def _fmt(ev: Evaluation) -> str:
 
 
 def _track(tracker, cfg: SearchConfig, summary: Mapping[str, Any], artifacts) -> None:
-    from harness.reports.artifacts import log_artifacts
+    from ..reports.artifacts import log_artifacts
+    from ..tracking import flatten, provenance_tags
 
-    from .tracking import flatten, provenance_tags
-
-    tags = provenance_tags(Path(__file__).resolve().parents[1], {})
+    tags = provenance_tags(Path(__file__).resolve().parents[2], {})
     tags["found_arch"] = summary["arch"]
     name = f"search-{summary['space']}-{summary['images']}-{summary['strategy']}-{summary['objective']}-seed{summary['seed']}"
     with tracker.run(name, parent_run_id=cfg.tracking.parent_run_id, tags=tags) as handle:
@@ -283,15 +331,3 @@ def _track(tracker, cfg: SearchConfig, summary: Mapping[str, Any], artifacts) ->
 #: the keys of the final JSON line of ``harness search``
 SUMMARY_KEYS = ("arch", "test_accuracy", "regret", "search_cost_s", "n_scored", "n_computed", "wall_s", "space",
                 "images", "target", "strategy", "objective", "seed")
-
-
-def main(argv=None) -> int:
-    """``python -m harness.search [overrides]`` = ``harness search [overrides]``."""
-    from .cli import search_command
-
-    return search_command(argv)
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    raise SystemExit(main())
