@@ -70,27 +70,17 @@ def _div255(values: tuple[float, float, float]) -> tuple[float, float, float]:
     return tuple((torch.tensor(values, dtype=torch.float32) / 255).tolist())  # type: ignore[return-value]
 
 
+def _cifar(name: str, num_classes: int, mean: tuple, std: tuple, note: str) -> DatasetInfo:
+    """A CIFAR dataset: real images (a subset), its train/test arrays, per-channel statistics in 0..255."""
+    return DatasetInfo(name=name, file=f"images/{name}_real_subset.npz", num_classes=num_classes,
+                       image_shape=(3, 32, 32), mean=_div255(mean), std=_div255(std),
+                       splits={"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}, note=note)
+
+
 DATASETS: dict[str, DatasetInfo] = {
-    "cifar10": DatasetInfo(
-        name="cifar10",
-        file="images/cifar10_real_subset.npz",
-        num_classes=10,
-        image_shape=(3, 32, 32),
-        mean=_div255((125.3, 123.0, 113.9)),
-        std=_div255((63.0, 62.1, 66.7)),
-        splits={"train": ("x_train", "y_train"), "test": ("x_test", "y_test")},
-        note="real CIFAR-10 images (a subset)",
-    ),
-    "cifar100": DatasetInfo(
-        name="cifar100",
-        file="images/cifar100_real_subset.npz",
-        num_classes=100,
-        image_shape=(3, 32, 32),
-        mean=_div255((129.3, 124.1, 112.4)),
-        std=_div255((68.2, 65.4, 70.4)),
-        splits={"train": ("x_train", "y_train"), "test": ("x_test", "y_test")},
-        note="real CIFAR-100 images (a subset), fine labels",
-    ),
+    "cifar10": _cifar("cifar10", 10, (125.3, 123.0, 113.9), (63.0, 62.1, 66.7), "real CIFAR-10 images (a subset)"),
+    "cifar100": _cifar("cifar100", 100, (129.3, 124.1, 112.4), (68.2, 65.4, 70.4),
+                       "real CIFAR-100 images (a subset), fine labels"),
     "ImageNet16-120": DatasetInfo(
         name="ImageNet16-120",
         file="images/imagenet16_120_from_samples.npz",

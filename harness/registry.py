@@ -22,17 +22,10 @@ STRATEGIES: dict[str, Any] = {
 PLUGIN_GROUP = plugins.GROUPS["strategies"]
 
 
-def register_strategy(name: str) -> Callable[[type], type]:
-    """Register a :class:`harness.search.Strategy` subclass under ``name`` (a duplicate name
-    raises).  Its keyword arguments with defaults become the ``search.*`` settings of ``harness search``."""
-
-    def deco(cls: type) -> type:
-        if name in STRATEGIES:
-            raise ValueError(f"search strategy {name!r} is already registered")
-        STRATEGIES[name] = cls
-        return cls
-
-    return deco
+#: ``@register_strategy(name)``: a :class:`harness.search.Strategy` subclass under ``name`` (a
+#: duplicate name raises).  Its keyword arguments with defaults become the ``search.*`` settings
+#: of ``harness search``.
+register_strategy: Callable[[str], Callable[[type], type]] = plugins.registrar(STRATEGIES, "search strategy")
 
 
 def strategy_class(name: str) -> type:

@@ -325,13 +325,8 @@ class NullTracker:
     """Tracking disabled: every run is a :class:`NullRun`."""
 
     @contextlib.contextmanager
-    def run(
-        self,
-        name: str,
-        *,
-        parent_run_id: str | None = None,
-        tags: Mapping[str, Any] | None = None,
-    ) -> Iterator[NullRun]:
+    def run(self, name: str, **options: Any) -> Iterator[NullRun]:
+        """A run that records nothing (``options``: the :class:`Tracker` protocol's, ignored)."""
         yield NullRun()
 
 

@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
+from spaces import plugins
 from spaces.vocabulary import UnknownNameError
 
 from .registry import get_proxy
@@ -70,15 +71,8 @@ class Majority:
 _RULES: dict[str, Callable[[], Any]] = {}
 
 
-def register_rule(name: str) -> Callable:
-    """Register an aggregation rule class (``rank``, ``prefers``, ``orderings``) under ``name``."""
-    def deco(cls: Callable) -> Callable:
-        if name in _RULES:
-            raise ValueError(f"aggregation rule {name!r} is already registered")
-        _RULES[name] = cls
-        return cls
-
-    return deco
+#: ``@register_rule(name)``: an aggregation rule class (``rank``, ``prefers``, ``orderings``)
+register_rule = plugins.registrar(_RULES, "aggregation rule")
 
 
 register_rule("majority")(Majority)

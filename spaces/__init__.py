@@ -30,18 +30,10 @@ _SPACES: dict[str, Callable[..., Any] | str] = {
 PLUGIN_GROUP = plugins.GROUPS["spaces"]
 
 
-def register_space(name: str) -> Callable:
-    """Register a space factory (a class taking keyword-only constructor arguments) under ``name``;
-    a duplicate name raises.  Its keyword arguments with defaults become the ``space.*`` settings
-    of the command line (``harness run space=<name> space.<arg>=...``)."""
-
-    def deco(factory: Callable) -> Callable:
-        if name in _SPACES:
-            raise ValueError(f"space {name!r} is already registered")
-        _SPACES[name] = factory
-        return factory
-
-    return deco
+#: ``@register_space(name)``: a space factory (a class taking keyword-only constructor arguments)
+#: under ``name``; a duplicate name raises.  Its keyword arguments with defaults become the
+#: ``space.*`` settings of the command line (``harness run space=<name> space.<arg>=...``).
+register_space: Callable[[str], Callable] = plugins.registrar(_SPACES, "space")
 
 
 def get_space(name: str, **kwargs: Any) -> "Space":

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import threading
-from typing import Mapping, TypeVar
+from typing import Callable, Mapping, TypeVar
 
 __all__ = ["GROUPS", "load", "lookup", "failures", "describe_failures"]
 
@@ -82,6 +82,21 @@ def lookup(registry: Mapping[str, T], name: str, group: str, what: str) -> T:
         singular = {"proxies": "proxy", "spaces": "space", "search strategies": "search strategy"}.get(what, what)
         raise UnknownNameError(f"unknown {singular} {name!r}; registered {what}: {sorted(registry)}"
                                + describe_failures(group)) from None
+
+
+def registrar(registry: dict, what: str) -> Callable[[str], Callable[[T], T]]:
+    """The ``register(name)`` decorator of a registry: it adds the decorated object under
+    ``name`` and refuses a name already taken (``what`` names the kind in the message)."""
+    def register(name: str) -> Callable[[T], T]:
+        def deco(obj: T) -> T:
+            if name in registry:
+                raise ValueError(f"{what} {name!r} is already registered")
+            registry[name] = obj
+            return obj
+
+        return deco
+
+    return register
 
 
 def reset() -> None:

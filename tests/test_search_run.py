@@ -59,20 +59,26 @@ def test_search_scores_through_the_store_and_counts_distinct_cost(tmp_path):
                                   traj.drop(columns="computed"))
 
 
+class _Stop(Exception):
+    pass
+
+
+def cut_at(cfg, out_dir, step_no: int) -> None:
+    """Run the search of ``cfg`` and interrupt it at step ``step_no`` (as a kill would)."""
+    def stop_at(step):
+        if step == step_no:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        hs.run_search(cfg, output_dir=out_dir, on_step=stop_at)
+
+
 @pytest.mark.parametrize("strategy", ["random", "evolution", "reinforce"])
 def test_interrupted_search_resumes_without_repeating_work(tmp_path, strategy):
     extra = {"evolution": ["search.population=6", "search.tournament=3"], "reinforce": ["search.warmup=5"]}
     cfg = make_cfg(tmp_path, f"search={strategy}", *extra.get(strategy, []), "objective=synflow", "budget=20")
 
-    class Stop(Exception):
-        pass
-
-    def stop_at(step):
-        if step == 9:
-            raise Stop
-
-    with pytest.raises(Stop):
-        hs.run_search(cfg, output_dir=tmp_path / "cut", on_step=stop_at)
+    cut_at(cfg, tmp_path / "cut", 9)
     with ScoreStore(tmp_path / "s.sqlite") as store:
         kept = len(store)
     assert 0 < kept <= 9
@@ -285,15 +291,7 @@ def test_a_batched_search_is_reproducible_and_resumes(tmp_path, strategy):
     cfg = make_cfg(tmp_path, f"search={strategy}", *PINNED_SETTINGS[strategy], "objective=params", "budget=30",
                    "seed=3", "ask_batch=4", "figure=false")
 
-    class Stop(Exception):
-        pass
-
-    def stop_at(step):
-        if step == 13:
-            raise Stop
-
-    with pytest.raises(Stop):
-        hs.run_search(cfg, output_dir=tmp_path / "cut", on_step=stop_at)
+    cut_at(cfg, tmp_path / "cut", 13)
     resumed = hs.run_search(cfg, output_dir=tmp_path / "resumed")
     fresh = hs.run_search(make_cfg(tmp_path / "fresh", f"search={strategy}", *PINNED_SETTINGS[strategy],
                                    "objective=params", "budget=30", "seed=3", "ask_batch=4", "figure=false"),
