@@ -102,6 +102,8 @@ def hydra_app(command: str, config_name: str, schema: type, job: Callable[[Any, 
         print(f"harness {command}: {err}", file=sys.stderr, flush=True)
         return 2
     register_schemas()
+    if "--dry-run" in argv:
+        return dry_run(command, config_name, schema, [a for a in argv if a != "--dry-run"])
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)
     def _main(cfg) -> None:
@@ -119,6 +121,67 @@ def hydra_app(command: str, config_name: str, schema: type, job: Callable[[Any, 
     finally:
         sys.argv = saved
     return 0
+
+
+def _job_overrides(config_name: str, argv: Sequence[str]) -> list[list[str]]:
+    """The override list of every job the command would run: one (``argv``) without
+    ``--multirun``; with it, Hydra's own expansion of the command line's sweeps and the
+    config's ``hydra.sweeper.params`` (an experiment's sweep), in Hydra's order."""
+    from hydra import compose
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    overrides = [a for a in argv if a not in ("-m", "--multirun")]
+    if not multirun:
+        return [overrides]
+    parser = OverridesParser.create()
+    fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
+    params = compose(config_name, overrides=fixed, return_hydra_config=True).hydra.sweeper.get("params") or {}
+    swept = [f"{key}={value}" for key, value in params.items()]
+    parsed = parser.parse_overrides(swept + overrides)
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def dry_run(command: str, config_name: str, schema: type, argv: Sequence[str]) -> int:
+    """``harness run|search ... --dry-run``: compose and validate every job the command line
+    would run (a --multirun sweep expanded as Hydra expands it) and print what each would do;
+    nothing is computed, stored, tracked or written.  Status 2 at the first job not allowed."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from spaces.vocabulary import UnknownNameError
+
+    from .config import ConfigError, config_dir, load
+    from .scoring.run import check_job
+
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            jobs = _job_overrides(config_name, argv)
+            for i, overrides in enumerate(jobs, 1):
+                typed = load(compose(config_name, overrides=overrides), schema)
+                n_archs = check_job(typed) if command == "run" else None
+                print(f"job {i}/{len(jobs)}: {' '.join(overrides) or '(defaults)'}\n"
+                      f"    {_job_line(command, typed, n_archs)}")
+    except (ConfigError, UnknownNameError, HydraException, OmegaConfBaseException) as err:
+        print(f"harness {command}: {err}", file=sys.stderr, flush=True)
+        return 2
+    print(f"harness {command} --dry-run: {len(jobs)} job(s), every setting allowed; nothing was run")
+    return 0
+
+
+def _job_line(command: str, cfg: Any, n_archs: int | None) -> str:
+    """One line saying what a validated job would do (``n_archs``: its selection's size)."""
+    space = cfg.space.name
+    images = cfg.dataset.images
+    if command == "search":
+        return (f"{cfg.search.name} search in {space} guided by {cfg.objective}, budget {cfg.budget}, "
+                f"seed {cfg.seed}, {images} images")
+    archs = f"{n_archs} {space} archs ({cfg.archs.select.name}{' from ' + cfg.archs.file if cfg.archs.file else ''})"
+    return (f"{len(cfg.proxies)} proxies ({', '.join(cfg.proxies)}) on {archs}, "
+            f"{cfg.batch.size} {cfg.batch.kind.name} {images} images, seed {cfg.seed}"
+            + (f", shard {cfg.shard}" if cfg.shard else ""))
 
 
 def _check_profiles(argv: Sequence[str]) -> None:

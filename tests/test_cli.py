@@ -143,6 +143,29 @@ def test_a_setting_that_is_not_allowed_is_refused_before_any_work(override, mess
 
 
 @needs_data
+def test_a_dry_run_expands_the_sweep_validates_every_job_and_runs_none(tmp_path):
+    done = sh([str(BIN / "harness"), "run", "--multirun", "experiment=nb201_full", "archs.n=7", "--dry-run"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    jobs = [ln for ln in done.stdout.splitlines() if ln.startswith("job ")]
+    assert len(jobs) == 9 and jobs[0].startswith("job 1/9: dataset=cifar10 seed=0")  # 3 datasets x 3 seeds
+    assert "on 7 nb201 archs (first), 64 real ImageNet16-120 images, seed 2" in done.stdout
+    assert done.stdout.rstrip().endswith("9 job(s), every setting allowed; nothing was run")
+    assert not any(tmp_path.iterdir()), "a dry run wrote something"
+
+
+@needs_data
+@pytest.mark.parametrize("command,override,message", [
+    ("run", "archs.n=99999", "space 'nb201' has 15625 architectures"),
+    ("run", "proxies=[wrcor,nope]", "unknown proxy 'nope'"),
+    ("search", "budget=10", "budget=10"),
+])
+def test_a_dry_run_refuses_what_the_job_would_refuse(command, override, message, tmp_path):
+    done = sh([str(BIN / "harness"), command, override, "--dry-run"], tmp_path)
+    assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not any(tmp_path.iterdir())
+
+
+@needs_data
 def test_a_search_whose_budget_never_leaves_its_initial_samples_is_refused(tmp_path):
     done = sh([str(BIN / "harness"), "search", "search=evolution", "budget=50", "tracking=none"], tmp_path, timeout=60)
     assert done.returncode == 2

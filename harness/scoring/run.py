@@ -410,6 +410,24 @@ def targets_from_cfg(cfg: RunConfig, space) -> list[tuple[str, str]]:
     return [tuple(t) for t in cfg.dataset.targets]
 
 
+def archs_from_cfg(cfg: RunConfig, space) -> list:
+    """The job's architectures: ``archs.select``/``n``/``seed`` over the space, or over the
+    population of ``archs.file``."""
+    population = (archs_from_file(space, file=cfg.archs.file, column=cfg.archs.column, data_dir=cfg.data_dir)
+                  if cfg.archs.file else None)
+    return select_archs(space, select=cfg.archs.select, n=cfg.archs.n, seed=cfg.archs.seed, population=population)
+
+
+def check_job(cfg: RunConfig) -> int:
+    """Everything a scoring job checks before its work, without the work: the space, the
+    selection, the targets and each proxy name; returns the number of architectures."""
+    space, _ = space_from_cfg(cfg)
+    split_proxies(list(dict.fromkeys(proxies.canonical(n) for n in cfg.proxies)))
+    for t in targets_from_cfg(cfg, space):
+        space.benchmark.protocol(*t)
+    return len(archs_from_cfg(cfg, space))
+
+
 def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict[str, Any]:
     """Score, evaluate, record and track one job described by ``cfg`` (a composed Hydra config,
     a :class:`~harness.config.RunConfig`, or a nested mapping with its keys).  The configuration
@@ -428,9 +446,7 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     input_kind, sampling, split = cfg.batch.kind.value, cfg.batch.sampling.value, cfg.batch.split
     shard = parse_shard(cfg.shard)
     device = resolve_device(cfg.device, shard)
-    population = (archs_from_file(space, file=cfg.archs.file, column=cfg.archs.column, data_dir=data_dir)
-                  if cfg.archs.file else None)
-    archs = select_archs(space, select=cfg.archs.select, n=cfg.archs.n, seed=cfg.archs.seed, population=population)
+    archs = archs_from_cfg(cfg, space)
     bench = space.benchmark
     for t in targets:
         bench.protocol(*t)  # unknown (dataset, split) -> error listing the valid ones
