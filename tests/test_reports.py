@@ -123,20 +123,24 @@ def _figure():
 
 
 def test_save_writes_every_output_and_closes_the_figure(tmp_path, monkeypatch):
+    from figure_checks import png_dpi
+
     plt = style.pyplot()
-    with style.figure_style(grid=False):
-        fig = _figure()
-        assert style.save(fig, tmp_path / "a.png", dpi=50) == [tmp_path / "a.png"]
-    assert not plt.fignum_exists(fig.number)
-    # raising the quality of every report figure is a change of OUTPUTS alone
-    monkeypatch.setattr(style, "OUTPUTS", ((".png", 100), (".pdf", None)))
     with style.figure_style():
-        paths = style.save(_figure(), tmp_path / "b.png", dpi=50)
-    assert [p.name for p in paths] == ["b.png", "b.pdf"]
-    assert paths[1].read_bytes()[:4] == b"%PDF"
+        fig = _figure()
+        paths = style.save(fig, tmp_path / "a.png", dpi=50)
+    assert not plt.fignum_exists(fig.number)
+    # every report figure: a PNG of at least 200 dpi (the floor wins over a lower dpi) and a vector PDF
+    assert [p.name for p in paths] == ["a.png", "a.pdf"]
+    assert png_dpi(paths[0]) >= 200 and paths[1].read_bytes()[:5] == b"%PDF-"
+    assert b"CreationDate" not in paths[1].read_bytes()  # an unchanged figure is an unchanged file
+    # how every report figure is saved is a change of OUTPUTS alone
+    monkeypatch.setattr(style, "OUTPUTS", ((".png", 400),))
+    with style.figure_style():
+        (big,) = style.save(_figure(), tmp_path / "b.png", dpi=50)
     import matplotlib.image as mpimg
 
-    assert mpimg.imread(paths[0]).shape[0] == 2 * mpimg.imread(tmp_path / "a.png").shape[0]
+    assert mpimg.imread(big).shape[0] == 2 * mpimg.imread(paths[0]).shape[0]
 
 
 def test_figure_style_leaks_no_rcparams():
@@ -145,9 +149,18 @@ def test_figure_style_leaks_no_rcparams():
     before = dict(matplotlib.rcParams)
     with style.figure_style():
         assert matplotlib.rcParams["axes.grid"]  # seaborn's whitegrid
-    with style.figure_style(grid=False):
-        pass
+        assert matplotlib.rcParams["figure.constrained_layout.use"]
+        assert matplotlib.rcParams["pdf.fonttype"] == 42  # TrueType fonts in the PDF
     assert dict(matplotlib.rcParams) == before
+
+
+def test_style_helpers():
+    assert style.wrap_label("nb201: cifar10-valid/valid") == "nb201:\ncifar10-valid/valid"
+    assert style.wrap_label("cifar10/test") == "cifar10/test"
+    assert style.seeds_note([3, 3]) == "mean ± std over 3 seeds"
+    assert style.seeds_note([1, 1]) == "one seed: no error bars"
+    assert style.seeds_note([1, 10]).endswith("one seed: no bar")
+    assert style.label_width(["abc\nabcdefgh"]) > style.label_width(["abcdefg"])
 
 
 class _Handle:
@@ -167,7 +180,7 @@ def test_log_artifacts_and_job_figures(tmp_path, caplog):
     assert handle.logged == [("a.csv", "records")]
     _write_job(tmp_path / "job", 0)
     logged = artifacts.log_job_figures(handle, tmp_path / "job")
-    assert [p.name for p in logged] == ["job_scatter.png", "job_heatmap.png", "job_tau.png"]
+    assert [p.name for p in logged] == [f"job_{k}.{e}" for k in ("scatter", "heatmap", "tau") for e in ("png", "pdf")]
     assert [name for name, _ in handle.logged[1:]] == [p.name for p in logged]
     (tmp_path / "empty").mkdir()
     assert artifacts.log_job_figures(handle, tmp_path / "empty") == []  # no records: a warning, no error

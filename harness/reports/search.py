@@ -200,7 +200,7 @@ def write_figure(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     figures = Path(out_dir) / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     refs = published(summary)
-    with figure_style(grid=False) as plt:
+    with figure_style() as plt:
         fig, axes, datasets, colour = _panels(plt, summary)
         for ax, d in zip(axes[0], datasets):
             sub = summary[summary["images"] == d]
@@ -245,7 +245,7 @@ def write_curves(traj: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, name:
     incumbent), one panel per dataset, one line per method; nothing without trajectories."""
     if traj.empty:
         return []
-    with figure_style(grid=False) as plt:
+    with figure_style() as plt:
         fig, axes, datasets, colour = _panels(plt, summary)
         for ax, d in zip(axes[0], datasets):
             sub = traj[traj["images"] == d]
@@ -275,7 +275,7 @@ def trajectory_figure(steps: Sequence[Mapping[str, Any]], summary: Mapping[str, 
     run's trajectory rows, ``summary``: its ``search.json``).  Returns the paths written; a
     failure is a warning and returns none (a figure must not lose the search's numbers)."""
     try:
-        with figure_style(grid=False) as plt:
+        with figure_style() as plt:
             fig, ax = plt.subplots(figsize=(5, 3.2))
             ax.step([s["cost_s"] for s in steps], [s["best_accuracy"] for s in steps], where="post")
             ax.axhline(summary["optimum"], **OPTIMUM_LINE, label="optimum")
