@@ -129,14 +129,23 @@ def legend_outside(fig: Any, handles: Sequence[Any], labels: Sequence[str], *, w
                    title: str | None = None, ncol: int | None = None) -> Any:
     """The figure's one key, outside every panel: ``where`` is ``right`` (a column beside the
     panels) or ``bottom`` (rows under them, ``ncol`` columns); constrained layout shrinks the
-    panels to make room.  Duplicate labels are shown once."""
+    panels to make room, and the figure grows where the key would not fit.  Duplicate labels are
+    shown once."""
     seen: dict[str, Any] = {}
     for h, lab in zip(handles, labels):
         seen.setdefault(lab, h)
     loc = {"right": "outside right upper", "bottom": "outside lower center"}[where]
     if ncol is None:
         ncol = 1 if where == "right" else min(len(seen), 4) or 1
-    return fig.legend(list(seen.values()), list(seen), loc=loc, ncol=ncol, title=title)
+    legend = fig.legend(list(seen.values()), list(seen), loc=loc, ncol=ncol, title=title)
+    # a key wider (below) or taller (beside) than the figure would be cut: the figure grows to hold it
+    box = legend.get_window_extent(fig.canvas.get_renderer())
+    width, height = box.width / fig.dpi + 0.2, box.height / fig.dpi + 0.2
+    if where == "bottom" and width > fig.get_figwidth():
+        fig.set_figwidth(width)
+    if where == "right" and height > fig.get_figheight():
+        fig.set_figheight(height)
+    return legend
 
 
 def _finite(values: Iterable[float]) -> np.ndarray:
