@@ -206,8 +206,10 @@ def test_no_report_branches_on_a_space_name():
 def test_the_nb201_benchmark_answers_with_published_numbers():
     bench = nb201_benchmark()
     found = bench.published_search("cifar10")
-    assert [(p.method, p.setting, p.source, p.accuracy) for p in found] == [
-        ("NASWOT", "N=1000", "Mellor et al. 2021", 92.96), ("TE-NAS", "", "Chen et al. 2021", 93.9)]
+    assert [(p.method, p.setting, p.source, p.accuracy, p.cite) for p in found] == [
+        ("NASWOT", "N=1000", "Mellor et al. 2021", 92.96, "mellor2021naswot"),
+        ("TE-NAS", "", "Chen et al. 2021", 93.9, "chen2021tenas")]
+    assert bench.cite == "dong2020nasbench201"
     assert bench.published_search("cifar10-valid") == []
     assert bench.suite_zero_reference("cifar100") is None  # none published for those images: no file read
     plain = TableBenchmark("x/none.csv", key_column="arch", columns={}, protocols={})
@@ -242,7 +244,9 @@ def _search_records(root: Path, space: str) -> Path:
 
 def test_search_report_shows_what_the_benchmark_publishes(tmp_path, monkeypatch):
     toy = TableBenchmark("toy/none.csv", key_column="arch", columns={}, protocols={},
-                         published_search={"cifar10": [PublishedSearch("ToyNAS", "N=5", "Doe 2030", 91.5)]})
+                         published_search={"cifar10": [PublishedSearch("ToyNAS", "N=5", "Doe 2030", 91.5,
+                                                                        cite="doe2030toy", where="Table 9")]},
+                         cite="roe2029toybench")
     _register(monkeypatch, "toy_published", toy)
     _register(monkeypatch, "toy_silent", TableBenchmark("toy/none.csv", key_column="arch", columns={}, protocols={}))
     _register(monkeypatch, "toy_plugin", _Bench())
@@ -250,6 +254,12 @@ def test_search_report_shows_what_the_benchmark_publishes(tmp_path, monkeypatch)
     md = (tmp_path / "o" / "tables" / "p.md").read_text()
     assert "| ToyNAS, N=5 (Doe 2030, published) |  | 91.50 |  |  |" in md
     assert "NASWOT" not in md and "TE-NAS" not in md
+    # each quoted number names its source: the paper (and where in it) and the benchmark, by BibTeX key
+    assert ("Sources of the quoted numbers (BibTeX keys: docs/references.bib): optimum (benchmark): the "
+            "toy_published table [roe2029toybench]; ToyNAS, N=5: Doe 2030, Table 9 [doe2030toy].") in md
+    tex = (tmp_path / "o" / "tables" / "p.tex").read_text()
+    assert ("Sources: optimum (benchmark): the toy\\_published table \\cite{roe2029toybench}; ToyNAS, N=5: Doe 2030, "
+            "Table 9 \\cite{doe2030toy}.") in tex
     assert search_report.published(out["summary"]) == [("ToyNAS, N=5 (Doe 2030, published)", "ToyNAS N=5",
                                                         {"cifar10": 91.5})]
     for name in ("toy_silent", "toy_plugin"):
@@ -257,6 +267,7 @@ def test_search_report_shows_what_the_benchmark_publishes(tmp_path, monkeypatch)
         md = (tmp_path / "o" / "tables" / f"{name}.md").read_text()
         assert "published" not in md and search_report.published(out["summary"]) == []
         assert md.splitlines()[-1].startswith("| optimum (benchmark) |")
+        assert f"optimum (benchmark): the {name} table." in md  # no key stated: none invented
 
 
 def test_agreement_asks_the_benchmark_for_its_reference(tmp_path, monkeypatch):
@@ -267,7 +278,7 @@ def test_agreement_asks_the_benchmark_for_its_reference(tmp_path, monkeypatch):
         def suite_zero_reference(self, dataset):
             if dataset != "cifar10":
                 return None
-            return ReferenceScores("toy", archs, {"synflow": theirs})
+            return ReferenceScores("toy scores", archs, {"synflow": theirs}, cite="doe2030scores")
 
     _register(monkeypatch, "toy_reference", Published())
     _register(monkeypatch, "toy_plugin", _Bench())
@@ -287,6 +298,7 @@ def test_agreement_asks_the_benchmark_for_its_reference(tmp_path, monkeypatch):
     paths = agreement.build([tmp_path / "toy_reference"], tmp_path / "out", "agree")
     assert [p.name for p in paths] == ["agree_cifar10.md", "agree_cifar10.csv"]
     assert "| synflow | synflow | 0 | 20 | 0 | 1.000 | 1.000 |" in paths[0].read_text()
+    assert "Published scores: toy scores [doe2030scores] (BibTeX keys: docs/references.bib)." in paths[0].read_text()
     with pytest.raises(ValueError, match="no records share"):
         agreement.build([tmp_path / "toy_plugin"], tmp_path / "out", "none")
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from .style import (OPTIMUM_LINE, PUBLISHED_LINES, STRATEGY_LINES, STRATEGY_MARKERS, colours, figure_style,
                     legend_outside, save, seeds_note)
-from .tables import MISSING, MeanStd, Table
+from .tables import MISSING, MeanStd, Table, Tex, latex_escape
 from .tables import write as write_table
 
 if TYPE_CHECKING:
@@ -99,37 +99,67 @@ def _cost(x: float) -> str:
 
 
 # --------------------------------------------------------------------------- published results
-def _benchmark_results(space: str, datasets: Sequence[str]) -> dict[tuple[str, str, str, str], float]:
-    """``{(method, setting, source, images): accuracy}`` the space's benchmark publishes (none for
-    a space that is not installed or a benchmark that does not say)."""
+def _benchmark(space: str) -> Any:
+    """The space's benchmark, or None for a space that is not installed here."""
     import spaces
 
     try:
-        bench = spaces.get_space(space).benchmark
+        return spaces.get_space(space).benchmark
     except (spaces.UnknownNameError, spaces.DataFileError) as err:  # a space that is not installed here
         log.warning("no published search results for space %r: %s", space, err)
-        return {}
-    ask = getattr(bench, "published_search", None)
+        return None
+
+
+def _benchmark_results(space: str, datasets: Sequence[str]) -> dict[tuple[str, ...], float]:
+    """``{(method, setting, source, cite, where, images): accuracy}`` the space's benchmark
+    publishes (none for a space that is not installed or a benchmark that does not say)."""
+    ask = getattr(_benchmark(space), "published_search", None)
     if ask is None:
         return {}
-    return {(p.method, p.setting, p.source, d): float(p.accuracy) for d in datasets for p in ask(d)}
+    return {(p.method, p.setting, p.source, getattr(p, "cite", ""), getattr(p, "where", ""), d): float(p.accuracy)
+            for d in datasets for p in ask(d)}
+
+
+def _published(summary: pd.DataFrame) -> list[tuple[str, str, dict[str, float], str]]:
+    """:func:`published`'s rows, each with the words naming its source (authors, year, place,
+    BibTeX key)."""
+    datasets = _datasets(summary)
+    found = [_benchmark_results(space, datasets) for space in dict.fromkeys(summary["space"].astype(str))]
+    common = {k: v for k, v in found[0].items() if all(f.get(k) == v for f in found[1:])} if found else {}
+    methods: dict[tuple[str, ...], dict[str, float]] = {}
+    for (*method, d), acc in common.items():
+        methods.setdefault(tuple(method), {})[d] = acc
+    out = []
+    for (method, setting, source, cite, where), accs in methods.items():
+        label = f"{method}, {setting} ({source}, published)" if setting else f"{method} ({source}, published)"
+        named = f"{method}, {setting}" if setting else method
+        out.append((label, f"{method} {setting}" if setting else method, accs,
+                    f"{named}: {source}" + (f", {where}" if where else "") + (f" [{cite}]" if cite else "")))
+    return out
 
 
 def published(summary: pd.DataFrame) -> list[tuple[str, str, dict[str, float]]]:
     """The published search results to show beside the summary: (row label, short label for a
     figure key, ``{images: accuracy}``) per method, as every space of the summary's benchmark
     reports them (in the first space's order)."""
-    datasets = _datasets(summary)
-    found = [_benchmark_results(space, datasets) for space in dict.fromkeys(summary["space"].astype(str))]
-    common = {k: v for k, v in found[0].items() if all(f.get(k) == v for f in found[1:])} if found else {}
-    methods: dict[tuple[str, str, str], dict[str, float]] = {}
-    for (method, setting, source, d), acc in common.items():
-        methods.setdefault((method, setting, source), {})[d] = acc
-    out = []
-    for (method, setting, source), accs in methods.items():
-        label = f"{method}, {setting} ({source}, published)" if setting else f"{method} ({source}, published)"
-        out.append((label, f"{method} {setting}" if setting else method, accs))
-    return out
+    return [(label, short, accs) for label, short, accs, _ in _published(summary)]
+
+
+def sources(summary: pd.DataFrame) -> list[str]:
+    """Where the table's quoted numbers come from, one entry each: the optimum (the benchmark's
+    table, with its BibTeX key when the benchmark states one) and each published search result."""
+    benches = {space: getattr(_benchmark(space), "cite", "") or "" for space in dict.fromkeys(summary["space"].astype(str))}
+    optimum = "; ".join(f"the {space} table" + (f" [{cite}]" if cite else "") for space, cite in benches.items())
+    return [f"optimum (benchmark): {optimum}"] + [src for *_, src in _published(summary)]
+
+
+def _tex_sources(entries: Sequence[str]) -> Tex:
+    """The sources as a LaTeX footnote: each ``[key]`` a ``\\cite{key}``, the words escaped."""
+    parts = []
+    for entry in entries:
+        text, _, key = entry.rpartition(" [") if entry.endswith("]") else (entry, "", "")
+        parts.append(latex_escape(text) + (f" \\cite{{{key[:-1]}}}" if key else ""))
+    return Tex("Sources: " + "; ".join(parts) + ".")
 
 
 # --------------------------------------------------------------------------- tables
@@ -163,7 +193,10 @@ def search_table(summary: pd.DataFrame) -> Table:
     caption = (f"Search results: found architecture's accuracy, mean ± std over seeds ({protocols}). "
                f"Cost = proxy seconds of the distinct architectures scored, measured on {machine or 'n/a'} "
                "(ValAcc: 12 epochs of the benchmark's training time).")
-    return Table(header, rows, notes=[caption, _settings(summary)])
+    cited = sources(summary)
+    notes = [caption, _settings(summary),
+             "Sources of the quoted numbers (BibTeX keys: docs/references.bib): " + "; ".join(cited) + "."]
+    return Table(header, rows, notes=notes, footnote=_tex_sources(cited))
 
 
 def _settings(summary: pd.DataFrame) -> str:
