@@ -28,7 +28,8 @@ from .vocabulary import DataFileError, MissingDataFileError, UnknownNameError
 from .datafiles import data_file
 
 __all__ = ["ArchitectureNotFoundError", "TableBenchmark", "nb201_benchmark", "NB201_FILE", "ScoreFile",
-           "ReferenceScores", "PublishedSearch", "SUITE_ZERO_SCORE_COLUMNS", "SUITE_ZERO_TABLE_IMAGES"]
+           "ReferenceScores", "PublishedSearch", "SUITE_ZERO_SCORE_COLUMNS", "SUITE_ZERO_TABLE_IMAGES",
+           "SUITE_ZERO_CITE"]
 
 _MISSING = frozenset({"", "nan", "NaN", "NAN", "NA", "N/A", "null", "None"})
 
@@ -47,6 +48,8 @@ SUITE_ZERO_SCORE_COLUMNS = ("epe_nas", "fisher", "flops", "grad_norm", "grasp", 
 #: the images of the Suite-Zero columns a benchmark table carries itself (NASLib's NB-101 and NB-301
 #: tables ship Suite-Zero's CIFAR-10 scores only): the default of ``TableBenchmark(suite_zero=...)``
 SUITE_ZERO_TABLE_IMAGES = "cifar10"
+#: the BibTeX key of NAS-Bench-Suite-Zero (Krishnakumar et al. 2022), whose scores the references are
+SUITE_ZERO_CITE = "krishnakumar2022suitezero"
 
 
 @dataclass(frozen=True)
@@ -67,23 +70,28 @@ class ScoreFile:
 class ReferenceScores:
     """Published proxy scores of a benchmark's architectures: ``keys`` (the benchmark's keys, see
     ``key_of``; each once) and, per score column (the publisher's names), a float64 array aligned
-    with them; ``source`` says where they come from."""
+    with them; ``source`` says where they come from, ``cite`` the publication's BibTeX key (in
+    ``docs/references.bib``)."""
 
     source: str
     keys: list[str]
     columns: dict[str, np.ndarray]
+    cite: str = ""
 
 
 @dataclass(frozen=True)
 class PublishedSearch:
     """A search result as a paper published it on this benchmark: the test accuracy (percent, the
     paper's mean over its runs) of the architecture ``method`` (with ``setting``, ``""`` for none)
-    found, from ``source`` (authors and year)."""
+    found, from ``source`` (authors and year); ``cite`` is the paper's BibTeX key (in
+    ``docs/references.bib``), ``where`` the place in it (e.g. ``Table 2``; ``""`` when not stated)."""
 
     method: str
     setting: str
     source: str
     accuracy: float
+    cite: str = ""
+    where: str = ""
 
 
 def _parse_float(cell: str) -> float:
@@ -153,6 +161,7 @@ class TableBenchmark:
         duplicates: str = "error",
         suite_zero: Mapping[str, ScoreFile | None] | None = None,
         published_search: Mapping[str, Sequence[PublishedSearch]] | None = None,
+        cite: str = "",
     ) -> None:
         columns = {(str(d), str(s)): str(c) for (d, s), c in dict(columns).items()}
         protocols = {(str(d), str(s)): str(p) for (d, s), p in dict(protocols).items()}
@@ -160,6 +169,8 @@ class TableBenchmark:
             missing = sorted(set(columns) ^ set(protocols))
             raise ValueError(f"columns and protocols must name the same (dataset, split) pairs; differ on {missing}")
         self.relpath = relpath
+        #: the BibTeX key (``docs/references.bib``) of the publication whose numbers the table holds
+        self.cite = cite
         self.key_column = key_column
         self.index_column = index_column
         self.data_dir = data_dir
@@ -392,7 +403,8 @@ class TableBenchmark:
             if not present:
                 return None
             columns = {c: np.asarray(self.column(c, per="key"), dtype=np.float64) for c in present}
-            return ReferenceScores(f"NAS-Bench-Suite-Zero columns of {self.relpath}", self.keys(), columns)
+            return ReferenceScores(f"NAS-Bench-Suite-Zero columns of {self.relpath}", self.keys(), columns,
+                                   cite=SUITE_ZERO_CITE)
         scores = TableBenchmark(spec.relpath, key_column=spec.key_column, columns={}, protocols={},
                                 index_column=None, data_dir=self.data_dir, duplicates="mean")
         if spec.via is None:
@@ -407,7 +419,7 @@ class TableBenchmark:
         take = np.fromiter(rows.values(), dtype=np.intp, count=len(rows))
         columns = {c: np.asarray(scores.column(c, per="key"), dtype=np.float64)[take]
                    for c in SUITE_ZERO_SCORE_COLUMNS if c in scores.column_names()}
-        return ReferenceScores(f"NAS-Bench-Suite-Zero, {spec.relpath}", list(rows), columns)
+        return ReferenceScores(f"NAS-Bench-Suite-Zero, {spec.relpath}", list(rows), columns, cite=SUITE_ZERO_CITE)
 
     def published_search(self, dataset: str) -> list[PublishedSearch]:
         """Published search results on this benchmark whose searches used the images ``dataset``
@@ -464,8 +476,8 @@ _NB201_SUITE_ZERO = {
 }
 #: published zero-shot search results on NB201 (test accuracy, %, as the papers report their means)
 _NB201_PUBLISHED_SEARCH = {
-    images: (PublishedSearch("NASWOT", "N=1000", "Mellor et al. 2021", naswot),
-             PublishedSearch("TE-NAS", "", "Chen et al. 2021", tenas))
+    images: (PublishedSearch("NASWOT", "N=1000", "Mellor et al. 2021", naswot, cite="mellor2021naswot"),
+             PublishedSearch("TE-NAS", "", "Chen et al. 2021", tenas, cite="chen2021tenas"))
     for images, naswot, tenas in (("cifar10", 92.96, 93.9), ("cifar100", 69.98, 71.24),
                                   ("ImageNet16-120", 44.44, 42.38))
 }
@@ -489,4 +501,5 @@ def nb201_benchmark(data_dir: str | os.PathLike[str] | None = None) -> TableBenc
         data_dir=data_dir,
         suite_zero=_NB201_SUITE_ZERO,
         published_search=_NB201_PUBLISHED_SEARCH,
+        cite="dong2020nasbench201",
     )

@@ -458,6 +458,7 @@ def darts_benchmark(data_dir: Any = None):
             "NAS-Bench-301 surrogate-predicted CIFAR-10 validation accuracy (percent), not a trained network")},
         index_column=None,
         data_dir=data_dir,
+        cite="siems2020nb301",
         row_key=lambda row: DartsGenotype.from_str(row["genotype"]).to_str(),
         arch_key=_canonical_key,
     )

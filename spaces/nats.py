@@ -294,6 +294,6 @@ def nats_sss_benchmark(data_dir: str | os.PathLike[str] | None = None, *, table:
                  for pair in _SSS_COLUMNS}
     return TableBenchmark(
         table or NATS_SSS_FILE, key_column="arch_str", columns=_SSS_COLUMNS, protocols=protocols,
-        index_column="index", data_dir=data_dir,
+        index_column="index", data_dir=data_dir, cite="dong2021natsbench",
         missing_hint=("NATS-Bench SSS has no ground truth offline: convert the official NATS-sss-v1_0-50262-simple "
                       f"archive with `harness convert nats-sss <archive>` (writes {NATS_SSS_FILE})"))

@@ -516,4 +516,4 @@ def nb101_benchmark(data_dir: str | os.PathLike[str] | None = None, *, table: st
 
     return TableBenchmark(table, key_column="matrix_rowmajor", columns=columns, protocols=protocols,
                           index_column=None, data_dir=data_dir, row_key=row_key, arch_key=arch_key,
-                          duplicates="mean" if table == NB101_FILE else "error")
+                          duplicates="mean" if table == NB101_FILE else "error", cite="ying2019nasbench101")

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from figure_checks import capture, png_dpi, problems
 from harness.reports import scores as report
+from harness.reports import style
 from harness.reports.scores import (
     METRICS_COLUMNS,
     SCORES_COLUMNS,
@@ -144,8 +146,12 @@ def test_build_tables_figures(records, tmp_path):
     assert "±" not in tex and "τ" not in tex  # unicode replaced by math in LaTeX
 
     figures = result["figures"]
-    assert [p.name for p in figures] == ["nb201_quick_scatter.png", "nb201_quick_heatmap.png", "nb201_quick_tau.png"]
-    for p in figures:
+    assert [p.name for p in figures] == [f"nb201_quick_{kind}.{ext}" for kind in ("scatter", "heatmap", "tau")
+                                         for ext in ("png", "pdf")]
+    for p in figures[1::2]:
+        assert p.read_bytes()[:5] == b"%PDF-"  # the vector copy beside each PNG
+    for p in figures[::2]:
+        assert png_dpi(p) >= 200
         data = p.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         assert len(data) > 10_000
@@ -208,10 +214,10 @@ def test_figures_survive_non_finite_and_missing_scores(records, tmp_path):
     summary = summarise(metrics)
     scores.loc[scores["proxy"] == "grad_norm", "score"] = np.nan  # a proxy with no finite score
     paths = report.write_figures(scores, summary, tmp_path / "a", "x", metrics=metrics)
-    assert [p.name for p in paths] == ["x_scatter.png", "x_heatmap.png", "x_tau.png"]
+    assert [p.name for p in paths if p.suffix == ".png"] == ["x_scatter.png", "x_heatmap.png", "x_tau.png"]
     with pytest.warns(UserWarning, match="scatter plot skipped"):
         paths = report.write_figures(scores.iloc[0:0], summary, tmp_path / "b", "x")
-    assert [p.name for p in paths] == ["x_heatmap.png", "x_tau.png"]
+    assert [p.name for p in paths if p.suffix == ".png"] == ["x_heatmap.png", "x_tau.png"]
 
 
 def test_cross_space_records_get_a_proxies_by_space_table(records, tmp_path):
@@ -238,3 +244,118 @@ def test_cross_space_records_get_a_proxies_by_space_table(records, tmp_path):
     assert row["nb101 ρ"] == _pm(np.array(RHO["wrcor"][first]) - 0.1)
     single = build([records / "sweep"], tmp_path / "out1", "single")
     assert not any(p.name.endswith("_by_space.md") for p in single["tables"])
+
+
+# ------------------------------------------------------------------------------------------------
+# figures fit for a paper: measured with the renderer
+
+
+def test_report_figures_keep_their_words_apart_and_their_keys_off_the_data(records, tmp_path, monkeypatch):
+    with capture(monkeypatch) as figs:
+        build([records], tmp_path / "out", "r")
+    assert set(figs) == {"r_scatter", "r_heatmap", "r_tau"}
+    for stem, fig in figs.items():
+        assert problems(fig) == [], stem
+    assert figs["r_tau"].legends, "the tau chart has a key"
+
+
+def _wide_summary(n_proxies: int, spaces=("darts", "nb101", "nb201"), n_seeds: int = 3) -> pd.DataFrame:
+    """A cross-space summary with long target names (the labels that collided)."""
+    rows = []
+    for sp in spaces:
+        for d, s in (("cifar10-valid", "valid"), ("ImageNet16-120", "test")):
+            for k in range(n_proxies):
+                rows.append({"space": sp, "dataset": d, "split": s, "proxy": f"vote_spw@comparator_{k}",
+                             "tau_mean": 0.1 * (k % 7) - 0.2, "tau_std": 0.02 if n_seeds > 1 else np.nan,
+                             "rho_mean": 0.15 * (k % 7) - 0.3, "rho_std": 0.03 if n_seeds > 1 else np.nan,
+                             "n_seeds": n_seeds, "n_archs": 100.0, "n_nan": 0, "n_inf": 0, "sec_per_arch": 0.1,
+                             "protocol": "toy"})
+    return pd.DataFrame(rows, columns=list(report.SUMMARY_COLUMNS))
+
+
+def test_wide_charts_have_no_colliding_or_cut_labels(tmp_path, monkeypatch):
+    summary = _wide_summary(8)
+    summary = summary.drop(index=summary.index[(summary["space"] == "darts") & (summary["proxy"].str.endswith("_3"))])
+    with capture(monkeypatch) as figs:
+        report.write_figures(None, summary, tmp_path, "wide")
+    assert set(figs) == {"wide_heatmap", "wide_tau"}
+    for stem, fig in figs.items():
+        assert problems(fig) == [], stem
+    cbar = figs["wide_heatmap"].axes[-1]
+    assert cbar.get_ylabel() == "Spearman ρ (mean over seeds)"  # the colour bar's label, inside the figure (above)
+
+
+def _errorbar_segments(ax) -> list[int]:
+    from matplotlib.container import BarContainer
+
+    return [len(c.errorbar.lines[2][0].get_segments()) if getattr(c, "errorbar", None) is not None else 0
+            for c in ax.containers if isinstance(c, BarContainer)]
+
+
+def test_tau_bars_carry_the_std_over_seeds_or_say_there_is_one_seed(tmp_path, monkeypatch):
+    with capture(monkeypatch) as figs:
+        report.write_figures(None, _wide_summary(3), tmp_path / "a", "three")
+        report.write_figures(None, _wide_summary(3, n_seeds=1), tmp_path / "b", "one")
+    ax = figs["three_tau"].axes[0]
+    assert _errorbar_segments(ax) == [6, 6, 6]  # one bar per (proxy, target), each with its error bar
+    assert "mean ± std over 3 seeds" in ax.get_ylabel()
+    ax = figs["one_tau"].axes[0]
+    assert _errorbar_segments(ax) == [0, 0, 0]
+    assert "one seed: no error bars" in ax.get_ylabel()
+
+
+def test_a_wide_range_proxy_gets_a_log_axis(records, tmp_path, monkeypatch):
+    scores, metrics = load_records([records])
+    rng = np.random.default_rng(0)
+    wide = scores[scores["proxy"] == "wrcor"].assign(proxy="synflow")
+    wide["score"] = 10 ** rng.uniform(0, 49, len(wide))  # synflow-like: 1e0 .. 1e49
+    signed = wide.assign(proxy="jacob_cov")
+    signed["score"] = np.where(np.arange(len(signed)) % 3 == 0, 0.0, -wide["score"].to_numpy())
+    metrics = pd.concat([metrics, metrics[metrics["proxy"] == "wrcor"].assign(proxy="synflow"),
+                         metrics[metrics["proxy"] == "wrcor"].assign(proxy="jacob_cov")], ignore_index=True)
+    with capture(monkeypatch) as figs:
+        report.write_figures(pd.concat([scores, wide, signed], ignore_index=True), summarise(metrics), tmp_path,
+                             "w", metrics=metrics)
+    fig = figs["w_scatter"]
+    panels = {ax.get_title().split("\n")[0]: ax for ax in fig.axes if ax.get_visible()}
+    assert panels["synflow"].get_xscale() == "log" and "log scale" in panels["synflow"].get_xlabel()
+    assert panels["jacob_cov"].get_xscale() == "symlog" and "symlog scale" in panels["jacob_cov"].get_xlabel()
+    assert panels["wrcor"].get_xscale() == "linear" and panels["wrcor"].get_xlabel() == "proxy score"
+    assert problems(fig) == []
+
+
+def test_axis_scale_rule():
+    assert style.axis_scale([5.0, 6.0, np.inf, np.nan]) == "linear"
+    assert style.axis_scale(np.geomspace(1, 1e49, 100)) == "log"
+    assert style.axis_scale(np.r_[np.zeros(10), np.geomspace(1, 1e10, 100)]) == "symlog"
+    # a few stragglers near zero among 1,000 scores of 700..900 do not make an axis logarithmic
+    assert style.axis_scale(np.r_[np.linspace(700, 900, 995), [0.5, -3, 1, 2, 4]]) == "linear"
+
+
+# ------------------------------------------------------------------------------------------------
+# a report redrawn from its summary alone
+
+
+def test_report_from_its_summary_matches_the_report_from_records(records, tmp_path):
+    full = build([records], tmp_path / "full", "r")
+    again = report.build_from_summary(full["summary_csv"], tmp_path / "again", "r")
+    for a, b in zip(full["tables"], again["tables"]):
+        assert a.name == b.name and a.read_bytes() == b.read_bytes()
+    assert [p.name for p in again["figures"] if p.suffix == ".png"] == ["r_heatmap.png", "r_tau.png"]
+    assert report.main(["--summary", str(full["summary_csv"]), "--out", str(tmp_path / "cli"), "--name", "r"]) == 0
+    assert (tmp_path / "cli" / "figures" / "r_tau.pdf").is_file()
+    assert not (tmp_path / "cli" / "tables" / "r_summary.csv").exists()  # the input is read, not copied
+    with pytest.raises(SystemExit):  # one source: records or a summary
+        report.main(["--summary", str(full["summary_csv"]), "--records", str(records)])
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "results" / "tables"
+
+
+@pytest.mark.parametrize("summary_csv", sorted(p for p in COMMITTED.glob("*_summary.csv")
+                                               if not p.name.startswith("search_")), ids=lambda p: p.stem)
+def test_committed_tables_are_redrawn_from_their_summaries(summary_csv, tmp_path):
+    name = summary_csv.name[: -len("_summary.csv")]
+    paths = report.write_tables(report.read_summary(summary_csv), tmp_path, name)
+    for p in paths:
+        assert p.read_bytes() == (COMMITTED / p.name).read_bytes(), p.name

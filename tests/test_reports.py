@@ -123,20 +123,24 @@ def _figure():
 
 
 def test_save_writes_every_output_and_closes_the_figure(tmp_path, monkeypatch):
+    from figure_checks import png_dpi
+
     plt = style.pyplot()
-    with style.figure_style(grid=False):
-        fig = _figure()
-        assert style.save(fig, tmp_path / "a.png", dpi=50) == [tmp_path / "a.png"]
-    assert not plt.fignum_exists(fig.number)
-    # raising the quality of every report figure is a change of OUTPUTS alone
-    monkeypatch.setattr(style, "OUTPUTS", ((".png", 100), (".pdf", None)))
     with style.figure_style():
-        paths = style.save(_figure(), tmp_path / "b.png", dpi=50)
-    assert [p.name for p in paths] == ["b.png", "b.pdf"]
-    assert paths[1].read_bytes()[:4] == b"%PDF"
+        fig = _figure()
+        paths = style.save(fig, tmp_path / "a.png", dpi=50)
+    assert not plt.fignum_exists(fig.number)
+    # every report figure: a PNG of at least 200 dpi (the floor wins over a lower dpi) and a vector PDF
+    assert [p.name for p in paths] == ["a.png", "a.pdf"]
+    assert png_dpi(paths[0]) >= 200 and paths[1].read_bytes()[:5] == b"%PDF-"
+    assert b"CreationDate" not in paths[1].read_bytes()  # an unchanged figure is an unchanged file
+    # how every report figure is saved is a change of OUTPUTS alone
+    monkeypatch.setattr(style, "OUTPUTS", ((".png", 400),))
+    with style.figure_style():
+        (big,) = style.save(_figure(), tmp_path / "b.png", dpi=50)
     import matplotlib.image as mpimg
 
-    assert mpimg.imread(paths[0]).shape[0] == 2 * mpimg.imread(tmp_path / "a.png").shape[0]
+    assert mpimg.imread(big).shape[0] == 2 * mpimg.imread(paths[0]).shape[0]
 
 
 def test_figure_style_leaks_no_rcparams():
@@ -145,9 +149,18 @@ def test_figure_style_leaks_no_rcparams():
     before = dict(matplotlib.rcParams)
     with style.figure_style():
         assert matplotlib.rcParams["axes.grid"]  # seaborn's whitegrid
-    with style.figure_style(grid=False):
-        pass
+        assert matplotlib.rcParams["figure.constrained_layout.use"]
+        assert matplotlib.rcParams["pdf.fonttype"] == 42  # TrueType fonts in the PDF
     assert dict(matplotlib.rcParams) == before
+
+
+def test_style_helpers():
+    assert style.wrap_label("nb201: cifar10-valid/valid") == "nb201:\ncifar10-valid/valid"
+    assert style.wrap_label("cifar10/test") == "cifar10/test"
+    assert style.seeds_note([3, 3]) == "mean ± std over 3 seeds"
+    assert style.seeds_note([1, 1]) == "one seed: no error bars"
+    assert style.seeds_note([1, 10]).endswith("one seed: no bar")
+    assert style.label_width(["abc\nabcdefgh"]) > style.label_width(["abcdefg"])
 
 
 class _Handle:
@@ -167,7 +180,7 @@ def test_log_artifacts_and_job_figures(tmp_path, caplog):
     assert handle.logged == [("a.csv", "records")]
     _write_job(tmp_path / "job", 0)
     logged = artifacts.log_job_figures(handle, tmp_path / "job")
-    assert [p.name for p in logged] == ["job_scatter.png", "job_heatmap.png", "job_tau.png"]
+    assert [p.name for p in logged] == [f"job_{k}.{e}" for k in ("scatter", "heatmap", "tau") for e in ("png", "pdf")]
     assert [name for name, _ in handle.logged[1:]] == [p.name for p in logged]
     (tmp_path / "empty").mkdir()
     assert artifacts.log_job_figures(handle, tmp_path / "empty") == []  # no records: a warning, no error
@@ -193,8 +206,10 @@ def test_no_report_branches_on_a_space_name():
 def test_the_nb201_benchmark_answers_with_published_numbers():
     bench = nb201_benchmark()
     found = bench.published_search("cifar10")
-    assert [(p.method, p.setting, p.source, p.accuracy) for p in found] == [
-        ("NASWOT", "N=1000", "Mellor et al. 2021", 92.96), ("TE-NAS", "", "Chen et al. 2021", 93.9)]
+    assert [(p.method, p.setting, p.source, p.accuracy, p.cite) for p in found] == [
+        ("NASWOT", "N=1000", "Mellor et al. 2021", 92.96, "mellor2021naswot"),
+        ("TE-NAS", "", "Chen et al. 2021", 93.9, "chen2021tenas")]
+    assert bench.cite == "dong2020nasbench201"
     assert bench.published_search("cifar10-valid") == []
     assert bench.suite_zero_reference("cifar100") is None  # none published for those images: no file read
     plain = TableBenchmark("x/none.csv", key_column="arch", columns={}, protocols={})
@@ -229,7 +244,9 @@ def _search_records(root: Path, space: str) -> Path:
 
 def test_search_report_shows_what_the_benchmark_publishes(tmp_path, monkeypatch):
     toy = TableBenchmark("toy/none.csv", key_column="arch", columns={}, protocols={},
-                         published_search={"cifar10": [PublishedSearch("ToyNAS", "N=5", "Doe 2030", 91.5)]})
+                         published_search={"cifar10": [PublishedSearch("ToyNAS", "N=5", "Doe 2030", 91.5,
+                                                                        cite="doe2030toy", where="Table 9")]},
+                         cite="roe2029toybench")
     _register(monkeypatch, "toy_published", toy)
     _register(monkeypatch, "toy_silent", TableBenchmark("toy/none.csv", key_column="arch", columns={}, protocols={}))
     _register(monkeypatch, "toy_plugin", _Bench())
@@ -237,6 +254,12 @@ def test_search_report_shows_what_the_benchmark_publishes(tmp_path, monkeypatch)
     md = (tmp_path / "o" / "tables" / "p.md").read_text()
     assert "| ToyNAS, N=5 (Doe 2030, published) |  | 91.50 |  |  |" in md
     assert "NASWOT" not in md and "TE-NAS" not in md
+    # each quoted number names its source: the paper (and where in it) and the benchmark, by BibTeX key
+    assert ("Sources of the quoted numbers (BibTeX keys: docs/references.bib): optimum (benchmark): the "
+            "toy_published table [roe2029toybench]; ToyNAS, N=5: Doe 2030, Table 9 [doe2030toy].") in md
+    tex = (tmp_path / "o" / "tables" / "p.tex").read_text()
+    assert ("Sources: optimum (benchmark): the toy\\_published table \\cite{roe2029toybench}; ToyNAS, N=5: Doe 2030, "
+            "Table 9 \\cite{doe2030toy}.") in tex
     assert search_report.published(out["summary"]) == [("ToyNAS, N=5 (Doe 2030, published)", "ToyNAS N=5",
                                                         {"cifar10": 91.5})]
     for name in ("toy_silent", "toy_plugin"):
@@ -244,6 +267,7 @@ def test_search_report_shows_what_the_benchmark_publishes(tmp_path, monkeypatch)
         md = (tmp_path / "o" / "tables" / f"{name}.md").read_text()
         assert "published" not in md and search_report.published(out["summary"]) == []
         assert md.splitlines()[-1].startswith("| optimum (benchmark) |")
+        assert f"optimum (benchmark): the {name} table." in md  # no key stated: none invented
 
 
 def test_agreement_asks_the_benchmark_for_its_reference(tmp_path, monkeypatch):
@@ -254,7 +278,7 @@ def test_agreement_asks_the_benchmark_for_its_reference(tmp_path, monkeypatch):
         def suite_zero_reference(self, dataset):
             if dataset != "cifar10":
                 return None
-            return ReferenceScores("toy", archs, {"synflow": theirs})
+            return ReferenceScores("toy scores", archs, {"synflow": theirs}, cite="doe2030scores")
 
     _register(monkeypatch, "toy_reference", Published())
     _register(monkeypatch, "toy_plugin", _Bench())
@@ -274,6 +298,7 @@ def test_agreement_asks_the_benchmark_for_its_reference(tmp_path, monkeypatch):
     paths = agreement.build([tmp_path / "toy_reference"], tmp_path / "out", "agree")
     assert [p.name for p in paths] == ["agree_cifar10.md", "agree_cifar10.csv"]
     assert "| synflow | synflow | 0 | 20 | 0 | 1.000 | 1.000 |" in paths[0].read_text()
+    assert "Published scores: toy scores [doe2030scores] (BibTeX keys: docs/references.bib)." in paths[0].read_text()
     with pytest.raises(ValueError, match="no records share"):
         agreement.build([tmp_path / "toy_plugin"], tmp_path / "out", "none")
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import needs_data
+from figure_checks import capture, png_dpi, problems
 from harness.reports import search as sr
 
 
@@ -95,3 +96,84 @@ def test_committed_search_table_valacc_rows_are_reproduced(tmp_path, strategy, g
     assert np.mean(accs) == pytest.approx(row["acc_mean"].iloc[0], abs=1e-4)
     assert np.std(accs, ddof=1) == pytest.approx(row["acc_std"].iloc[0], abs=1e-4)
     assert np.mean(costs) == pytest.approx(row["cost_mean"].iloc[0], rel=1e-5)
+
+
+def _runs(root, n_seeds=3, datasets=("cifar10", "cifar100", "ImageNet16-120")):
+    i = 0
+    for images in datasets:
+        for strategy in ("random", "evolution", "reinforce"):
+            for objective in ("wrcor", "valacc12"):
+                for seed in range(n_seeds):
+                    write_run(root, i, images=images, strategy=strategy, objective=objective, seed=seed,
+                              acc=90.0 + seed, cost=100.0 * (1 + seed) * (100 if objective == "valacc12" else 1))
+                    i += 1
+    return root
+
+
+def test_search_figures_share_the_style_and_keep_their_keys_off_the_data(tmp_path, monkeypatch):
+    with capture(monkeypatch) as figs:
+        out = sr.build([_runs(tmp_path / "runs")], tmp_path / "out", "s")
+    assert set(figs) == {"s_cost", "s_trajectory"}
+    for stem, fig in figs.items():
+        assert problems(fig) == [], stem
+        assert fig.get_constrained_layout() and fig.legends  # the reports' style: one key outside the panels
+    pngs = [p for p in out["paths"] if p.suffix == ".png"]
+    assert [p.name for p in pngs] == ["s_cost.png", "s_trajectory.png"]
+    assert all(png_dpi(p) >= 200 and p.with_suffix(".pdf").is_file() for p in pngs)
+    cost = figs["s_cost"]
+    assert "mean ± std over 3 seeds" in cost.axes[0].get_ylabel()
+    key = [t.get_text() for t in cost.legends[0].get_texts()]
+    assert "optimum (benchmark)" in key and "NASWOT N=1000 (published)" in key
+    from matplotlib.container import ErrorbarContainer
+
+    bars = [c for c in cost.axes[0].containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 6 and all(c.has_yerr for c in bars)
+
+
+def test_one_panel_search_figures_fit_their_key(tmp_path, monkeypatch):
+    with capture(monkeypatch) as figs:
+        sr.build([_runs(tmp_path / "runs", datasets=("ImageNet16-120",))], tmp_path / "out", "s1")
+    for stem, fig in figs.items():
+        assert problems(fig) == [], stem
+
+
+def test_one_seed_says_so_and_draws_no_error_bar(tmp_path, monkeypatch):
+    with capture(monkeypatch) as figs:
+        sr.build([_runs(tmp_path / "runs", n_seeds=1)], tmp_path / "out", "one")
+    ax = figs["one_cost"].axes[0]
+    assert "one seed: no error bars" in ax.get_ylabel()
+    assert not any(c.has_yerr for c in ax.containers)
+
+
+def test_a_run_trajectory_figure_in_the_report_style(tmp_path, monkeypatch):
+    steps = [{"cost_s": float(c), "best_accuracy": 80.0 + c / 10} for c in range(1, 50)]
+    summary = {"optimum": 94.37, "target": ["cifar10", "test"], "strategy": "evolution", "objective": "wrcor",
+               "seed": 0}
+    with capture(monkeypatch) as figs:
+        paths = sr.trajectory_figure(steps, summary, tmp_path / "trajectory.png")
+    assert [p.name for p in paths] == ["trajectory.png", "trajectory.pdf"]
+    assert problems(figs["trajectory"]) == [] and figs["trajectory"].legends
+
+
+def test_search_report_from_its_summary(tmp_path):
+    full = sr.build([_runs(tmp_path / "runs")], tmp_path / "full", "s")
+    again = sr.build_from_summary(tmp_path / "full" / "tables" / "s_summary.csv", tmp_path / "again", "s")
+    for fmt in ("md", "tex"):
+        assert (tmp_path / "again" / "tables" / f"s.{fmt}").read_bytes() == \
+               (tmp_path / "full" / "tables" / f"s.{fmt}").read_bytes()
+    assert [p.name for p in again["paths"]] == ["s.md", "s.tex", "s_cost.png", "s_cost.pdf"]
+    assert full["summary"]["acc_mean"].tolist() == pytest.approx(again["summary"]["acc_mean"].tolist())
+    assert sr.main(["--summary", str(tmp_path / "full" / "tables" / "s_summary.csv"), "--out", str(tmp_path / "cli"),
+                    "--name", "s"]) == 0
+    assert (tmp_path / "cli" / "figures" / "s_cost.pdf").is_file()
+
+
+COMMITTED = SUMMARY.parent
+
+
+@needs_data  # the published rows come from the space's benchmark
+@pytest.mark.parametrize("name", ["search_quick", "search_nb201_quick"])
+def test_committed_search_tables_are_redrawn_from_their_summaries(name, tmp_path):
+    sr.write_tables(sr.read_summary(COMMITTED / f"{name}_summary.csv"), tmp_path, name, summary_csv=False)
+    for fmt in ("md", "tex"):
+        assert (tmp_path / "tables" / f"{name}.{fmt}").read_bytes() == (COMMITTED / f"{name}.{fmt}").read_bytes()

@@ -39,7 +39,8 @@ SUITE_ZERO_COLUMNS = {
 
 def suite_zero_reference(space_name: str, dataset: str, data_dir=None) -> tuple[pd.DataFrame, Any] | None:
     """(Suite-Zero's scores with a ``key`` column, the function mapping our arch strings to keys),
-    or None when the space's benchmark has none for this image dataset."""
+    or None when the space's benchmark has none for this image dataset.  The frame's ``attrs``
+    name its source: ``source`` (words) and ``cite`` (a BibTeX key, ``docs/references.bib``)."""
     import spaces
 
     bench = spaces.get_space(space_name, data_dir=data_dir).benchmark
@@ -47,7 +48,9 @@ def suite_zero_reference(space_name: str, dataset: str, data_dir=None) -> tuple[
     ref = ask(dataset) if ask is not None else None
     if ref is None:
         return None
-    return pd.DataFrame({"key": ref.keys, **ref.columns}), bench.key_of
+    frame = pd.DataFrame({"key": ref.keys, **ref.columns})
+    frame.attrs.update(source=ref.source, cite=getattr(ref, "cite", ""))
+    return frame, bench.key_of
 
 
 def agreement(scores: pd.DataFrame, reference: pd.DataFrame, *, arch_column: str = "net_str",
@@ -87,13 +90,22 @@ def agreement(scores: pd.DataFrame, reference: pd.DataFrame, *, arch_column: str
                                        "kendall", "truth", "rho_truth_ours", "rho_truth_suite_zero"])
 
 
-def agreement_table(table: pd.DataFrame, *, dataset: str, threshold: float = 0.9) -> Table:
-    """The agreement rows as a report table (rows below ``threshold`` flagged)."""
+def source_line(source: str, cite: str = "") -> str:
+    """The note naming where the published scores come from."""
+    return f"Published scores: {source}" + (f" [{cite}]" if cite else "") + " (BibTeX keys: docs/references.bib)."
+
+
+def agreement_table(table: pd.DataFrame, *, dataset: str, threshold: float = 0.9, source: str = "",
+                    cite: str = "") -> Table:
+    """The agreement rows as a report table (rows below ``threshold`` flagged; ``source`` and
+    ``cite`` name the published scores' origin in a note)."""
     notes = [f"Rank agreement with NAS-Bench-Suite-Zero's published scores ({dataset}): Spearman rho / "
              "Kendall tau-b over the shared architectures (different batch, seed and network code, same "
              f"definition). Rows below {threshold} are marked and explained in the README.",
              "The last two columns: each proxy's own Spearman ρ against the ground truth named, ours and "
              "Suite-Zero's, on the same architectures."]
+    if source or cite:
+        notes.append(source_line(source or "NAS-Bench-Suite-Zero", cite))
     header = ["proxy", "Suite-Zero column", "seed", "archs", "dropped", "Spearman ρ", "Kendall τ", "", "truth",
               "ρ ours", "ρ Suite-Zero"]
     rows = [[r.proxy, r.suite_zero_column, r.seed, r.n_archs, r.n_dropped, f"{r.spearman:.3f}", f"{r.kendall:.3f}",
@@ -123,7 +135,8 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str, *, 
         if table.empty:
             continue
         stem = f"{name}_{space}_{dataset}" if several else f"{name}_{dataset}"
-        written += write_table(agreement_table(table, dataset=f"{space}, {dataset}"), out, stem, ("md",))
+        written += write_table(agreement_table(table, dataset=f"{space}, {dataset}", source=ref.attrs.get("source", ""),
+                                               cite=ref.attrs.get("cite", "")), out, stem, ("md",))
         csv = out / f"{stem}.csv"  # the rows at full precision (data, not the rendered table)
         table.to_csv(csv, index=False)
         written.append(csv)

@@ -46,14 +46,19 @@ seeds) and s/arch. Seeds/archs/NaN-inf show one value when all targets agree, el
 values per target joined by ``/``; s/arch is the mean over targets. Written by the reports' one
 table writer (:mod:`harness.reports.tables`).
 
-Figures (seaborn, in :mod:`harness.reports.style`): ``figures/{name}_scatter.png`` score vs ground truth, one
-facet per proxy, for the first space/dataset/split of the summary and the lowest seed, each
-facet titled with that seed's rho (from metrics.csv) and the count of non-finite scores
-left out; ``figures/{name}_heatmap.png`` Spearman rho per proxy and target;
-``figures/{name}_tau.png`` Kendall tau per proxy and target, bars = mean, error bars = std over
-seeds.
+Figures (in the reports' one style, :mod:`harness.reports.style`: each a PNG of 200 dpi and a
+vector PDF): ``figures/{name}_scatter`` score vs ground truth, one panel per proxy, for the first
+space/dataset/split of the summary and the lowest seed, each panel titled with that seed's rho
+(from metrics.csv) and the count of non-finite scores left out, its score axis logarithmic
+(``log``, or ``symlog`` with zeros or negative scores) where the scores span more than three
+orders of magnitude; ``figures/{name}_heatmap`` Spearman rho per proxy and target;
+``figures/{name}_tau`` Kendall tau per proxy and target, bars = mean, error bars = std over seeds
+(a single seed has none, and the axis says so), the key beside the panel.
 
-CLI: ``harness report --records DIR [DIR ...] --out results --name nb201_quick``.
+CLI: ``harness report --records DIR [DIR ...] --out results --name nb201_quick``; a report whose
+records are gone is redrawn from its summary: ``harness report --summary
+results/tables/nb201_1000_summary.csv --out results --name nb201_1000`` (the tables, the heat map
+and the tau bars; the scatter needs the records).
 """
 
 from __future__ import annotations
@@ -67,7 +72,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .style import DIVERGING, ERROR_BAR, ZERO_LINE, figure_style, save
+from .style import (DIVERGING, ERROR_BAR, MISSING_CELL, ZERO_LINE, colours, figure_style, label_width,
+                    legend_outside,
+                    pyplot, save, seeds_note, set_scale, wrap_label)
 from .tables import MISSING, MeanStd, Table, Tex, latex_escape
 from .tables import write as write_table
 
@@ -88,6 +95,8 @@ __all__ = [
     "write_tables",
     "write_figures",
     "build",
+    "build_from_summary",
+    "read_summary",
     "main",
 ]
 
@@ -332,19 +341,14 @@ def write_tables(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- figures
-def _facets(sns: Any, plot_df: pd.DataFrame, proxies: list[str], ncol: int) -> Any:
-    grid = sns.FacetGrid(
-        plot_df, col="proxy", col_order=proxies, col_wrap=ncol if len(proxies) > 1 else None,
-        height=2.8, aspect=1.1, sharex=False, sharey=True,
-    )
-    if not plot_df.empty:
-        grid.map_dataframe(sns.scatterplot, x="score", y="accuracy", s=10, alpha=0.6, linewidth=0)
-    return grid
+def _target_labels(df: pd.DataFrame) -> list[str]:
+    multi_space = df["space"].astype(str).nunique() > 1
+    return [(f"{sp}: " if multi_space else "") + f"{d}/{s}"
+            for sp, d, s in zip(df["space"].astype(str), df["dataset"].astype(str), df["split"].astype(str))]
 
 
 def _scatter(scores: pd.DataFrame, summary: pd.DataFrame, metrics: pd.DataFrame | None, path: Path) -> list[Path]:
-    import seaborn as sns
-
+    plt = pyplot()
     first = summary.iloc[0]
     space, dataset, split = str(first["space"]), str(first["dataset"]), str(first["split"])
     col = truth_column(dataset, split)
@@ -362,12 +366,10 @@ def _scatter(scores: pd.DataFrame, summary: pd.DataFrame, metrics: pd.DataFrame 
     sel = sel[sel["seed"] == seed]
     proxies = [str(p) for p in dict.fromkeys(summary.loc[summary["space"].astype(str) == space, "proxy"])]
     proxies += [p for p in dict.fromkeys(sel["proxy"].astype(str)) if p not in proxies]
-    finite = np.isfinite(sel["score"].to_numpy(dtype=float))
-    plot_df = pd.DataFrame(
-        {"proxy": sel["proxy"].astype(str).to_numpy()[finite], "score": sel["score"].to_numpy(dtype=float)[finite],
-         "accuracy": sel[col].to_numpy(dtype=float)[finite]}
-    )
-    n_bad = pd.Series(~finite).groupby(sel["proxy"].astype(str).to_numpy()).sum()
+    names = sel["proxy"].astype(str).to_numpy()
+    score = sel["score"].to_numpy(dtype=float)
+    accuracy = sel[col].to_numpy(dtype=float)
+    finite = np.isfinite(score)
 
     def rho_of(proxy: str) -> float:
         if metrics is not None and not metrics.empty:
@@ -383,70 +385,94 @@ def _scatter(scores: pd.DataFrame, summary: pd.DataFrame, metrics: pd.DataFrame 
         return float(s["rho_mean"].iloc[0]) if not s.empty else float("nan")
 
     ncol = min(4, len(proxies))
-    grid = _facets(sns, plot_df, proxies, ncol)
-    for proxy in proxies:
-        ax = grid.axes_dict[proxy]
+    nrow = math.ceil(len(proxies) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(0.4 + 2.05 * ncol, 0.5 + 1.95 * nrow), sharey=True,
+                             squeeze=False)
+    for ax in axes.flat[len(proxies):]:
+        ax.set_visible(False)
+    for ax, proxy in zip(axes.flat, proxies):
+        mine = names == proxy
+        x, y = score[mine & finite], accuracy[mine & finite]
+        ax.scatter(x, y, s=6, alpha=0.6, linewidths=0)
         rho = rho_of(proxy)
         rho_txt = f"{rho:.3f}" if math.isfinite(rho) else "n/a"
-        bad = int(n_bad.get(proxy, 0))
-        ax.set_title(f"{proxy}: ρ = {rho_txt}" + (f" ({bad} non-finite omitted)" if bad else ""), fontsize=8)
-        ax.set_xlabel("proxy score")
-    grid.set_ylabels(f"{dataset}/{split} accuracy (%)")
-    grid.figure.suptitle(f"{space} · {dataset}/{split} · seed {seed}", y=1.02)
-    return save(grid.figure, path, dpi=120, tight=True)
+        bad = int((mine & ~finite).sum())
+        ax.set_title(f"{proxy}\nρ = {rho_txt}" + (f", {bad} non-finite omitted" if bad else ""))
+        set_scale(ax, "x", x, "proxy score")
+    for row in axes:
+        row[0].set_ylabel(f"{dataset}/{split} acc. (%)")
+    fig.suptitle(f"{space} · {dataset}/{split} · seed {seed} · {int(finite.sum())} scores"
+                 f" of {len(set(sel['arch_index']))} architectures")
+    return save(fig, path)
 
 
 def _tau_bars(plt: Any, summary: pd.DataFrame, path: Path) -> list[Path]:
-    import seaborn as sns
-
+    """Grouped bars: one group per target, one bar per proxy, height = mean Kendall tau, error bar
+    = std over seeds (none where a single seed was run: the axis says so); the key beside the
+    panel."""
     df = summary.copy()
-    multi_space = df["space"].nunique() > 1
-    df["target"] = [
-        (f"{sp}: " if multi_space else "") + f"{d}/{s}" for sp, d, s in zip(df["space"], df["dataset"], df["split"])
-    ]
+    df["target"] = _target_labels(df)
     df["proxy"] = df["proxy"].astype(str)
-    order = list(dict.fromkeys(df["target"]))
-    hue_order = list(dict.fromkeys(df["proxy"]))
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 0.45 * len(order) * len(hue_order)), 3.4))
-    plot_df = df[np.isfinite(df["tau_mean"].to_numpy(dtype=float))]
-    sns.barplot(data=plot_df, x="target", y="tau_mean", hue="proxy", order=order, hue_order=hue_order,
-                errorbar=None, ax=ax)
-    lookup = {(t, p): s for t, p, s in zip(df["target"], df["proxy"], df["tau_std"])}
-    for container, proxy in zip(ax.containers, hue_order):
-        for bar in container:
-            centre = bar.get_x() + bar.get_width() / 2
-            target = order[int(round(centre))]
-            std = lookup.get((target, proxy), float("nan"))
-            if std is not None and math.isfinite(std):
-                ax.errorbar(centre, bar.get_height(), yerr=std, **ERROR_BAR)
+    targets = list(dict.fromkeys(df["target"]))
+    proxies = list(dict.fromkeys(df["proxy"]))
+    index = {(t, p): r for t, p, r in zip(df["target"], df["proxy"], df.itertuples())}
+    width = 0.8 / len(proxies)
+    labels = [wrap_label(t) for t in targets]
+    group = max(0.22 * len(proxies), label_width(labels))
+    fig, ax = plt.subplots(figsize=(max(3.2, 1.0 + group * len(targets)) + 1.3, 2.8))
+    for j, (proxy, colour) in enumerate(zip(proxies, colours() * (1 + len(proxies) // len(colours())))):
+        xs, heights, errs = [], [], []
+        for i, target in enumerate(targets):
+            r = index.get((target, proxy))
+            if r is None or not math.isfinite(r.tau_mean):
+                continue
+            xs.append(i - 0.4 + width * (j + 0.5))
+            heights.append(float(r.tau_mean))
+            errs.append(float(r.tau_std) if math.isfinite(r.tau_std) else np.nan)
+        errs_arr = np.asarray(errs, dtype=float)
+        ax.bar(xs, heights, width, color=colour, label=proxy,
+               yerr=errs_arr if np.isfinite(errs_arr).any() else None, error_kw=ERROR_BAR)
     ax.axhline(0.0, **ZERO_LINE)
-    ax.set_xlabel("")
-    ax.set_ylabel("Kendall τ (mean ± std over seeds)")
-    ax.legend(title="proxy", fontsize=7, title_fontsize=8, loc="best")
-    fig.tight_layout()
-    return save(fig, path, dpi=120)
+    ax.set_xticks(range(len(targets)), labels)
+    ax.set_xlim(-0.5, len(targets) - 0.5)
+    ax.grid(axis="x", visible=False)
+    ax.set_ylabel(f"Kendall τ\n({seeds_note(df['n_seeds'])})")
+    handles, labels = ax.get_legend_handles_labels()
+    legend_outside(fig, handles, labels, title="proxy")
+    return save(fig, path)
+
+
+#: the heat map's colour-bar label
+CBAR_LABEL = "Spearman ρ (mean over seeds)"
 
 
 def _heatmap(plt: Any, summary: pd.DataFrame, path: Path) -> list[Path]:
-    """Proxies (rows) x targets (columns), cells = Spearman rho mean over seeds."""
+    """Proxies (rows) x targets (columns), cells = Spearman rho mean over seeds; a grey cell: the
+    proxy was not scored on that target."""
     import seaborn as sns
 
     df = summary.copy()
-    multi_space = df["space"].nunique() > 1
-    df["target"] = [(f"{sp}: " if multi_space else "") + f"{d}/{s}"
-                    for sp, d, s in zip(df["space"], df["dataset"], df["split"])]
+    df["target"] = _target_labels(df)
     df["proxy"] = df["proxy"].astype(str)
     grid = df.pivot_table(index="proxy", columns="target", values="rho_mean", aggfunc="first", dropna=False)
     grid = grid.reindex(index=list(dict.fromkeys(df["proxy"])), columns=list(dict.fromkeys(df["target"])))
-    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * grid.shape[1], 0.9 + 0.32 * grid.shape[0]))
+    missing = bool(grid.isna().to_numpy().any())
+    columns = [wrap_label(str(t)) for t in grid.columns]
+    rows = max(len(str(c).splitlines()) for c in columns)
+    fig, ax = plt.subplots(figsize=(1.4 + label_width(grid.index) + max(0.55, label_width(columns)) * grid.shape[1],
+                                    max(0.8 + 0.12 * rows + 0.22 * grid.shape[0] + 0.25 * missing,
+                                        label_width([CBAR_LABEL], 8) + 0.3)))  # room for the colour bar's label
     sns.heatmap(grid, annot=True, fmt=".2f", cmap=DIVERGING, vmin=-1, vmax=1, center=0, linewidths=0.5,
-                cbar_kws={"label": "Spearman ρ (mean over seeds)"}, annot_kws={"fontsize": 7}, ax=ax)
+                cbar_kws={"label": CBAR_LABEL}, annot_kws={"fontsize": 6}, ax=ax)
+    ax.set_facecolor(MISSING_CELL)
+    ax.grid(False)
     ax.set_xlabel("")
     ax.set_ylabel("")
-    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-    ax.tick_params(axis="y", labelsize=7)
-    fig.tight_layout()
-    return save(fig, path, dpi=120)
+    ax.set_xticks(np.arange(grid.shape[1]) + 0.5, columns, rotation=0)
+    ax.tick_params(axis="y", rotation=0)
+    if missing:
+        ax.set_title("grey: not scored on that target", loc="left", fontsize=7)
+    return save(fig, path)
 
 
 #: above this many proxies the per-proxy bar chart is unreadable: the heat map carries the numbers
@@ -454,20 +480,21 @@ MAX_BAR_PROXIES = 8
 
 
 def write_figures(
-    scores: pd.DataFrame,
+    scores: pd.DataFrame | None,
     summary: pd.DataFrame,
     out_dir: Path,
     name: str,
     *,
     metrics: pd.DataFrame | None = None,
 ) -> list[Path]:
-    """Write ``figures/{name}_scatter.png``, ``figures/{name}_heatmap.png`` (proxies x targets,
-    Spearman rho) and, for at most ``MAX_BAR_PROXIES`` proxies, ``figures/{name}_tau.png``;
-    return the paths written.
+    """Write ``figures/{name}_scatter``, ``figures/{name}_heatmap`` (proxies x targets, Spearman
+    rho) and, for at most ``MAX_BAR_PROXIES`` proxies, ``figures/{name}_tau`` (each a PNG and a PDF,
+    :data:`harness.reports.style.OUTPUTS`); return the paths written.
 
     ``metrics`` (optional) supplies the per-seed rho shown in the scatter titles; without it
     the titles show the mean rho over seeds from ``summary``. The scatter is skipped, with a
-    warning, when the records hold no scores with ground truth for the first target.
+    warning, when the records hold no scores with ground truth for the first target, and without
+    one when ``scores`` is None (a report redrawn from its summary alone).
     """
     if summary.empty:
         raise ValueError("empty summary: nothing to plot")
@@ -475,11 +502,24 @@ def write_figures(
     figures.mkdir(parents=True, exist_ok=True)
     written = []
     with figure_style() as plt:
-        written += _scatter(scores, summary, metrics, figures / f"{name}_scatter.png")
+        if scores is not None:
+            written += _scatter(scores, summary, metrics, figures / f"{name}_scatter.png")
         written += _heatmap(plt, summary, figures / f"{name}_heatmap.png")
         if summary["proxy"].nunique() <= MAX_BAR_PROXIES:
             written += _tau_bars(plt, summary, figures / f"{name}_tau.png")
     return written
+
+
+def read_summary(path: Path | str) -> pd.DataFrame:
+    """A summary written by :func:`build` (``tables/{name}_summary.csv``), typed as
+    :func:`summarise` returns it."""
+    df = pd.read_csv(path)
+    missing = [c for c in SUMMARY_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: not a report summary (lacks columns {missing})")
+    df = df[list(SUMMARY_COLUMNS)].astype({"space": str, "dataset": str, "split": str, "proxy": str})
+    df["protocol"] = df["protocol"].fillna("").astype(str)
+    return df
 
 
 # --------------------------------------------------------------------------- entry points
@@ -506,16 +546,33 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str) -> 
     }
 
 
+def build_from_summary(summary_csv: Path | str, out_dir: Path | str, name: str) -> dict[str, Any]:
+    """Tables and the figures that need only the summary (heat map, tau bars; no scatter) from a
+    committed ``tables/{name}_summary.csv``: a report redrawn without its records.  The summary
+    file itself is read, not rewritten."""
+    summary = read_summary(summary_csv)
+    out = Path(out_dir)
+    return {"name": name, "tables": write_tables(summary, out, name), "summary_csv": Path(summary_csv),
+            "figures": write_figures(None, summary, out, name), "n_scores": 0, "n_metrics": 0,
+            "summary": summary.to_dict(orient="records")}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from ..commands import command_parser, output_name
 
     parser = command_parser("report")
-    parser.add_argument("--records", nargs="+", required=True, type=Path, help="job output dirs (searched recursively)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--records", nargs="+", type=Path, help="job output dirs (searched recursively)")
+    source.add_argument("--summary", type=Path, help="redraw from a report's tables/{name}_summary.csv alone "
+                                                     "(tables, heat map, tau bars; no scatter)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="output root (tables/, figures/)")
     parser.add_argument("--name", default="report", type=output_name, help="base name of the generated files")
     args = parser.parse_args(argv)
     try:
-        result = build(args.records, args.out, args.name)
+        if args.summary is not None:
+            result = build_from_summary(args.summary, args.out, args.name)
+        else:
+            result = build(args.records, args.out, args.name)
     except (FileNotFoundError, ValueError) as exc:
         parser.exit(2, f"error: {exc}\n")
     for p in [*result["tables"], result["summary_csv"], *result["figures"]]:

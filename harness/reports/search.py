@@ -9,7 +9,7 @@ published search results the space's benchmark reports
 not reproduced here).
 
 Outputs ``tables/{name}.md``, ``tables/{name}.tex`` (the reports' table writer,
-:mod:`harness.reports.tables`), ``tables/{name}_summary.csv`` and ``figures/{name}_cost.png``
+:mod:`harness.reports.tables`), ``tables/{name}_summary.csv`` and ``figures/{name}_cost`` (PNG and PDF)
 (test accuracy against search cost, one panel per dataset) and ``figures/{name}_trajectory.png``
 (the incumbent's accuracy as the search goes, mean over seeds), in the reports' figure style
 (:mod:`harness.reports.style`).  A search run's own ``trajectory.png`` is drawn here too
@@ -18,7 +18,9 @@ Outputs ``tables/{name}.md``, ``tables/{name}.tex`` (the reports' table writer,
 pandas is imported where records are read, not on import: a search run draws its trajectory with
 this module without loading it.
 
-CLI: ``harness search-report --records DIR [DIR ...] --out results --name search_nb201_quick``.
+CLI: ``harness search-report --records DIR [DIR ...] --out results --name search_nb201_quick``;
+without the records, ``harness search-report --summary results/tables/search_nb201_quick_summary.csv
+--out results --name search_nb201_quick`` redraws the table and the cost figure.
 """
 from __future__ import annotations
 
@@ -30,8 +32,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .style import OPTIMUM_LINE, PUBLISHED_LINES, STRATEGY_LINES, STRATEGY_MARKERS, colours, figure_style, save
-from .tables import MISSING, MeanStd, Table
+from .style import (OPTIMUM_LINE, PUBLISHED_LINES, STRATEGY_LINES, STRATEGY_MARKERS, colours, figure_style,
+                    legend_outside, save, seeds_note)
+from .tables import MISSING, MeanStd, Table, Tex, latex_escape
 from .tables import write as write_table
 
 if TYPE_CHECKING:
@@ -96,37 +99,67 @@ def _cost(x: float) -> str:
 
 
 # --------------------------------------------------------------------------- published results
-def _benchmark_results(space: str, datasets: Sequence[str]) -> dict[tuple[str, str, str, str], float]:
-    """``{(method, setting, source, images): accuracy}`` the space's benchmark publishes (none for
-    a space that is not installed or a benchmark that does not say)."""
+def _benchmark(space: str) -> Any:
+    """The space's benchmark, or None for a space that is not installed here."""
     import spaces
 
     try:
-        bench = spaces.get_space(space).benchmark
+        return spaces.get_space(space).benchmark
     except (spaces.UnknownNameError, spaces.DataFileError) as err:  # a space that is not installed here
         log.warning("no published search results for space %r: %s", space, err)
-        return {}
-    ask = getattr(bench, "published_search", None)
+        return None
+
+
+def _benchmark_results(space: str, datasets: Sequence[str]) -> dict[tuple[str, ...], float]:
+    """``{(method, setting, source, cite, where, images): accuracy}`` the space's benchmark
+    publishes (none for a space that is not installed or a benchmark that does not say)."""
+    ask = getattr(_benchmark(space), "published_search", None)
     if ask is None:
         return {}
-    return {(p.method, p.setting, p.source, d): float(p.accuracy) for d in datasets for p in ask(d)}
+    return {(p.method, p.setting, p.source, getattr(p, "cite", ""), getattr(p, "where", ""), d): float(p.accuracy)
+            for d in datasets for p in ask(d)}
+
+
+def _published(summary: pd.DataFrame) -> list[tuple[str, str, dict[str, float], str]]:
+    """:func:`published`'s rows, each with the words naming its source (authors, year, place,
+    BibTeX key)."""
+    datasets = _datasets(summary)
+    found = [_benchmark_results(space, datasets) for space in dict.fromkeys(summary["space"].astype(str))]
+    common = {k: v for k, v in found[0].items() if all(f.get(k) == v for f in found[1:])} if found else {}
+    methods: dict[tuple[str, ...], dict[str, float]] = {}
+    for (*method, d), acc in common.items():
+        methods.setdefault(tuple(method), {})[d] = acc
+    out = []
+    for (method, setting, source, cite, where), accs in methods.items():
+        label = f"{method}, {setting} ({source}, published)" if setting else f"{method} ({source}, published)"
+        named = f"{method}, {setting}" if setting else method
+        out.append((label, f"{method} {setting}" if setting else method, accs,
+                    f"{named}: {source}" + (f", {where}" if where else "") + (f" [{cite}]" if cite else "")))
+    return out
 
 
 def published(summary: pd.DataFrame) -> list[tuple[str, str, dict[str, float]]]:
     """The published search results to show beside the summary: (row label, short label for a
     figure key, ``{images: accuracy}``) per method, as every space of the summary's benchmark
     reports them (in the first space's order)."""
-    datasets = _datasets(summary)
-    found = [_benchmark_results(space, datasets) for space in dict.fromkeys(summary["space"].astype(str))]
-    common = {k: v for k, v in found[0].items() if all(f.get(k) == v for f in found[1:])} if found else {}
-    methods: dict[tuple[str, str, str], dict[str, float]] = {}
-    for (method, setting, source, d), acc in common.items():
-        methods.setdefault((method, setting, source), {})[d] = acc
-    out = []
-    for (method, setting, source), accs in methods.items():
-        label = f"{method}, {setting} ({source}, published)" if setting else f"{method} ({source}, published)"
-        out.append((label, f"{method} {setting}" if setting else method, accs))
-    return out
+    return [(label, short, accs) for label, short, accs, _ in _published(summary)]
+
+
+def sources(summary: pd.DataFrame) -> list[str]:
+    """Where the table's quoted numbers come from, one entry each: the optimum (the benchmark's
+    table, with its BibTeX key when the benchmark states one) and each published search result."""
+    benches = {space: getattr(_benchmark(space), "cite", "") or "" for space in dict.fromkeys(summary["space"].astype(str))}
+    optimum = "; ".join(f"the {space} table" + (f" [{cite}]" if cite else "") for space, cite in benches.items())
+    return [f"optimum (benchmark): {optimum}"] + [src for *_, src in _published(summary)]
+
+
+def _tex_sources(entries: Sequence[str]) -> Tex:
+    """The sources as a LaTeX footnote: each ``[key]`` a ``\\cite{key}``, the words escaped."""
+    parts = []
+    for entry in entries:
+        text, _, key = entry.rpartition(" [") if entry.endswith("]") else (entry, "", "")
+        parts.append(latex_escape(text) + (f" \\cite{{{key[:-1]}}}" if key else ""))
+    return Tex("Sources: " + "; ".join(parts) + ".")
 
 
 # --------------------------------------------------------------------------- tables
@@ -160,7 +193,10 @@ def search_table(summary: pd.DataFrame) -> Table:
     caption = (f"Search results: found architecture's accuracy, mean ± std over seeds ({protocols}). "
                f"Cost = proxy seconds of the distinct architectures scored, measured on {machine or 'n/a'} "
                "(ValAcc: 12 epochs of the benchmark's training time).")
-    return Table(header, rows, notes=[caption, _settings(summary)])
+    cited = sources(summary)
+    notes = [caption, _settings(summary),
+             "Sources of the quoted numbers (BibTeX keys: docs/references.bib): " + "; ".join(cited) + "."]
+    return Table(header, rows, notes=notes, footnote=_tex_sources(cited))
 
 
 def _settings(summary: pd.DataFrame) -> str:
@@ -169,59 +205,94 @@ def _settings(summary: pd.DataFrame) -> str:
     return "Settings: " + "; ".join(f"{k}: {v}" for k, v in per.items()) + "."
 
 
-def write_tables(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
+def write_tables(summary: pd.DataFrame, out_dir: Path, name: str, *, summary_csv: bool = True) -> list[Path]:
+    """``tables/{name}.md`` and ``.tex`` and (``summary_csv``) ``tables/{name}_summary.csv``."""
     tables = Path(out_dir) / "tables"
     written = write_table(search_table(summary), tables, name, ("md", "tex"))
+    if not summary_csv:
+        return written
     csv_path = tables / f"{name}_summary.csv"
     summary.to_csv(csv_path, index=False, float_format="%.6g")
     return written + [csv_path]
 
 
+def read_summary(path: Path | str) -> pd.DataFrame:
+    """A summary written by :func:`write_tables` (``tables/{name}_summary.csv``), typed as
+    :func:`summarise` returns it (its numbers to the 6 significant digits the file keeps)."""
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    missing = [c for c in GROUP + ["acc_mean", "acc_std", "cost_mean", "n_seeds", "optimum"] if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: not a search summary (lacks columns {missing})")
+    for col in ("protocol", "machine", "settings"):
+        df[col] = df[col].fillna("").astype(str) if col in df.columns else ""
+    return df.astype({"space": str, "images": str, "strategy": str, "objective": str})
+
+
 # --------------------------------------------------------------------------- figures
-def _legend(fig, ax, n_panels: int) -> float:
-    """One legend below the panels, as many columns as fit; returns the figure fraction it takes."""
-    handles, labels = ax.get_legend_handles_labels()
-    ncol = max(1, min(len(labels), 3 * n_panels))
-    rows = math.ceil(len(labels) / ncol) if labels else 0
-    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
-    return 0.04 + 0.05 * rows
+def _reference_handles(refs: Sequence[tuple[str, str, dict[str, float]]]) -> tuple[list[Any], list[str]]:
+    """Key entries for the levels drawn across the panels: the optimum and each published result."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], **OPTIMUM_LINE)]
+    labels = ["optimum (benchmark)"]
+    for (_, short, _), (ls, _) in zip(refs, PUBLISHED_LINES):
+        handles.append(Line2D([], [], ls=ls, c="black", lw=0.6))
+        labels.append(f"{short} (published)")
+    return handles, labels
+
+
+def _key(fig: Any, axes: Any, refs: Sequence[tuple[str, str, dict[str, float]]]) -> None:
+    """One key under the panels: every method drawn in any panel, then the reference levels."""
+    found: dict[str, Any] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            found.setdefault(lab, h)
+    # one column per objective (R, RE, RL down it), the reference levels last
+    objectives = list(dict.fromkeys(lab.split(" + ", 1)[-1] for lab in found))
+    strategies = list(STRATEGY_LABELS.values())
+    labels = sorted(found, key=lambda lab: (objectives.index(lab.split(" + ", 1)[-1]),
+                                            strategies.index(lab.split(" + ")[0]) if lab.split(" + ")[0] in strategies
+                                            else len(strategies)))
+    h, lab = _reference_handles(refs)
+    rows = max(len(strategies), len(lab))
+    legend_outside(fig, [found[x] for x in labels] + h, labels + lab, where="bottom",
+                   ncol=math.ceil((len(labels) + len(lab)) / rows))
 
 
 def _panels(plt: Any, summary: pd.DataFrame):
     """(the figure, one panel per dataset, the datasets, a colour per objective)."""
     datasets = _datasets(summary)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(max(6.0, 4.6 * len(datasets)), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(max(4.2, 3.1 * len(datasets)), 3.4), squeeze=False)
     objectives = list(dict.fromkeys(summary["objective"]))
-    return fig, axes, datasets, dict(zip(objectives, colours()))
+    return fig, axes, datasets, dict(zip(objectives, colours() * (1 + len(objectives) // len(colours()))))
 
 
 def write_figure(summary: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
-    """Mean test accuracy (± std over seeds) against mean search cost, per dataset."""
+    """Mean test accuracy (± std over seeds) against mean search cost, per dataset; the benchmark's
+    optimum and the published results as levels across each panel; one key under the panels."""
     figures = Path(out_dir) / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     refs = published(summary)
-    with figure_style(grid=False) as plt:
+    with figure_style() as plt:
         fig, axes, datasets, colour = _panels(plt, summary)
         for ax, d in zip(axes[0], datasets):
             sub = summary[summary["images"] == d]
             for r in sub.itertuples():
-                ax.errorbar(max(r.cost_mean, 1e-3), r.acc_mean, yerr=0 if not np.isfinite(r.acc_std) else r.acc_std,
+                ax.errorbar(max(r.cost_mean, 1e-3), r.acc_mean, yerr=None if not np.isfinite(r.acc_std) else r.acc_std,
                             fmt=STRATEGY_MARKERS.get(r.strategy, "x"), color=colour[r.objective], capsize=2,
-                            label=_label(r.strategy, r.objective))
+                            markersize=4, elinewidth=0.8, label=_label(r.strategy, r.objective))
             ax.axhline(sub["optimum"].iloc[0], **OPTIMUM_LINE)
             for (_, _, accs), (ls, _) in zip(refs, PUBLISHED_LINES):
                 if d in accs:
                     ax.axhline(accs[d], ls=ls, c="black", lw=0.6)
             ax.set_xscale("log")
-            ax.set_xlabel("search cost (s, log)")
-            ax.set_ylabel("test accuracy (%)")
-            ax.set_title(f"{d} ({'/'.join(sub[['target_dataset', 'target_split']].iloc[0])})", fontsize=9)
-        bottom = _legend(fig, axes[0][0], len(datasets))
-        key = "".join(f"; {line}: {short}" for (_, short, _), (_, line) in zip(refs, PUBLISHED_LINES))
-        fig.text(0.99, 0.99, "dashed: optimum" + key + (" (published)" if key else ""), ha="right", va="top",
-                 fontsize=7)
-        fig.tight_layout(rect=(0, bottom, 1, 0.95))
-        return save(fig, figures / f"{name}_cost.png", dpi=110)
+            ax.set_xlabel("search cost (s, log scale)")
+            ax.set_title(f"{d} ({'/'.join(sub[['target_dataset', 'target_split']].iloc[0])})")
+        axes[0][0].set_ylabel(f"test accuracy (%)\n({seeds_note(summary['n_seeds'])})")
+        _key(fig, axes[0], refs)
+        return save(fig, figures / f"{name}_cost.png")
 
 
 def load_trajectories(df: pd.DataFrame) -> pd.DataFrame:
@@ -245,7 +316,7 @@ def write_curves(traj: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, name:
     incumbent), one panel per dataset, one line per method; nothing without trajectories."""
     if traj.empty:
         return []
-    with figure_style(grid=False) as plt:
+    with figure_style() as plt:
         fig, axes, datasets, colour = _panels(plt, summary)
         for ax, d in zip(axes[0], datasets):
             sub = traj[traj["images"] == d]
@@ -262,12 +333,11 @@ def write_curves(traj: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, name:
                         label=_label(strategy, objective))
             ax.axhline(summary.loc[summary["images"] == d, "optimum"].iloc[0], **OPTIMUM_LINE)
             ax.set_xscale("log")
-            ax.set_xlabel("search cost (s, log)")
-            ax.set_ylabel("incumbent's test acc. (%), seed mean")
-            ax.set_title(d, fontsize=9)
-        bottom = _legend(fig, axes[0][0], len(datasets))
-        fig.tight_layout(rect=(0, bottom, 1, 1))
-        return save(fig, Path(out_dir) / "figures" / f"{name}_trajectory.png", dpi=110)
+            ax.set_xlabel("search cost (s, log scale)")
+            ax.set_title(d)
+        axes[0][0].set_ylabel("incumbent's test acc. (%)\n(mean over seeds)")
+        _key(fig, axes[0], [])
+        return save(fig, Path(out_dir) / "figures" / f"{name}_trajectory.png")
 
 
 def trajectory_figure(steps: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], path: Path) -> list[Path]:
@@ -275,16 +345,16 @@ def trajectory_figure(steps: Sequence[Mapping[str, Any]], summary: Mapping[str, 
     run's trajectory rows, ``summary``: its ``search.json``).  Returns the paths written; a
     failure is a warning and returns none (a figure must not lose the search's numbers)."""
     try:
-        with figure_style(grid=False) as plt:
-            fig, ax = plt.subplots(figsize=(5, 3.2))
-            ax.step([s["cost_s"] for s in steps], [s["best_accuracy"] for s in steps], where="post")
-            ax.axhline(summary["optimum"], **OPTIMUM_LINE, label="optimum")
+        with figure_style() as plt:
+            fig, ax = plt.subplots(figsize=(4.5, 3.0))
+            ax.step([s["cost_s"] for s in steps], [s["best_accuracy"] for s in steps], where="post",
+                    label="incumbent")
+            ax.axhline(summary["optimum"], **OPTIMUM_LINE, label="optimum (benchmark)")
             ax.set_xlabel("search cost (s)")
             ax.set_ylabel(f"incumbent's {'/'.join(summary['target'])} acc. (%)")
-            ax.set_title(f"{summary['strategy']} / {summary['objective']} / seed {summary['seed']}", fontsize=9)
-            ax.legend(fontsize=8)
-            fig.tight_layout()
-            return save(fig, path, dpi=100)
+            ax.set_title(f"{summary['strategy']} / {summary['objective']} / seed {summary['seed']}")
+            legend_outside(fig, *ax.get_legend_handles_labels(), where="bottom")
+            return save(fig, path)
     except Exception as err:  # noqa: BLE001
         log.warning("could not draw the trajectory figure: %s", err)
         return []
@@ -299,15 +369,30 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str) -> 
     return {"summary": summary, "paths": paths}
 
 
+def build_from_summary(summary_csv: Path | str, out_dir: Path | str, name: str) -> dict[str, Any]:
+    """The table and the cost figure from a committed ``tables/{name}_summary.csv`` alone (the
+    trajectories need the runs' records); the summary file is read, not rewritten."""
+    summary = read_summary(summary_csv)
+    paths = write_tables(summary, Path(out_dir), name, summary_csv=False)
+    paths += write_figure(summary, Path(out_dir), name)
+    return {"summary": summary, "paths": paths}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from ..commands import command_parser, output_name
 
     parser = command_parser("search-report")
-    parser.add_argument("--records", nargs="+", required=True, help="directories holding search.json files")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--records", nargs="+", help="directories holding search.json files")
+    source.add_argument("--summary", help="redraw from a search report's tables/{name}_summary.csv alone "
+                                          "(table and cost figure; no trajectories)")
     parser.add_argument("--out", default="results", help="output root (tables/, figures/)")
     parser.add_argument("--name", required=True, type=output_name, help="base name of the generated files")
     args = parser.parse_args(argv)
-    out = build(args.records, args.out, args.name)
+    if args.summary is not None:
+        out = build_from_summary(args.summary, args.out, args.name)
+    else:
+        out = build(args.records, args.out, args.name)
     for p in out["paths"]:
         print(p)
     return 0
