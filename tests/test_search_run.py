@@ -178,7 +178,8 @@ def test_cli_prints_one_json_line_last(tmp_path):
     for k in ("arch", "test_accuracy", "regret", "search_cost_s", "n_scored"):
         assert k in last
     assert last["n_scored"] <= 5 and math.isfinite(last["test_accuracy"])
-    assert "step 5/5" in proc.stderr  # progress goes to stderr
+    assert "search 5/5 steps in " in proc.stderr  # progress goes to stderr
+    assert f"  records   {tmp_path / 'run'}  (search.json" in proc.stderr  # and where the results are
     saved = json.loads((tmp_path / "run" / "search.json").read_text())
     assert saved["arch"] == last["arch"]
     assert np.isclose(saved["search_cost_s"], last["search_cost_s"])
