@@ -230,7 +230,7 @@ def files_entries(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, st
         for f in files:
             kinds.setdefault(_OPEN.get(f.suffix.lower(), f.suffix.lstrip(".") or "file"), []).append(f.name)
         note = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in kinds.items())
-        entries.append((folder.name or "files", str(folder), note))
+        entries.append((folder.name or "files", str(folder.resolve()), note))
     return entries
 
 

@@ -308,8 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", required=True, type=output_name, help="base name of the generated files")
     args = parser.parse_args(argv)
     out = build(args.records, args.out, args.name)
+    from ..progress import files_entries, print_outputs
+
     for p in out["paths"]:
         print(p)
+    print_outputs(files_entries(out["paths"]))
     return 0
 
 
