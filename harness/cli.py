@@ -315,11 +315,14 @@ def run_command(argv: Sequence[str] | None = None) -> int:
     return hydra_app("run", "config", RunConfig, _run_job, list(sys.argv[1:] if argv is None else argv))
 
 
+#: the files of a search's run directory (harness.search.run)
+SEARCH_FILES = ("search.json", "trajectory.csv", "trajectory.png")
+
+
 def _search_job(cfg: Any, out_dir: str) -> None:
+    from .progress import print_outputs, tracking_entry
     from .search import SUMMARY_KEYS, json_safe, run_search
     from .tracking import make_tracker
-
-    from .progress import print_outputs, tracking_entry
 
     summary = run_search(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
     files = ", ".join(p.name for p in sorted(Path(out_dir).glob("*")) if p.name in SEARCH_FILES)
@@ -330,10 +333,6 @@ def _search_job(cfg: Any, out_dir: str) -> None:
     entries.append(tracking_entry(cfg.tracking.enabled, cfg.tracking.uri, cfg.tracking.experiment))
     print_outputs(entries, file=sys.stderr)  # stdout's last line is the summary
     print(json.dumps(json_safe({k: summary[k] for k in SUMMARY_KEYS})), flush=True)
-
-
-#: the files of a search's run directory (harness.search.run)
-SEARCH_FILES = ("search.json", "trajectory.csv", "trajectory.png")
 
 
 def search_command(argv: Sequence[str] | None = None) -> int:

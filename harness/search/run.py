@@ -226,36 +226,39 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
                  f", {ask_batch} architectures per ask" if ask_batch > 1 else "")
 
         def detail() -> str:
+            if not seen:
+                return "no architecture evaluated yet"
             return (f"{len(seen)} distinct architectures ({n_computed} computed now), best {objective.name} "
                     f"{_fmt(strategy.best()[1])}, cost {cost:.1f} s")
 
+        bar = Progress(budget, logger=log, verb="search", what="steps", every=progress_every, detail=detail)
         try:
             step = 0
-            with Progress(budget, logger=log, verb="search", what="steps", every=progress_every,
-                          detail=detail) as bar:
-                while step < budget:
-                    archs = strategy.ask(min(ask_batch, budget - step))
-                    arch_strs = [space.to_str(a) for a in archs]
-                    for arch, arch_str, (ev, seconds, computed) in zip(archs, arch_strs, evaluate(arch_strs)):
-                        step += 1
-                        strategy.tell(arch, ev)
-                        new = arch_str not in seen
-                        if new:
-                            seen.add(arch_str)
-                            cost += seconds
-                        n_computed += computed
-                        best_arch, best_ev = strategy.best()
-                        steps.append({"step": step, "arch": arch_str, **dict(zip(objective.components, ev.values)),
-                                      "failed": ev.failed, "new": new, "computed": computed, "cost_s": cost,
-                                      "n_scored": len(seen), "best_arch": space.to_str(best_arch)})
-                        bar.update()
-                        if on_step is not None:
-                            on_step(step)
+            while step < budget:
+                archs = strategy.ask(min(ask_batch, budget - step))
+                arch_strs = [space.to_str(a) for a in archs]
+                for arch, arch_str, (ev, seconds, computed) in zip(archs, arch_strs, evaluate(arch_strs)):
+                    step += 1
+                    strategy.tell(arch, ev)
+                    new = arch_str not in seen
+                    if new:
+                        seen.add(arch_str)
+                        cost += seconds
+                    n_computed += computed
+                    best_arch, best_ev = strategy.best()
+                    steps.append({"step": step, "arch": arch_str, **dict(zip(objective.components, ev.values)),
+                                  "failed": ev.failed, "new": new, "computed": computed, "cost_s": cost,
+                                  "n_scored": len(seen), "best_arch": space.to_str(best_arch)})
+                    bar.update()
+                    if on_step is not None:
+                        on_step(step)
         except BaseException:
+            bar.close()
             log.warning("search interrupted after %d of %d steps: every score computed so far is stored; run the "
                         "same command again to resume (the stored part is replayed, not recomputed)",
                         len(steps), budget)
             raise
+        bar.close()
     wall = time.perf_counter() - start
 
     best_arch, best_ev = strategy.best()
