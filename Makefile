@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow reproduce reproduce-full reproduce-suite-zero reproduce-cross-space reproduce-search reproduce-search-full search sweep-shards verify-engine convert ui bench clean
+.PHONY: help install test test-slow reproduce reproduce-full reproduce-suite-zero reproduce-cross-space reproduce-search reproduce-search-full search sweep-shards verify-engine convert verify-data ui bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -95,6 +95,9 @@ verify-engine: $(STAMP)  ## the engine (groups of 8) vs the one-architecture pat
 
 convert: $(STAMP)  ## convert an official benchmark file: make convert KIND=nb101 SRC=nasbench_only108.tfrecord [DATA_DIR=...]
 	$(BIN)/harness convert $(KIND) $(SRC) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+verify-data: $(STAMP)  ## check every benchmark data file against its SHA256SUMS: make verify-data [DATA_DIR=...]
+	$(BIN)/harness data verify $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 ui: $(STAMP)  ## serve the MLflow UI on 127.0.0.1:5000 (the embedded SQLite store)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000

@@ -278,6 +278,16 @@ def bench_search(steps: int = 1000, objectives=("wrcor", "vote_sjw"), seed: int 
     return out
 
 
+def _print_where(written: list[Path], tracked: bool) -> None:
+    """The closing lines: the JSON files written, and the MLflow store of the engine run."""
+    from .progress import files_entries, print_outputs, tracking_entry
+
+    entries = files_entries(written) or [("results", "none", "nothing was timed")]
+    if tracked:
+        entries.append(tracking_entry(True, os.environ.get("ZSNAS_MLFLOW_URI", "mlruns.db"), "zsnas-bench-bench"))
+    print_outputs(entries)
+
+
 def main(argv=None) -> int:
     from .commands import command_parser
 
@@ -307,6 +317,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []  # the files of this run, named by the closing lines
+    tracked = False
     for dev in devices if args.archs > 0 else []:  # --archs 0: only the search timing
         res = bench(dev, args.archs, args.repeat, every=args.all)
         print(f"\n{dev.type} ({res['device_name']}, {res['threads']} thread(s), torch {res['torch']}): "
@@ -316,7 +328,8 @@ def main(argv=None) -> int:
         for label, r in res["ratios"].items():
             print(f"  {label:32s} {r['median']:7.2f} {r['q25']:6.2f} {r['q75']:6.2f} {r['max']:6.2f}")
         print(f"  (8 act/grad proxies: {', '.join(EIGHT)})")
-        (Path(args.out) / f"nb201_{dev.type}.json").write_text(json.dumps(res, indent=2))
+        written.append(Path(args.out) / f"nb201_{dev.type}.json")
+        written[-1].write_text(json.dumps(res, indent=2))
     if args.search_steps:
         res = bench_search(args.search_steps)
         print(f"\nsearch machinery (CPU, every NB201 score already stored): {res['steps']} steps per search")
@@ -326,7 +339,8 @@ def main(argv=None) -> int:
         cli = res["cli"]
         print(f"  the command line, end to end (python {cli['command']} ...): {cli['total_s']:.2f} s"
               + ("" if cli["ok"] else " FAILED"))
-        (Path(args.out) / "search_cpu.json").write_text(json.dumps(res, indent=2))
+        written.append(Path(args.out) / "search_cpu.json")
+        written[-1].write_text(json.dumps(res, indent=2))
     from .scoring.run import resolve_device
 
     device = resolve_device(args.device)
@@ -344,9 +358,13 @@ def main(argv=None) -> int:
               f"engine {res['engine_speedup_over_naive']:.1f}x the naive port; largest relative difference "
               f"engine vs one-arch {res['max_rel_diff_engine_vs_one_arch']:.1e}, naive vs one-arch "
               f"{res['max_rel_diff_naive_vs_one_arch']:.1e}")
-        (Path(args.out) / f"engine_{res['device']}.json").write_text(json.dumps(res, indent=2))
+        written.append(Path(args.out) / f"engine_{res['device']}.json")
+        written[-1].write_text(json.dumps(res, indent=2))
         if not args.no_tracking:
             _track_engine(res)
+            tracked = True
+    _print_where(written, tracked)
+    if n_engine:
         print(json.dumps({k: res[k] for k in ("device", "device_name", "n_archs", "batch", "group", "threads",
                                               "archs_per_s_naive", "archs_per_s_one_arch", "archs_per_s_engine",
                                               "archs_per_s_plain", "engine_over_plain", "engine_speedup_over_naive",

@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .commands import COMMANDS, command_parser, output_name  # noqa: F401  (re-exported for the commands)
@@ -342,12 +343,32 @@ def top_help() -> str:
 # entry points
 
 
+def _store_entry(cfg: Any) -> tuple[str, str, str]:
+    """The outputs entry of the score store a job wrote (a shard's own store under store.shards)."""
+    from .scoring.run import parse_shard, shard_store_path
+
+    shard = parse_shard(getattr(cfg, "shard", None))
+    path = cfg.store.path
+    if getattr(cfg.store, "shards", None) and shard[1] > 1:
+        path = shard_store_path(cfg.store.shards, shard)
+    path = Path(path).resolve()
+    return ("store", str(path), f"the score cache; harness store count {path}")
+
+
 def _run_job(cfg: Any, out_dir: str) -> None:
+    from .progress import print_outputs, tracking_entry
     from .scoring.run import run
     from .tracking import make_tracker
 
-    run(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
-    log.info("records in %s (scores.csv, metrics.csv, summary.json)", out_dir)
+    summary = run(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
+    if summary.get("missing"):  # a shard whose siblings are not done: scores stored, no records yet
+        records = ("records", out_dir, f"none yet: {summary['missing']} scores are other shards'; the unsharded "
+                                       "run writes the records once every shard is done")
+    else:
+        records = ("records", out_dir, f"scores.csv, metrics.csv, summary.json; tables and figures: "
+                                       f"harness report --records {out_dir}")
+    print_outputs([records, _store_entry(cfg),
+                   tracking_entry(cfg.tracking.enabled, cfg.tracking.uri, cfg.tracking.experiment)])
 
 
 def run_command(argv: Sequence[str] | None = None) -> int:
@@ -357,11 +378,23 @@ def run_command(argv: Sequence[str] | None = None) -> int:
     return hydra_app("run", "config", RunConfig, _run_job, list(sys.argv[1:] if argv is None else argv))
 
 
+#: the files of a search's run directory (harness.search.run)
+SEARCH_FILES = ("search.json", "trajectory.csv", "trajectory.png")
+
+
 def _search_job(cfg: Any, out_dir: str) -> None:
+    from .progress import print_outputs, tracking_entry
     from .search import SUMMARY_KEYS, json_safe, run_search
     from .tracking import make_tracker
 
     summary = run_search(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
+    files = ", ".join(p.name for p in sorted(Path(out_dir).glob("*")) if p.name in SEARCH_FILES)
+    entries = [("records", out_dir, f"{files}; tables and figures: harness search-report --records {out_dir} "
+                                    "--name NAME")]
+    if summary.get("score_seed") is not None:  # valacc12 reads the benchmark, no store
+        entries.append(_store_entry(cfg))
+    entries.append(tracking_entry(cfg.tracking.enabled, cfg.tracking.uri, cfg.tracking.experiment))
+    print_outputs(entries, file=sys.stderr)  # stdout's last line is the summary
     print(json.dumps(json_safe({k: summary[k] for k in SUMMARY_KEYS})), flush=True)
 
 

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reference": ("harness.reports.reference", "check a run against reference metrics with tolerances (CI bands)"),
     "store": ("harness.scoring.store", "merge or count score stores"),
     "convert": ("harness.convert", "convert an official benchmark file into the harness's tables"),
+    "data": ("harness.datacheck", "data verify: check every benchmark data file against the data directory's SHA256SUMS"),
 }
 
 

@@ -267,7 +267,7 @@ class SearchConfig(RunConfig):
     score_seed: int = knob(0, "the proxies' batch and initialisation (fixed: every search seed shares the scores)")
     signs: Optional[List[float]] = knob(None, "per-component direction override, e.g. [1,-1,1]")
     vote: VoteConfig = knob(factory=VoteConfig)
-    progress_every: int = knob(100, "a progress line every N steps (stderr)")
+    progress_every: int = knob(100, "off a terminal, a progress line every N steps or 30 s (stderr; on a terminal: a bar)")
     figure: bool = knob(True, "draw trajectory.png in the run directory")
     engine: EngineConfig = knob(factory=_search_engine)
     tracking: TrackingConfig = knob(factory=_search_tracking)

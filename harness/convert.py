@@ -116,7 +116,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {count} empty cell(s) (NaN) in column {column}")
     if summary.get("skipped_records"):
         print(f"  {summary['skipped_records']} record(s) with other epoch counts skipped")
+    _print_where(Path(summary["path"]), data_dir, recorded=line is not None, default=args.data_dir is None)
     return 0
+
+
+def _print_where(table: Path, data_dir: Path, *, recorded: bool, default: bool) -> None:
+    """The closing lines: the table, the sums, and how to point the harness at the data directory."""
+    from spaces.datafiles import data_dir_source
+
+    from .progress import print_outputs
+
+    if not recorded:
+        read = f"outside the data directory {data_dir}: the harness does not read it there"
+    elif default and "$" not in data_dir_source(None):
+        read = "read by the harness from its default data directory"
+    elif default:
+        read = f"read by the harness while {data_dir_source(None)} names {data_dir}"
+    else:
+        read = f"the harness reads it with ZSNAS_DATA_DIR={data_dir} (harness run / search: data_dir={data_dir})"
+    entries = [("table", table.resolve(), read)]
+    if recorded:
+        entries.append(("sums", data_dir / "SHA256SUMS", f"check with: harness data verify --data-dir {data_dir}"))
+    print_outputs(entries)
 
 
 if __name__ == "__main__":

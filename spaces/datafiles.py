@@ -35,6 +35,8 @@ __all__ = [
     "file_sha256",
     "checksums",
     "clear_caches",
+    "data_dir_source",
+    "verify_data_dir",
 ]
 
 ENV_VAR = "ZSNAS_DATA_DIR"
@@ -63,18 +65,28 @@ def clear_caches() -> None:
         _sums_cache.clear()
 
 
+def data_dir_source(data_dir: str | os.PathLike[str] | None = None) -> str:
+    """Where :func:`resolve_data_dir` takes the data directory from, in words."""
+    if data_dir is not None and str(data_dir) != "":
+        return "the `data_dir` argument"
+    if os.environ.get(ENV_VAR):
+        return f"${ENV_VAR}"
+    return "the default location <project root>/../shared/data"
+
+
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """The data directory: ``data_dir`` if given, else ``$ZSNAS_DATA_DIR``, else ``../shared/data``.
 
     Raises DataFileError, naming the directory tried and how to point at the right one, if the
     chosen directory does not exist.  An empty ``ZSNAS_DATA_DIR`` counts as unset.
     """
+    source = data_dir_source(data_dir)
     if data_dir is not None and str(data_dir) != "":
-        path, source = Path(data_dir).expanduser(), "the `data_dir` argument"
+        path = Path(data_dir).expanduser()
     elif os.environ.get(ENV_VAR):
-        path, source = Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"
+        path = Path(os.environ[ENV_VAR]).expanduser()
     else:
-        path, source = _DEFAULT_DATA_DIR, "the default location <project root>/../shared/data"
+        path = _DEFAULT_DATA_DIR
     if not path.is_dir():
         what = "is not a directory" if path.exists() else "does not exist"
         raise DataFileError(f"data directory {str(path)!r} (from {source}) {what}. {_HOW_TO_FIX}")
@@ -187,3 +199,35 @@ def checksums(relpaths: Iterable[str], data_dir: str | os.PathLike[str] | None =
     for rel in relpaths:
         out[rel] = _cached_digest(data_file(rel, data_dir, verify=True))
     return out
+
+
+#: files of a data directory that are not data (never reported as unlisted)
+_NOT_DATA = {SUMS_FILE, "README.md"}
+
+
+def verify_data_dir(data_dir: str | os.PathLike[str] | None = None) -> tuple[Path, list[tuple[str, str, str]]]:
+    """(the data directory, one ``(relpath, status, detail)`` per file): every file ``SHA256SUMS``
+    lists is ``OK``, ``MISMATCH`` (detail: the digests) or ``MISSING``; a file in the directory
+    that it does not list is ``UNLISTED`` (accepted unchecked, as by :func:`data_file`).  Listed
+    files come in ``SHA256SUMS`` order, unlisted ones after them, sorted.  Every listed file is
+    hashed anew (no cache).  A data directory without ``SHA256SUMS`` is a DataFileError."""
+    root = resolve_data_dir(data_dir)
+    if not (root / SUMS_FILE).is_file():
+        raise DataFileError(f"data directory {str(root)!r} has no {SUMS_FILE}: nothing to verify against. "
+                            f"{_HOW_TO_FIX}")
+    expected = _expected_digests(root)
+    rows: list[tuple[str, str, str]] = []
+    for rel, digest in expected.items():
+        path = root / rel
+        if not path.is_file():
+            rows.append((rel, "MISSING", f"not found at {path}"))
+            continue
+        actual = file_sha256(path)
+        rows.append((rel, "OK", "") if actual == digest
+                    else (rel, "MISMATCH", f"sha256 {actual}, {SUMS_FILE} expects {digest}"))
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if (path.is_file() and rel not in expected and rel not in _NOT_DATA
+                and not any(part.startswith(".") for part in path.relative_to(root).parts)):
+            rows.append((rel, "UNLISTED", f"not in {SUMS_FILE}: accepted unchecked"))
+    return root, rows

@@ -94,7 +94,7 @@ def test_a_real_scoring_run_from_another_directory_writes_its_records(entry, tmp
     assert {m["proxy"] for m in summary["metrics"]} == {"wrcor", "wrcor_official", "rcor", "acor", "gcor"}
     assert (runs[0] / "scores.csv").is_file() and (runs[0] / "metrics.csv").is_file()
     assert (tmp_path / ".cache" / "scores.sqlite").is_file()  # outputs go under the working directory
-    assert f"records in {runs[0]}" in done.stderr
+    assert f"  records   {runs[0]}  (scores.csv" in done.stdout  # the closing lines say where
 
 
 @needs_data

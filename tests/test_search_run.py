@@ -3,6 +3,7 @@ the ground-truth lookup after the search, MLflow logging, and the CLI's final JS
 from __future__ import annotations
 
 import json
+import re
 import math
 import subprocess
 import sys
@@ -71,6 +72,19 @@ def cut_at(cfg, out_dir, step_no: int) -> None:
 
     with pytest.raises(_Stop):
         hs.run_search(cfg, output_dir=out_dir, on_step=stop_at)
+
+
+def test_progress_lines_with_rate_and_eta_and_a_stopped_line_when_interrupted(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("ZSNAS_PROGRESS", "lines")
+    caplog.set_level("INFO", logger="harness.search.run")
+    cfg = make_cfg(tmp_path, "search=random", "objective=synflow", "budget=6", "progress_every=2")
+    cut_at(cfg, tmp_path / "cut", 5)
+    got = [r.getMessage() for r in caplog.records if r.name == "harness.search.run"]
+    periodic = [m for m in got if re.match(r"search \d", m)]
+    assert [m.split(" (")[0] for m in periodic] == ["search 2/6 steps", "search 4/6 steps"]
+    assert all("/s, ETA " in m and "distinct architectures" in m for m in periodic)
+    assert any(m.startswith("stopped: search 5/6 steps in ") for m in got)
+    assert "search interrupted after 5 of 6 steps" in got[-1]
 
 
 @pytest.mark.parametrize("strategy", ["random", "evolution", "reinforce"])
@@ -178,7 +192,8 @@ def test_cli_prints_one_json_line_last(tmp_path):
     for k in ("arch", "test_accuracy", "regret", "search_cost_s", "n_scored"):
         assert k in last
     assert last["n_scored"] <= 5 and math.isfinite(last["test_accuracy"])
-    assert "step 5/5" in proc.stderr  # progress goes to stderr
+    assert "search 5/5 steps in " in proc.stderr  # progress goes to stderr
+    assert f"  records   {tmp_path / 'run'}  (search.json" in proc.stderr  # and where the results are
     saved = json.loads((tmp_path / "run" / "search.json").read_text())
     assert saved["arch"] == last["arch"]
     assert np.isclose(saved["search_cost_s"], last["search_cost_s"])

@@ -55,6 +55,7 @@ def check(ref_path: str | Path, run_dir: str | Path, *, part: str = "full") -> l
 
 def main(argv=None) -> int:
     from ..commands import command_parser
+    from ..progress import print_outputs
 
     ap = command_parser("reference")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -75,6 +76,8 @@ def main(argv=None) -> int:
             print("OUT OF BAND:", line)
         n = len(json.loads(Path(args.reference).read_text())["values"])
         print(f"reference check: {n - len(problems)}/{n} values within their bands ({args.reference})")
+        print_outputs([("checked", Path(args.run_dir).resolve(), "the run's metrics.csv; nothing written"),
+                       ("against", Path(args.reference).resolve(), "the reference values and their bands")])
         return 1 if problems else 0
     ref = {"profile": args.profile, "tolerance": {m: args.tol for m in METRICS},
            "note": "expected tau/rho of the profile; regenerate with `harness reference make` "
@@ -84,6 +87,8 @@ def main(argv=None) -> int:
         ref["reduced"] = {"overrides": args.reduced_overrides, "values": values_of(read_metrics(args.reduced))}
     Path(args.out).write_text(json.dumps(ref, indent=2) + "\n")
     print(f"wrote {args.out}")
+    print_outputs([("reference", Path(args.out).resolve(), f"JSON; check a run with: harness reference check "
+                                                           f"{args.out} RUN_DIR")])
     return 0
 
 

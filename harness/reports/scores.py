@@ -575,8 +575,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = build(args.records, args.out, args.name)
     except (FileNotFoundError, ValueError) as exc:
         parser.exit(2, f"error: {exc}\n")
-    for p in [*result["tables"], result["summary_csv"], *result["figures"]]:
+    from ..progress import files_entries, print_outputs
+
+    written = [*result["tables"], result["summary_csv"], *result["figures"]]
+    for p in written:
         print(p)
+    print_outputs(files_entries(written))
     return 0
 
 

@@ -393,8 +393,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = build_from_summary(args.summary, args.out, args.name)
     else:
         out = build(args.records, args.out, args.name)
+    from ..progress import files_entries, print_outputs
+
     for p in out["paths"]:
         print(p)
+    print_outputs(files_entries(out["paths"]))
     return 0
 
 

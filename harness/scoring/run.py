@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -26,6 +25,7 @@ from spaces.datafiles import checksums
 
 from .. import data
 from ..config import SPACE_DATA_KEYS, ConfigError, RunConfig, load, space_kwargs
+from ..progress import Progress
 from .store import Record, ScoreKey, ScoreStore, UnionStore, merge_stores
 
 log = logging.getLogger(__name__)
@@ -297,22 +297,17 @@ def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: S
         jobs = [(a, seed_for(seed, a)) for a, ks in todo.items() if any(ks[p] not in stored for p in by_engine)]
         log.info("engine: %s for %d architectures, %d per group, %d build worker(s), on %s",
                  by_engine, len(jobs), eng.group_size, workers, device)
-        done, start = 0, time.perf_counter()
-        for group in eng.run(jobs, inputs, targets):
-            store.put_many(Record(todo[a][p], o.value, o.status, o.seconds, o.n_skipped, o.message)
-                           for a, outcomes in group for p, o in outcomes.items() if todo[a][p] not in stored)
-            done += len(group)
-            if done % progress_every < len(group) or done == len(jobs):
-                log.info("engine: scored %d/%d architectures (%.3f s/arch)", done, len(jobs),
-                         (time.perf_counter() - start) / done)
+        with Progress(len(jobs), logger=log, verb="engine: scored", what="archs", every=progress_every) as bar:
+            for group in eng.run(jobs, inputs, targets):
+                store.put_many(Record(todo[a][p], o.value, o.status, o.seconds, o.n_skipped, o.message)
+                               for a, outcomes in group for p, o in outcomes.items() if todo[a][p] not in stored)
+                bar.update(len(group))
     rest = {a: [p for p, k in ks.items() if p not in by_engine and k not in stored] for a, ks in todo.items()}
     rest = {a: ps for a, ps in rest.items() if ps}
-    start = time.perf_counter()
-    for i, (arch_str, missing) in enumerate(rest.items(), 1):
-        scorer.score(arch_str, todo[arch_str], missing)
-        if i % progress_every == 0 or i == len(rest):
-            el = time.perf_counter() - start
-            log.info("scored %d/%d architectures (%.2f s/arch)", i, len(rest), el / i)
+    with Progress(len(rest), logger=log, verb="scored", what="archs", every=progress_every) as bar:
+        for arch_str, missing in rest.items():
+            scorer.score(arch_str, todo[arch_str], missing)
+            bar.update()
     return {"computed": len(todo), "cached": len(keys_for) - len(todo)}
 
 

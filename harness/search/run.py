@@ -48,6 +48,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import proxies
 
 from ..config import ConfigError, SearchConfig, load, strategy_params, to_plain
+from ..progress import Progress
 from ..reports.search import trajectory_figure
 from ..scoring.run import engine_options, key_maker, pass_seconds, resolve_device, score_all, space_from_cfg
 from ..scoring.store import ScoreKey, ScoreStore
@@ -223,6 +224,14 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
         log.info("%s search of %s (%s, images %s), objective %s, budget %d, seed %d%s", strategy_name, space.name,
                  "/".join(map(str, target)), dataset, objective.name, budget, seed,
                  f", {ask_batch} architectures per ask" if ask_batch > 1 else "")
+
+        def detail() -> str:
+            if not seen:
+                return "no architecture evaluated yet"
+            return (f"{len(seen)} distinct architectures ({n_computed} computed now), best {objective.name} "
+                    f"{_fmt(strategy.best()[1])}, cost {cost:.1f} s")
+
+        bar = Progress(budget, logger=log, verb="search", what="steps", every=progress_every, detail=detail)
         try:
             step = 0
             while step < budget:
@@ -240,17 +249,16 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
                     steps.append({"step": step, "arch": arch_str, **dict(zip(objective.components, ev.values)),
                                   "failed": ev.failed, "new": new, "computed": computed, "cost_s": cost,
                                   "n_scored": len(seen), "best_arch": space.to_str(best_arch)})
-                    if step % progress_every == 0 or step == budget:
-                        log.info("step %d/%d: %d distinct architectures (%d computed now), best %s %s, cost %.1f s, "
-                                 "elapsed %.1f s", step, budget, len(seen), n_computed, objective.name,
-                                 _fmt(best_ev), cost, time.perf_counter() - start)
+                    bar.update()
                     if on_step is not None:
                         on_step(step)
         except BaseException:
+            bar.close()
             log.warning("search interrupted after %d of %d steps: every score computed so far is stored; run the "
                         "same command again to resume (the stored part is replayed, not recomputed)",
                         len(steps), budget)
             raise
+        bar.close()
     wall = time.perf_counter() - start
 
     best_arch, best_ev = strategy.best()
