@@ -356,11 +356,13 @@ def _store_entry(cfg: Any) -> tuple[str, str, str]:
 
 
 def _run_job(cfg: Any, out_dir: str) -> None:
-    from .progress import print_outputs, tracking_entry
+    from .progress import metrics_table, print_outputs, tracking_entry
     from .scoring.run import run
     from .tracking import make_tracker
 
     summary = run(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
+    if summary.get("metrics"):
+        print(metrics_table(summary["metrics"]) + "\n", flush=True)
     if summary.get("missing"):  # a shard whose siblings are not done: scores stored, no records yet
         records = ("records", out_dir, f"none yet: {summary['missing']} scores are other shards'; the unsharded "
                                        "run writes the records once every shard is done")

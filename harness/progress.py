@@ -243,3 +243,19 @@ def tracking_entry(enabled: bool, uri: str | None, experiment: str | None = None
 
     uri = normalise_uri(uri)
     return ("tracking", uri, (f"experiment {experiment}; " if experiment else "") + tracking_how_to_open(uri))
+
+
+def metrics_table(metrics: Iterable[dict[str, Any]]) -> str:
+    """A scoring job's rank metrics as a plain table (proxy, target, Kendall tau, Spearman rho,
+    architectures, non-finite scores): what ``harness run`` prints when it ends."""
+    rows = [(m["proxy"], f"{m['dataset']}/{m['split']}", _num(m["tau"]), _num(m["rho"]), str(m["n_archs"]),
+             str(m["n_nan"]), str(m["n_inf"])) for m in metrics]
+    head = ("proxy", "target", "tau", "rho", "archs", "NaN", "inf")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+             for r in [head, *rows]]
+    return "\n".join(lines)
+
+
+def _num(x: float) -> str:
+    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"

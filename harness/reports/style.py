@@ -24,6 +24,7 @@ matplotlib (and seaborn) are imported when a figure is drawn, not on import.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import textwrap
 from pathlib import Path
@@ -112,6 +113,7 @@ def save(fig: Any, path: Path | str, *, dpi: int = DPI, tight: bool = False) -> 
     the output's floor), cropped to its content when ``tight``; close it; return the paths.  The
     PDF carries no creation date, so an unchanged figure is an unchanged file."""
     written = []
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # the PDF's font subsetting chats at INFO
     try:
         for suffix, floor in OUTPUTS:
             out = Path(path).with_suffix(suffix)
