@@ -168,3 +168,24 @@ def test_documented_commands_run(block: Block, tmp_path: Path):
     out = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=e, capture_output=True, text=True,
                          timeout=900)
     assert out.returncode == 0, f"{block.id} ({block.mode or 'run'}):\n{block.text}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
+
+
+def test_every_cited_key_is_in_the_bibliography():
+    """A table's source line, a benchmark's ``cite=`` and a doc page's paper column name keys of
+    docs/references.bib, and every key there is a complete entry."""
+    bib = (ROOT / "docs" / "references.bib").read_text()
+    entries = dict(re.findall(r"@\w+\{(\w+),(.*?)\n\}", bib, flags=re.S))
+    assert len(entries) >= 20
+    for key, body in entries.items():
+        assert re.search(r"\btitle\s*=", body) and re.search(r"\bauthor\s*=", body) and re.search(r"\byear\s*=", body), key
+    cited = set()
+    for path in [*(ROOT / "results" / "tables").glob("*.md"), *(ROOT / "results" / "tables").glob("*.tex")]:
+        pairs = re.findall(r"\[([a-z]+\d{4}[a-z0-9]+)\]|\\cite\{([a-z]+\d{4}[a-z0-9]+)\}", path.read_text())
+        cited |= {k for pair in pairs for k in pair if k}
+    for path in [*(ROOT / "spaces").rglob("*.py"), *(ROOT / "harness").rglob("*.py")]:
+        cited |= set(re.findall(r"(?:cite|CITE)\s*=\s*\"([a-z]+\d{4}[a-z0-9]+)\"", path.read_text()))
+    for page in PAGES:
+        cited |= set(re.findall(r"`([a-z]+(?:19|20)\d\d[a-z0-9]+)`", page.read_text()))
+        cited |= set(re.findall(r"\| ([a-z]+(?:19|20)\d\d[a-z0-9]+)(?: \(|;| \|)", page.read_text()))
+    assert {"jing2025wrcor", "mellor2021naswot", "krishnakumar2022suitezero"} <= cited
+    assert not cited - set(entries), sorted(cited - set(entries))
