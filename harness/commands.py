@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reference": ("harness.reports.reference", "check a run against reference metrics with tolerances (CI bands)"),
     "store": ("harness.scoring.store", "merge or count score stores"),
     "convert": ("harness.convert", "convert an official benchmark file into the harness's tables"),
+    "ui": ("harness.ui", "serve the MLflow store on 127.0.0.1 (one worker) and print each experiment's runs link"),
 }
 
 
