@@ -5,8 +5,22 @@
 * opens the store (creating it when missing) and makes sure every experiment carries
   ``mlflow.experimentKind = custom_model_development``, so that MLflow 3's UI opens on the runs
   table instead of the GenAI traces overview (stores written before the harness set the tag);
-* prints the link of each experiment's runs table, ``http://HOST:PORT/#/experiments/<id>/runs``
-  (the route of MLflow 3.17's runs table), the harness's experiment first, on standard output;
+* writes, per experiment, three saved views of the runs table (experiment tags
+  ``mlflow.sharedViewState.<key>``, the form MLflow's "share view" writes: JSON of the table's
+  state) and prints their links, ``http://HOST:PORT/#/experiments/<id>/runs?viewStateShareKey=<key>``
+  (the route of MLflow 3.17's runs table), the harness's experiment first, on standard output:
+
+  - ``zsnas-results`` (the first link): the evaluation runs (a search experiment: the search
+    runs), flat, best ``spearman_rho`` (``test_accuracy``) first, with the comparison columns
+    (params ``proxy dataset split seed ...``, metrics ``spearman_rho kendall_tau ...``; a search
+    experiment: ``strategy objective ...``, ``test_accuracy regret search_cost_s ...``);
+  - ``zsnas-summaries``: the sweeps' summary runs (mean and std over seeds), best
+    ``spearman_rho_mean`` (``test_accuracy_mean``) first;
+  - ``zsnas-tree``: every run, newest first, as MLflow nests them (sweep > job > evaluation; a
+    row's ``+`` expands it), with the same columns.
+
+  MLflow's default table shows no param or metric column (only Created, Dataset, Duration ...):
+  these views are what makes the link open on the numbers;
 * replaces itself (``exec``) with ``mlflow server`` on ``HOST`` (127.0.0.1 by default) with one
   uvicorn worker (``--workers 1``; MLflow's default is 4) and MLflow's job execution turned off
   (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``: no huey consumers or job runner, which only serve
@@ -20,19 +34,84 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["RUNS_ROUTE", "server_command", "server_env", "experiment_url", "prepare_store", "main"]
+__all__ = ["RUNS_ROUTE", "VIEW_TAG_PREFIX", "VIEWS", "server_command", "server_env", "experiment_url", "views",
+           "prepare_store", "main"]
 
 #: MLflow 3.17's runs table of an experiment (the UI's hash router)
 RUNS_ROUTE = "#/experiments/{experiment_id}/runs"
+#: an experiment tag holding a shared view of its runs table (MLflow UI's own convention)
+VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+#: the views written per experiment, the first is the one printed first
+VIEWS = ("zsnas-results", "zsnas-summaries", "zsnas-tree")
+#: the columns of each view, per kind of experiment: (params, metrics), in the order shown (the
+#: table renders only the columns in sight, so the comparison's come first and are few)
+COLUMNS = {
+    "scores": {
+        "zsnas-tree": (("proxy", "dataset", "split", "seed"),
+                       ("spearman_rho", "kendall_tau", "spearman_rho_mean", "spearman_rho_std", "sec_per_arch")),
+        "zsnas-results": (("proxy", "dataset", "split", "seed", "batch_size", "n_archs"),
+                         ("spearman_rho", "kendall_tau", "sec_per_arch", "n_nan")),
+        "zsnas-summaries": (("proxy", "dataset", "split", "seeds"),
+                            ("spearman_rho_mean", "spearman_rho_std", "kendall_tau_mean", "kendall_tau_std",
+                             "sec_per_arch_mean", "n_seeds")),
+    },
+    "search": {
+        "zsnas-tree": (("strategy", "objective", "dataset", "seed"),
+                       ("test_accuracy", "regret", "search_cost_s", "test_accuracy_mean", "regret_mean")),
+        "zsnas-results": (("strategy", "objective", "dataset", "target", "budget", "seed"),
+                         ("test_accuracy", "regret", "search_cost_s")),
+        "zsnas-summaries": (("strategy", "objective", "dataset", "seeds"),
+                            ("test_accuracy_mean", "test_accuracy_std", "regret_mean", "regret_std",
+                             "search_cost_s_mean", "n_seeds")),
+    },
+}
+#: the sort key of the results and summaries views, per kind
+BEST = {"scores": "spearman_rho", "search": "test_accuracy"}
 
 
-def experiment_url(host: str, port: int, experiment_id: str) -> str:
-    """The link of an experiment's runs table.
+def experiment_url(host: str, port: int, experiment_id: str, view: str | None = None) -> str:
+    """The link of an experiment's runs table, in the shared ``view`` when given.
 
     >>> experiment_url("127.0.0.1", 5000, "1")
     'http://127.0.0.1:5000/#/experiments/1/runs'
+    >>> experiment_url("127.0.0.1", 5000, "1", "zsnas-results")
+    'http://127.0.0.1:5000/#/experiments/1/runs?viewStateShareKey=zsnas-results'
     """
-    return f"http://{host}:{port}/" + RUNS_ROUTE.format(experiment_id=experiment_id)
+    url = f"http://{host}:{port}/" + RUNS_ROUTE.format(experiment_id=experiment_id)
+    return url + (f"?viewStateShareKey={view}" if view else "")
+
+
+def _column(kind: str, key: str) -> str:
+    return f"{kind}.`{key}`"
+
+
+def views(kind: str) -> dict[str, dict]:
+    """The shared views (key -> the runs table's state, as MLflow's UI stores it) of an
+    experiment of ``kind`` (``scores`` or ``search``)."""
+    from .tracking import ROLE_TAG
+
+    leaf = "search" if kind == "search" else "evaluation"
+
+    def state(view: str, search_filter: str, order_by: str) -> dict:
+        params, metrics = COLUMNS[kind][view]
+        columns = [_column("metrics", m) for m in metrics] + [_column("params", p) for p in params]
+        if view == "zsnas-tree":
+            columns.insert(0, "attributes.`Duration`")
+        return {"searchFilter": search_filter, "orderByKey": order_by, "orderByAsc": False, "startTime": "ALL",
+                "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
+                "selectedColumns": columns, "columnOrder": columns, "columnWidths": {},
+                "runsExpanded": {}, "runsPinned": [], "runsHidden": [],
+                "runsVisibilityMap": {}, "runsHiddenMode": "FIRST_10_RUNS", "viewMaximized": False,
+                "runListHidden": False, "isAccordionReordered": False, "useGroupedValuesInCharts": True,
+                "hideEmptyCharts": True, "groupBy": None, "groupsExpanded": {}, "autoRefreshEnabled": True}
+
+    best = BEST[kind]
+    return {
+        "zsnas-results": state("zsnas-results", f"tags.`{ROLE_TAG}` = '{leaf}'", _column("metrics", best)),
+        "zsnas-summaries": state("zsnas-summaries", f"tags.`{ROLE_TAG}` = 'summary'",
+                                 _column("metrics", f"{best}_mean")),
+        "zsnas-tree": state("zsnas-tree", "", "attributes.start_time"),
+    }
 
 
 def server_command(tracking_uri: str, *, host: str = "127.0.0.1", port: int = 5000,
@@ -56,10 +135,13 @@ def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 def prepare_store(store: str, experiment: str) -> tuple[str, list[tuple[str, str]]]:
     """(the store's URI, its experiments as (id, name), ``experiment`` first): creates the store
-    and ``experiment`` when missing and tags every experiment with the custom-model kind."""
+    and ``experiment`` when missing, tags every experiment with the custom-model kind and writes
+    its shared views (:func:`views`)."""
+    import json
+
     from mlflow.entities import ViewType
 
-    from .tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, _client, ensure_store, normalise_uri
+    from .tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ROLE_TAG, _client, ensure_store, normalise_uri
 
     uri = normalise_uri(store)
     main_id = ensure_store(uri, experiment)
@@ -68,6 +150,10 @@ def prepare_store(store: str, experiment: str) -> tuple[str, list[tuple[str, str
     for exp in exps:
         if EXPERIMENT_KIND_TAG not in exp.tags:
             client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        kind = "search" if exp.name.endswith("-search") or client.search_runs(
+            [exp.experiment_id], f"tags.`{ROLE_TAG}` = 'search'", max_results=1) else "scores"
+        for key, state in views(kind).items():
+            client.set_experiment_tag(exp.experiment_id, VIEW_TAG_PREFIX + key, json.dumps(state))
     listed = [(main_id, experiment)]
     listed += sorted((str(e.experiment_id), e.name) for e in exps if str(e.experiment_id) != main_id
                      and e.name != "Default")
@@ -95,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     uri, experiments = prepare_store(args.store, args.experiment)
     cmd = server_command(uri, host=args.host, port=args.port, artifact_root=default_artifact_root(uri))
     for exp_id, name in experiments:
-        print(f"{name}: {experiment_url(args.host, args.port, exp_id)}", flush=True)
+        for view in VIEWS:
+            print(f"{name} ({view.removeprefix('zsnas-')}): {experiment_url(args.host, args.port, exp_id, view)}",
+                  flush=True)
     print(f"serving {uri} with one worker: {' '.join(cmd)}", file=sys.stderr, flush=True)
     if args.dry_run:
         return 0
