@@ -169,3 +169,44 @@ def test_the_printed_link_lands_on_the_runs_table_and_compares(tmp_path):
         print(f"screenshots: {tmp_path}/results.png, summaries.png, compare.png")
     finally:
         ui.stop()
+
+
+def test_ui_dry_run_tags_an_old_store_and_prints_its_links(tmp_path):
+    """No browser needed: ``harness ui --dry-run`` on a store made without the harness (no kind
+    tag) tags every experiment, writes the three views and prints their links and the one-worker
+    server command."""
+    from mlflow import MlflowClient
+
+    from harness.ui import VIEW_TAG_PREFIX, VIEWS
+
+    db = tmp_path / "old.db"
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    other = client.create_experiment("zsnas-bench-search")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "harness", "ui", "--store", str(db), "--port", "5123", "--dry-run"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    main = client.get_experiment_by_name("zsnas-bench")
+    lines = done.stdout.splitlines()
+    assert lines[0] == (f"zsnas-bench (results): http://127.0.0.1:5123/#/experiments/{main.experiment_id}/runs"
+                        "?viewStateShareKey=zsnas-results")
+    assert len(lines) == 6 and lines[3].startswith("zsnas-bench-search (results): ")
+    assert "--workers 1" in done.stderr and "--host 127.0.0.1" in done.stderr
+    for exp_id, best in ((main.experiment_id, "spearman_rho"), (other, "test_accuracy")):
+        tags = client.get_experiment(exp_id).tags
+        assert tags["mlflow.experimentKind"] == "custom_model_development"
+        results = json.loads(tags[VIEW_TAG_PREFIX + VIEWS[0]])
+        assert results["orderByKey"] == f"metrics.`{best}`"
+        assert results["selectedColumns"][0] == f"metrics.`{best}`"
+    bad = subprocess.run([sys.executable, "-m", "harness", "ui", "--store", "http://x:5000"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "served already" in bad.stderr
+
+
+def test_server_runs_one_worker_without_job_runners():
+    from harness.ui import server_command, server_env
+
+    cmd = server_command("sqlite:////x/mlruns.db", port=5001, artifact_root="file:///x/mlartifacts")
+    assert cmd[1:4] == ["-m", "mlflow", "server"] and cmd[cmd.index("--workers") + 1] == "1"
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--port") + 1] == "5001"
+    assert server_env({"PATH": "/bin"})["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
