@@ -4,11 +4,14 @@ The harness never talks to MLflow directly: it asks a :class:`Tracker` for a
 run and logs through the run handle it yields::
 
     tracker = make_tracker(cfg.tracking)          # NullTracker when disabled
-    with tracker.run("nb201-wrcor", parent_run_id=parent_run_id_for(sweep_dir)) as run:
-        run.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
-        run.set_tags(provenance_tags(project_root, checksums))
-        run.log_metrics({metric_key("rho", "wrcor", "cifar10-valid", "valid"): 0.81})
-        run.log_artifact(job_dir / "metrics.csv")
+    with tracker.run(run_name("nb201", "cifar10", "s0", "job0"), parent_run_id=parent_run_id_for(sweep_dir),
+                     tags={ROLE_TAG: "job", **provenance_tags(project_root, checksums)}) as job:
+        ...                                       # the work: the run's duration is the job's
+        with tracker.run(run_name("wrcor", "nb201", "cifar10-valid/valid", "s0"), parent_run_id=job.run_id,
+                         tags={ROLE_TAG: "evaluation"}) as run:
+            run.log_params({"space": "nb201", "proxy": "wrcor", "dataset": "cifar10-valid", "seed": 0})
+            run.log_metrics({"spearman_rho": 0.81, "kendall_tau": 0.62})
+        job.log_artifact(job_dir / "metrics.csv")
 
 Store
     The default store is an embedded SQLite database, ``sqlite:////abs/path/mlruns.db``,
