@@ -3,11 +3,15 @@
 ``make ui`` runs this command; ``tests/test_mlflow_ui.py`` starts it the same way.  It
 
 * opens the store (creating it when missing) and makes sure every experiment carries
-  ``mlflow.experimentKind = custom_model_development``, so that MLflow 3's UI opens on the runs
-  table instead of the GenAI traces overview (stores written before the harness set the tag);
+  ``mlflow.experimentKind = custom_model_development`` (stores written before the harness set
+  the tag). MLflow 3.17's UI, however, takes the kind from its sidebar switch (GenAI / Model
+  training, default GenAI) rather than from the tag, so the printed links also carry
+  ``workflowType=machine_learning``, the switch's URL form: they open on the runs table, not the
+  GenAI traces overview;
 * writes, per experiment, three saved views of the runs table (experiment tags
   ``mlflow.sharedViewState.<key>``, the form MLflow's "share view" writes: JSON of the table's
-  state) and prints their links, ``http://HOST:PORT/#/experiments/<id>/runs?viewStateShareKey=<key>``
+  state) and prints their links,
+  ``http://HOST:PORT/#/experiments/<id>/runs?workflowType=machine_learning&viewStateShareKey=<key>``
   (the route of MLflow 3.17's runs table), the harness's experiment first, on standard output:
 
   - ``zsnas-results`` (the first link): the evaluation runs (a search experiment: the search
@@ -39,6 +43,8 @@ __all__ = ["RUNS_ROUTE", "VIEW_TAG_PREFIX", "VIEWS", "server_command", "server_e
 
 #: MLflow 3.17's runs table of an experiment (the UI's hash router)
 RUNS_ROUTE = "#/experiments/{experiment_id}/runs"
+#: the UI's switch to its "Model training" side (where an experiment opens on its runs)
+WORKFLOW = "workflowType=machine_learning"
 #: an experiment tag holding a shared view of its runs table (MLflow UI's own convention)
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 #: the views written per experiment, the first is the one printed first
@@ -72,13 +78,18 @@ BEST = {"scores": "spearman_rho", "search": "test_accuracy"}
 def experiment_url(host: str, port: int, experiment_id: str, view: str | None = None) -> str:
     """The link of an experiment's runs table, in the shared ``view`` when given.
 
+    ``workflowType=machine_learning`` is MLflow 3.17's own URL switch between its GenAI and
+    "Model training" sides: the UI takes an experiment's kind from that switch (default: GenAI,
+    remembered in the browser), not from the ``mlflow.experimentKind`` tag, so without it an
+    experiment's page opens on the traces overview.
+
     >>> experiment_url("127.0.0.1", 5000, "1")
-    'http://127.0.0.1:5000/#/experiments/1/runs'
+    'http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning'
     >>> experiment_url("127.0.0.1", 5000, "1", "zsnas-results")
-    'http://127.0.0.1:5000/#/experiments/1/runs?viewStateShareKey=zsnas-results'
+    'http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning&viewStateShareKey=zsnas-results'
     """
-    url = f"http://{host}:{port}/" + RUNS_ROUTE.format(experiment_id=experiment_id)
-    return url + (f"?viewStateShareKey={view}" if view else "")
+    url = f"http://{host}:{port}/" + RUNS_ROUTE.format(experiment_id=experiment_id) + "?" + WORKFLOW
+    return url + (f"&viewStateShareKey={view}" if view else "")
 
 
 def _column(kind: str, key: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -147,7 +148,9 @@ def test_the_printed_link_lands_on_the_runs_table_and_compares(tmp_path):
             assert headers.index("spearman_rho") < headers.index("kendall_tau")  # the view's order
             page.get_by_text("wrcor · nb201 · cifar10-valid/valid · s0", exact=True).wait_for(timeout=30000)
             body = page.inner_text("body")
-            assert "Training runs" in body  # the runs table, not the GenAI overview
+            # the runs table on MLflow's "Model training" side, not the GenAI traces overview
+            assert re.search(r"\b8\s+matching runs", body) and "Token Usage" not in body
+            assert "workflowType=machine_learning" in page.url
             assert all(r.info.run_name in body for r in evaluations)
             page.screenshot(path=str(tmp_path / "results.png"))
             # the summaries: one row per (proxy, dataset/split), mean and std over the seeds
@@ -189,7 +192,7 @@ def test_ui_dry_run_tags_an_old_store_and_prints_its_links(tmp_path):
     main = client.get_experiment_by_name("zsnas-bench")
     lines = done.stdout.splitlines()
     assert lines[0] == (f"zsnas-bench (results): http://127.0.0.1:5123/#/experiments/{main.experiment_id}/runs"
-                        "?viewStateShareKey=zsnas-results")
+                        "?workflowType=machine_learning&viewStateShareKey=zsnas-results")
     assert len(lines) == 6 and lines[3].startswith("zsnas-bench-search (results): ")
     assert "--workers 1" in done.stderr and "--host 127.0.0.1" in done.stderr
     for exp_id, best in ((main.experiment_id, "spearman_rho"), (other, "test_accuracy")):
