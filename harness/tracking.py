@@ -70,7 +70,8 @@ Run layout (what the UI compares)
 
     Metric names are flat (no ``/``: the UI makes a chart section of each prefix). Run names are
     unique within an experiment: :meth:`MlflowTracker.start` reserves a name under the store's
-    lock and appends `` #2``, `` #3`` ... to a name already taken. Every run carries the provenance
+    lock and appends `` #2``, `` #3`` ... to a name already taken (on a SQLite store; an HTTP
+    store has no shared lock, so there two processes may, rarely, take the same name). Every run carries the provenance
     tags (``git.commit``, ``git.dirty``, ``data.sha256.<file>`` where known) and, inside a sweep,
     ``zsnas.sweep_run_id``. :func:`metric_key` is the older ``{metric}/{proxy}/{dataset}/{split}``
     form, kept for callers that log several results into one run.

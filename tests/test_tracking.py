@@ -595,3 +595,13 @@ def test_an_old_experiment_gets_the_kind_tag(tmp_path, _uri):
     assert "mlflow.experimentKind" not in client.get_experiment(exp_id).tags
     assert ensure_store(uri, "old") == exp_id
     assert client.get_experiment(exp_id).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_an_evaluation_run_gets_the_proxy_s_own_parameters():
+    from harness.scoring.run import _proxy_params
+
+    assert _proxy_params("wrcor(power=2.0)")["proxy.power"] == 2.0
+    assert _proxy_params("wrcor")["proxy.power"] == 1.0  # the registered default, so specs compare
+    assert _proxy_params("vote_sjw@comparator") == {"proxy.components": "synflow,jacob_cov,wrcor",
+                                                    "proxy.rule": "majority", "proxy.ordering": "comparator"}
+    assert _proxy_params("synflow") == {}
