@@ -99,8 +99,9 @@ convert: $(STAMP)  ## convert an official benchmark file: make convert KIND=nb10
 verify-data: $(STAMP)  ## check every benchmark data file against its SHA256SUMS: make verify-data [DATA_DIR=...]
 	$(BIN)/harness data verify $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
-ui: $(STAMP)  ## serve the MLflow UI on 127.0.0.1:5000 (the embedded SQLite store)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
+UI_PORT ?= 5000
+ui: $(STAMP)  ## serve the MLflow store (mlruns.db) on 127.0.0.1:UI_PORT=5000, one worker; prints the runs table's link
+	$(BIN)/harness ui --store $(CURDIR)/mlruns.db --port $(UI_PORT)
 
 bench: $(STAMP)  ## timings: proxies / plain fwd+bwd (50 archs); cached R/RE/RL searches; WRCor naive port vs one-arch path vs engine vs plain (last line: JSON)
 	$(BIN)/harness bench --archs 50

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "store": ("harness.scoring.store", "merge or count score stores"),
     "convert": ("harness.convert", "convert an official benchmark file into the harness's tables"),
     "data": ("harness.datacheck", "data verify: check every benchmark data file against the data directory's SHA256SUMS"),
+    "ui": ("harness.ui", "serve the MLflow store on 127.0.0.1 (one worker) and print each experiment's runs link"),
 }
 
 

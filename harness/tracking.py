@@ -4,11 +4,14 @@ The harness never talks to MLflow directly: it asks a :class:`Tracker` for a
 run and logs through the run handle it yields::
 
     tracker = make_tracker(cfg.tracking)          # NullTracker when disabled
-    with tracker.run("nb201-wrcor", parent_run_id=parent_run_id_for(sweep_dir)) as run:
-        run.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
-        run.set_tags(provenance_tags(project_root, checksums))
-        run.log_metrics({metric_key("rho", "wrcor", "cifar10-valid", "valid"): 0.81})
-        run.log_artifact(job_dir / "metrics.csv")
+    with tracker.run(run_name("nb201", "cifar10", "s0", "job0"), parent_run_id=parent_run_id_for(sweep_dir),
+                     tags={ROLE_TAG: "job", **provenance_tags(project_root, checksums)}) as job:
+        ...                                       # the work: the run's duration is the job's
+        with tracker.run(run_name("wrcor", "nb201", "cifar10-valid/valid", "s0"), parent_run_id=job.run_id,
+                         tags={ROLE_TAG: "evaluation"}) as run:
+            run.log_params({"space": "nb201", "proxy": "wrcor", "dataset": "cifar10-valid", "seed": 0})
+            run.log_metrics({"spearman_rho": 0.81, "kendall_tau": 0.62})
+        job.log_artifact(job_dir / "metrics.csv")
 
 Store
     The default store is an embedded SQLite database, ``sqlite:////abs/path/mlruns.db``,
@@ -38,14 +41,40 @@ Concurrency
     is locked or retried here. ``tests/test_tracking.py`` starts several processes on one new
     store at the same instant and checks that every run is logged.
 
-Metric keys
-    ``{metric}/{proxy}/{dataset}/{split}``, e.g. ``rho/wrcor/cifar10-valid/valid`` or
-    ``tau/synflow/ImageNet16-120/test`` (build them with :func:`metric_key`). MLflow accepts
-    this form as is: names may contain ASCII letters, digits, ``_ - . /``, spaces (and ``:``
-    off Windows) and must not normalise to another path. Any other character in a key
-    (metrics, params or tags) is replaced by ``_``, empty/``.`` path segments are dropped,
-    ``..`` segments become ``__``; keys are cut to 250 characters. Run-level bookkeeping
-    metrics use the ``run/`` prefix (e.g. ``run/sec_per_arch``).
+Run layout (what the UI compares)
+    One experiment per command (``zsnas-bench``, ``zsnas-bench-search``), tagged
+    ``mlflow.experimentKind = custom_model_development`` so that MLflow 3's UI opens on its runs
+    table (not the GenAI traces overview). Inside it, every run carries ``zsnas.role``:
+
+    * ``sweep``: one per ``--multirun`` (:class:`MlflowSweepCallback`), open for the whole sweep;
+      at its end it holds ``n_jobs``/``n_runs``/``n_summaries`` and the sweep's report (tables and
+      figures) under the artifact path ``report/``.
+    * ``job``: one per scoring job, opened before the job's work and closed after it (its duration
+      is the job's), child of the sweep's run; params ``space``, ``dataset``, ``seed``, ``proxies``
+      ...; the config as ``config.yaml`` and the records (``scores.csv``, ``metrics.csv``, figures)
+      as artifacts.
+    * ``evaluation``: one per evaluated (space, proxy, dataset, split, seed), child of its job's
+      run, named ``wrcor · nb201 · cifar10-valid/valid · s0``; params ``space proxy dataset split
+      seed n_archs batch_size batch_kind images`` and the proxy's own parameters
+      (``proxy.<name>``); metrics ``kendall_tau spearman_rho n_nan n_inf n_failed sec_per_arch``.
+    * ``search``: one per search (the job's run itself), named ``evolution · wrcor · nb201 ·
+      cifar10-valid/valid · s0``; params ``space dataset target strategy objective budget seed``
+      ...; metrics ``test_accuracy test_error regret search_cost_s n_scored ...`` and the
+      trajectory as step metrics (``best_accuracy`` and ``search_cost_s`` at step i).
+    * ``summary``: at a sweep's end, one per group of ``evaluation``/``search`` runs that differ
+      only in their seed, child of the sweep's run, named ``<group> · mean of N seeds``: the
+      group's params (``seed`` replaced by ``seeds``) and ``<metric>_mean`` / ``<metric>_std``
+      (sample std; 0 for one seed) of each metric, plus ``n_seeds``. One row per (proxy, dataset)
+      with flat, sortable columns: filter ``tags.zsnas.role = 'summary'`` and sort by
+      ``spearman_rho_mean``.
+
+    Metric names are flat (no ``/``: the UI makes a chart section of each prefix). Run names are
+    unique within an experiment: :meth:`MlflowTracker.start` reserves a name under the store's
+    lock and appends `` #2``, `` #3`` ... to a name already taken (on a SQLite store; an HTTP
+    store has no shared lock, so there two processes may, rarely, take the same name). Every run carries the provenance
+    tags (``git.commit``, ``git.dirty``, ``data.sha256.<file>`` where known) and, inside a sweep,
+    ``zsnas.sweep_run_id``. :func:`metric_key` is the older ``{metric}/{proxy}/{dataset}/{split}``
+    form, kept for callers that log several results into one run.
 
 Non-finite metric values (decision)
     NaN, +inf, -inf (and ``None``) are **never logged as MLflow metrics**: the SQL store keeps
@@ -67,7 +96,8 @@ Sweeps
     ``--multirun`` sweep and writes its id to ``<hydra.sweep.dir>/mlflow_parent_run_id``;
     each job reads it with :func:`parent_run_id_for` and opens its own child run with
     ``parent_run_id=...`` (MLflow tag ``mlflow.parentRunId``). The parent is set FINISHED in
-    ``on_multirun_end``. Tracking config keys: ``tracking.enabled``, ``tracking.uri``,
+    ``on_multirun_end``, after it has written the sweep's summary runs and report
+    (:func:`summarise_sweep`). Tracking config keys: ``tracking.enabled``, ``tracking.uri``,
     ``tracking.experiment``, ``tracking.artifact_root``.
 
 ``import harness.tracking`` is cheap: mlflow, hydra and omegaconf are imported lazily.
@@ -112,6 +142,13 @@ __all__ = [
     "flatten",
     "provenance_tags",
     "parent_run_id_for",
+    "run_name",
+    "summarise_sweep",
+    "EXPERIMENT_KIND_TAG",
+    "EXPERIMENT_KIND",
+    "ROLE_TAG",
+    "SWEEP_TAG",
+    "GROUP_TAG",
 ]
 
 log = logging.getLogger(__name__)
@@ -121,6 +158,18 @@ PARENT_RUN_ID_FILE = "mlflow_parent_run_id"
 NONFINITE_TAG_PREFIX = "nonfinite/"
 NONFINITE_COUNT_TAG = "tracking.n_nonfinite_metrics"
 PARENT_RUN_TAG = "mlflow.parentRunId"
+#: MLflow 3's UI opens an experiment of this kind on its runs table (not the GenAI overview)
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+#: what a run is: sweep | job | evaluation | search | summary (see "Run layout")
+ROLE_TAG = "zsnas.role"
+#: the sweep's parent run, on every run of a sweep (also grandchildren)
+SWEEP_TAG = "zsnas.sweep_run_id"
+#: a run's name less its seed: the runs a summary averages share it
+GROUP_TAG = "zsnas.group"
+#: params that vary across the runs a summary averages
+SEED_PARAMS = ("seed", "score_seed")
+NAME_SEP = " · "
 
 # MLflow 3.17 limits (mlflow.utils.validation); copied so that importing this module does
 # not import mlflow. tests/test_tracking.py checks them against the installed mlflow.
@@ -145,6 +194,8 @@ class RunHandle(Protocol):
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
 
     def set_tags(self, tags: Mapping[str, Any]) -> None: ...
+
+    def log_series(self, series: Mapping[str, Sequence[tuple[int, float]]]) -> None: ...
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None: ...
 
@@ -176,6 +227,17 @@ def metric_key(metric: str, proxy: str, dataset: str, split: str) -> str:
     'tau/grad_norm/ImageNet16-120/test'
     """
     return sanitise_key(METRIC_KEY_FORMAT.format(metric=metric, proxy=proxy, dataset=dataset, split=split))
+
+
+def run_name(*parts: Any) -> str:
+    """A readable run name: the non-empty parts joined by `` · ``.
+
+    >>> run_name("wrcor", "nb201", "cifar10-valid/valid", "s0")
+    'wrcor · nb201 · cifar10-valid/valid · s0'
+    >>> run_name("nb201", None, "", 3)
+    'nb201 · 3'
+    """
+    return NAME_SEP.join(str(p) for p in parts if p is not None and str(p) != "")
 
 
 def sanitise_key(key: str) -> str:
@@ -317,6 +379,9 @@ class NullRun:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         pass
 
+    def log_series(self, series: Mapping[str, Sequence[tuple[int, float]]]) -> None:
+        pass
+
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         pass
 
@@ -421,7 +486,8 @@ def ensure_store(
             from mlflow.exceptions import MlflowException
 
             try:
-                return str(client.create_experiment(experiment, artifact_location=art))
+                return str(client.create_experiment(experiment, artifact_location=art,
+                                                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}))
             except MlflowException as exc:  # created by a store user that skipped the lock
                 if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                     raise
@@ -430,6 +496,8 @@ def ensure_store(
                     raise
         if exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
+        if EXPERIMENT_KIND_TAG not in exp.tags:  # a store made before the tag existed
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return str(exp.experiment_id)
 
 
@@ -498,6 +566,26 @@ class MlflowRun:
             tags[NONFINITE_COUNT_TAG] = str(self.n_nonfinite)
             self.set_tags(tags)
 
+    def log_series(self, series: Mapping[str, Sequence[tuple[int, float]]]) -> None:
+        """Log step metrics: ``{key: [(step, value), ...]}`` in batches (a trajectory). Non-finite
+        values are left out of a series; their number is the tag ``nonfinite/<key>``."""
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        batch, dropped = [], {}
+        for key, points in series.items():
+            safe = sanitise_key(key)
+            for step, value in points:
+                x = math.nan if value is None else float(value)
+                if math.isfinite(x):
+                    batch.append(Metric(safe, x, ts, int(step)))
+                else:
+                    dropped[safe] = dropped.get(safe, 0) + 1
+        for i in range(0, len(batch), MAX_METRICS_PER_BATCH):
+            self._client.log_batch(self.run_id, metrics=batch[i : i + MAX_METRICS_PER_BATCH])
+        if dropped:
+            self.set_tags({NONFINITE_TAG_PREFIX + k: f"{n} non-finite step(s) left out" for k, n in dropped.items()})
+
     # artifacts ---------------------------------------------------------------------
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         """Copy a file (or a directory's contents) into the run's artifacts."""
@@ -539,6 +627,24 @@ class MlflowTracker:
         assert self._experiment_id is not None
         return self._experiment_id
 
+    def start(self, name: str, *, parent_run_id: str | None = None,
+              tags: Mapping[str, Any] | None = None) -> MlflowRun:
+        """Open a RUNNING run named ``name`` (made unique in the experiment: `` #2`` ... appended
+        to a name already taken, reserved under the store's lock so that parallel jobs never
+        share one); end it with :meth:`finish`. :meth:`run` is the context-manager form."""
+        client = self.client
+        all_tags = {sanitise_key(k): _truncate(_to_str(v), MAX_TAG_VAL_LENGTH) for k, v in (tags or {}).items()}
+        if parent_run_id:
+            all_tags[PARENT_RUN_TAG] = str(parent_run_id)
+        with _first_use_lock(self.tracking_uri):
+            unique = _unique_name(client, self.experiment_id, str(name))
+            info = client.create_run(self.experiment_id, run_name=unique, tags=all_tags).info
+        return MlflowRun(client, info.run_id)
+
+    def finish(self, handle: MlflowRun, status: str = "FINISHED") -> None:
+        """End ``handle``'s run with ``status`` (FINISHED, FAILED or KILLED)."""
+        self.client.set_terminated(handle.run_id, status)
+
     @contextlib.contextmanager
     def run(
         self,
@@ -547,12 +653,7 @@ class MlflowTracker:
         parent_run_id: str | None = None,
         tags: Mapping[str, Any] | None = None,
     ) -> Iterator[MlflowRun]:
-        client = self.client
-        all_tags = {sanitise_key(k): _truncate(_to_str(v), MAX_TAG_VAL_LENGTH) for k, v in (tags or {}).items()}
-        if parent_run_id:
-            all_tags[PARENT_RUN_TAG] = str(parent_run_id)
-        info = client.create_run(self.experiment_id, run_name=str(name), tags=all_tags).info
-        handle = MlflowRun(client, info.run_id)
+        handle = self.start(name, parent_run_id=parent_run_id, tags=tags)
         status = "FAILED"
         try:
             yield handle
@@ -562,9 +663,33 @@ class MlflowTracker:
             raise
         finally:
             try:
-                client.set_terminated(info.run_id, status)
+                self.finish(handle, status)
             except Exception:  # noqa: BLE001 - never mask the original exception
-                log.exception("could not mark MLflow run %s as %s", info.run_id, status)
+                log.exception("could not mark MLflow run %s as %s", handle.run_id, status)
+
+
+def _unique_name(client: Any, experiment_id: str, name: str) -> str:
+    """``name``, or ``name #k`` with the smallest k >= 2 not yet taken in the experiment."""
+    prefix = name.split("'")[0]  # a quote would end the filter's string; the exact test is below
+    taken = {r.info.run_name for r in _search_all(client, experiment_id, f"attributes.run_name LIKE '{prefix}%'")}
+    if name not in taken:
+        return name
+    k = 2
+    while f"{name} #{k}" in taken:
+        k += 1
+    return f"{name} #{k}"
+
+
+def _search_all(client: Any, experiment_id: str, filter_string: str) -> list[Any]:
+    """Every active run of the experiment matching ``filter_string`` (all pages)."""
+    out: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=5000, page_token=token)
+        out.extend(page)
+        token = page.token
+        if not token:
+            return out
 
 
 def make_tracker(tracking_cfg: Any) -> NullTracker | MlflowTracker:
@@ -631,13 +756,12 @@ class MlflowSweepCallback(_HydraCallback):  # type: ignore[misc,valid-type]
             "sweep.role": "parent",
         }
         tags.update(provenance_tags(Path.cwd(), {}))
-        client = tracker.client
-        all_tags = {sanitise_key(k): _truncate(_to_str(v), MAX_TAG_VAL_LENGTH) for k, v in tags.items()}
-        info = client.create_run(tracker.experiment_id, run_name=f"{job_name}:{sweep.name}", tags=all_tags).info
-        self.parent_run_id = info.run_id
+        tags[ROLE_TAG] = "sweep"
+        handle = tracker.start(run_name(f"{job_name} sweep", f"{sweep.parent.name}/{sweep.name}"), tags=tags)
+        self.parent_run_id = handle.run_id
         target = sweep / PARENT_RUN_ID_FILE
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(info.run_id + "\n", encoding="utf-8")
+        tmp.write_text(handle.run_id + "\n", encoding="utf-8")
         os.replace(tmp, target)
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
@@ -650,4 +774,57 @@ class MlflowSweepCallback(_HydraCallback):  # type: ignore[misc,valid-type]
             return
         tracker = make_tracker(tracking)
         assert isinstance(tracker, MlflowTracker)
+        try:
+            summarise_sweep(tracker, run_id, Path(str(sweep_dir)) if sweep_dir else None,
+                            name=str(self._select(config, "profile") or "sweep"))
+        except Exception as err:  # noqa: BLE001 -- the jobs' runs are recorded; the summary is extra
+            log.warning("could not summarise the sweep in MLflow run %s: %s", run_id, err)
         tracker.client.set_terminated(run_id, "FINISHED")
+
+
+def summarise_sweep(tracker: MlflowTracker, sweep_run_id: str, sweep_dir: Path | None = None,
+                    name: str = "sweep") -> list[str]:
+    """Write a sweep's aggregates into MLflow; return the summary runs' ids.
+
+    The ``evaluation`` and ``search`` runs tagged with the sweep (``zsnas.sweep_run_id``) are
+    grouped by every param but the seeds (``seed``, ``score_seed``); each group becomes a
+    ``summary`` run under the sweep's run with the group's params, ``seeds`` (the seeds, comma
+    separated), and per metric ``<metric>_mean`` and ``<metric>_std`` (sample std, 0 for one
+    seed; NaN values ignored) plus ``n_seeds``. The sweep's run gets ``n_jobs``, ``n_runs``,
+    ``n_summaries`` and, with ``sweep_dir``, the sweep's report (:func:`harness.reports.artifacts
+    .log_sweep_report`: tables and figures under ``report/``, named ``name``).
+    """
+    from .reports.metrics import mean_std
+
+    client = tracker.client
+    runs = _search_all(client, tracker.experiment_id, f"tags.`{SWEEP_TAG}` = '{sweep_run_id}'")
+    leaves = [r for r in runs if r.data.tags.get(ROLE_TAG) in ("evaluation", "search")]
+    groups: dict[tuple[tuple[str, str], ...], list[Any]] = {}
+    for r in sorted(leaves, key=lambda r: r.info.start_time or 0):
+        key = tuple(sorted((k, v) for k, v in r.data.params.items() if k not in SEED_PARAMS))
+        groups.setdefault(key, []).append(r)
+    sweep = MlflowRun(client, sweep_run_id)
+    ids = []
+    for key, members in groups.items():
+        first = members[0]
+        seeds = sorted({m.data.params.get("seed", "") for m in members}, key=lambda x: (len(x), x))
+        stem = first.data.tags.get(GROUP_TAG) or first.info.run_name
+        metrics: dict[str, float] = {"n_seeds": float(len(members))}
+        for metric in sorted({k for m in members for k in m.data.metrics}):
+            mean, std = mean_std([m.data.metrics.get(metric, math.nan) for m in members])
+            metrics[f"{metric}_mean"], metrics[f"{metric}_std"] = mean, std
+        tags = {ROLE_TAG: "summary", SWEEP_TAG: sweep_run_id, GROUP_TAG: stem,
+                "summary.of": ",".join(m.info.run_id for m in members)}
+        with tracker.run(run_name(stem, f"mean of {len(members)} seed{'s' if len(members) > 1 else ''}"),
+                         parent_run_id=sweep_run_id, tags=tags) as handle:
+            handle.log_params({**dict(key), "seeds": ",".join(seeds)})
+            handle.log_metrics(metrics)
+            ids.append(handle.run_id)
+    n_jobs = sum(r.data.tags.get(ROLE_TAG) in ("job", "search") for r in runs)
+    sweep.log_metrics({"n_jobs": n_jobs, "n_runs": len(leaves), "n_summaries": len(ids)})
+    if sweep_dir is not None and leaves:
+        from .reports.artifacts import log_sweep_report
+
+        kind = "search" if all(r.data.tags.get(ROLE_TAG) == "search" for r in leaves) else "scores"
+        log_sweep_report(sweep, sweep_dir, kind=kind, name=name)
+    return ids

@@ -176,7 +176,8 @@ def test_sweep_killed_with_sigkill_resumes_without_loss_or_recomputation(tmp_pat
 
 @needs_data
 def test_multirun_sweep_is_one_parent_run_with_a_child_per_job(tmp_path):
-    """``--multirun`` over seeds: one job directory each, and in MLflow one parent with two children."""
+    """``--multirun`` over seeds: one job directory each, and in MLflow one parent with a job run
+    per job, an evaluation run per (proxy, dataset, split) under each, and a summary per group."""
     db = tmp_path / "mlruns.db"
     args = [sys.executable, "-m", "harness", "run", "--multirun", "space.channels=4", "space.cells_per_stage=1",
             "batch.size=16", "archs.n=3", "proxies=[wrcor]", "seed=0,1", f"store.path={tmp_path}/s.sqlite",
@@ -195,12 +196,14 @@ def test_multirun_sweep_is_one_parent_run_with_a_child_per_job(tmp_path):
     runs = client.search_runs([exp.experiment_id])
     parent_id = (tmp_path / "sweep" / "mlflow_parent_run_id").read_text().strip()
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
-    assert len(children) == 2
-    child = children[0]
-    assert "rho/wrcor/cifar10-valid/valid" in child.data.metrics
-    assert child.data.params["space.channels"] == "4"
-    assert child.data.tags["git.commit"]
-    assert any(k.startswith("data.sha256.") for k in child.data.tags)
+    job_runs = [r for r in children if r.data.tags["zsnas.role"] == "job"]
+    assert len(job_runs) == 2
+    job = job_runs[0]
+    assert job.data.params["proxies"] == "wrcor" and job.data.tags["git.commit"]
+    assert any(k.startswith("data.sha256.") for k in job.data.tags)
+    evaluations = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == job.info.run_id]
+    assert {r.data.params["dataset"] for r in evaluations} == {"cifar10-valid", "cifar10"}
+    assert all(r.data.params["proxy"] == "wrcor" and "spearman_rho" in r.data.metrics for r in evaluations)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -162,6 +162,12 @@ def test_search_is_logged_to_the_tracker(tmp_path):
         def log_metrics(self, m, step=None):
             logged["metrics"] = dict(m)
 
+        def log_series(self, series):
+            logged["series"] = {k: list(v) for k, v in series.items()}
+
+        def set_tags(self, tags):
+            logged["tags"].update(tags)
+
         def log_artifact(self, path, artifact_path=None):
             logged.setdefault("artifacts", []).append(Path(path).name)
 
@@ -175,12 +181,18 @@ def test_search_is_logged_to_the_tracker(tmp_path):
 
     out = hs.run_search(make_cfg(tmp_path, "search=random", "objective=synflow", "budget=4"), tracker=Tracker(),
                         output_dir=tmp_path / "t")
-    assert logged["name"] == "search-nb201-cifar10-random-synflow-seed0"
-    assert logged["tags"]["found_arch"] == out["arch"]
-    assert logged["params"]["objective"] == "synflow" and logged["params"]["search.name"] == "random"
-    for k in ("test_accuracy", "test_error", "regret", "search_cost_s", "n_scored"):
+    assert logged["name"] == "random · synflow · nb201 · cifar10/test · s0"  # the search target
+    assert logged["tags"]["found_arch"] == out["arch"] and logged["tags"]["zsnas.role"] == "search"
+    assert logged["params"]["objective"] == "synflow" and logged["params"]["strategy"] == "random"
+    assert {k: logged["params"][k] for k in ("space", "dataset", "budget", "seed")} == \
+        {"space": "nb201", "dataset": "cifar10", "budget": 4, "seed": 0}
+    for k in ("test_accuracy", "test_error", "regret", "n_scored"):
         assert logged["metrics"][k] == pytest.approx(out[k])
-    assert set(logged["artifacts"]) == {"search.json", "trajectory.csv", "trajectory.png"}
+    # the trajectory as step metrics: the last step's values are the summary's
+    assert [s for s, _ in logged["series"]["search_cost_s"]] == [1, 2, 3, 4]
+    assert logged["series"]["search_cost_s"][-1][1] == pytest.approx(out["search_cost_s"])
+    assert logged["series"]["best_accuracy"][-1][1] == pytest.approx(out["test_accuracy"])
+    assert set(logged["artifacts"]) == {"config.yaml", "search.json", "trajectory.csv", "trajectory.png"}
 
 
 def test_cli_prints_one_json_line_last(tmp_path):
@@ -369,6 +381,11 @@ def test_a_parallel_joblib_sweep_logs_every_search_into_one_new_store(tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     runs = client.search_runs([client.get_experiment_by_name("zsnas-bench-search").experiment_id])
     parent = (tmp_path / "sweep" / "mlflow_parent_run_id").read_text().strip()
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent]
-    assert len(runs) == 4 and sorted(r.data.params["seed"] for r in children) == ["0", "1", "2"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent
+                and r.data.tags["zsnas.role"] == "search"]
+    summaries = [r for r in runs if r.data.tags["zsnas.role"] == "summary"]
+    assert len(runs) == 5 and sorted(r.data.params["seed"] for r in children) == ["0", "1", "2"]
     assert all(r.info.status == "FINISHED" for r in runs) and all("regret" in r.data.metrics for r in children)
+    # one summary over the three seeds, under the sweep's run
+    assert len(summaries) == 1 and summaries[0].data.params["seeds"] == "0,1,2"
+    assert summaries[0].data.metrics["n_seeds"] == 3 and "regret_mean" in summaries[0].data.metrics

@@ -443,3 +443,165 @@ def test_mlflow_sessions_wait_for_sqlite_locks(tmp_path, _uri):
     store = _client(_uri(tmp_path))._tracking_client.store
     with store.ManagedSessionMaker() as session:
         assert session.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
+
+
+# --------------------------------------------------------------------------- the layout, end to end
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from conftest import REAL
+    from mlflow_sweep import tiny_sweep
+
+    if REAL is None:
+        pytest.skip("benchmark data (../shared/data or $ZSNAS_DATA_DIR) not found")
+    return tiny_sweep(tmp_path_factory.mktemp("tiny"))
+
+
+def _layout(sweep):
+    client = _client(sweep.uri)
+    exp = client.get_experiment_by_name("zsnas-bench")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    by_role: dict[str, list] = {}
+    for r in runs:
+        by_role.setdefault(r.data.tags.get("zsnas.role"), []).append(r)
+    return client, exp, runs, by_role
+
+
+def test_experiment_opens_on_the_runs_table(tiny):
+    _, exp, _, _ = _layout(tiny)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_one_run_per_evaluation_nested_under_its_job_under_the_sweep(tiny):
+    from mlflow_sweep import PROXIES, SEEDS
+
+    client, _, runs, by_role = _layout(tiny)
+    assert sorted(by_role) == ["evaluation", "job", "summary", "sweep"]
+    (sweep,) = by_role["sweep"]
+    parent_file = (tiny.dir / PARENT_RUN_ID_FILE).read_text().strip()
+    assert sweep.info.run_id == parent_file
+    jobs = {r.info.run_id: r for r in by_role["job"]}
+    assert len(jobs) == len(SEEDS)
+    assert all(r.data.tags["mlflow.parentRunId"] == sweep.info.run_id for r in jobs.values())
+    evaluations = by_role["evaluation"]
+    targets = {("cifar10-valid", "valid"), ("cifar10", "test")}
+    assert len(evaluations) == len(PROXIES) * len(targets) * len(SEEDS)
+    for r in evaluations:
+        assert r.data.tags["mlflow.parentRunId"] in jobs  # nested under its job's run
+        assert r.data.tags["zsnas.sweep_run_id"] == sweep.info.run_id
+        p = r.data.params
+        assert jobs[r.data.tags["mlflow.parentRunId"]].data.params["seed"] == p["seed"]
+        assert {k: p[k] for k in ("space", "n_archs", "batch_size", "batch_kind")} == \
+            {"space": "nb201", "n_archs": "3", "batch_size": "8", "batch_kind": "noise"}
+        assert p["proxy"] in PROXIES and (p["dataset"], p["split"]) in targets and p["seed"] in ("0", "1")
+        if p["proxy"] == "wrcor":  # the proxy's own parameters
+            assert p["proxy.power"] == "1.0" and p["proxy.weighting"] == "exp_bottom_to_top"
+        assert {"kendall_tau", "spearman_rho", "n_nan", "sec_per_arch"} <= set(r.data.metrics)
+        assert r.info.run_name == f"{p['proxy']} · nb201 · {p['dataset']}/{p['split']} · s{p['seed']}"
+        assert r.info.status == "FINISHED"
+    assert sorted((r.data.params["proxy"], r.data.params["dataset"], r.data.params["seed"]) for r in evaluations) \
+        == sorted((p, d, str(s)) for p in PROXIES for d, _ in targets for s in SEEDS)
+    # names are unique and flat metric names only: no chart section per proxy/dataset
+    names = [r.info.run_name for r in runs]
+    assert len(set(names)) == len(names)
+    assert all("/" not in k for r in runs for k in r.data.metrics)
+    # the job's run: the config and records as artifacts, provenance as tags
+    job = next(iter(jobs.values()))
+    assert job.info.run_name.startswith("nb201 · cifar10 · s") and job.data.params["proxies"] == ",".join(PROXIES)
+    arts = {f.path for f in client.list_artifacts(job.info.run_id)}
+    assert {"config.yaml", "scores.csv", "metrics.csv"} <= arts
+    assert job.data.tags["git.commit"] and any(k.startswith("data.sha256.") for k in job.data.tags)
+
+
+def test_a_job_run_brackets_its_work(tiny):
+    """Each job's run starts before its first score is computed and ends after its last one, inside
+    the sweep's run, which brackets every job."""
+    import sqlite3
+
+    _, _, _, by_role = _layout(tiny)
+    (sweep,) = by_role["sweep"]
+    with sqlite3.connect(tiny.store) as con:
+        created = con.execute("select seed, min(created), max(created) from scores group by seed").fetchall()
+    span = {str(seed): (lo, hi) for seed, lo, hi in created}
+    assert sweep.info.start_time / 1000 >= tiny.started - 1 and sweep.info.end_time / 1000 <= tiny.ended + 1
+    for job in by_role["job"]:
+        start, end = job.info.start_time / 1000, job.info.end_time / 1000
+        first, last = span[job.data.params["seed"]]
+        assert start <= first <= last <= end, (start, first, last, end)
+        assert sweep.info.start_time <= job.info.start_time and job.info.end_time <= sweep.info.end_time
+    for ev in by_role["evaluation"]:
+        job = next(j for j in by_role["job"] if j.info.run_id == ev.data.tags["mlflow.parentRunId"])
+        assert job.info.start_time <= ev.info.start_time <= ev.info.end_time <= job.info.end_time
+
+
+def test_the_sweep_run_carries_aggregates_over_seeds_and_the_report(tiny):
+    from mlflow_sweep import PROXIES, SEEDS
+
+    from harness.reports.metrics import mean_std
+
+    client, _, _, by_role = _layout(tiny)
+    (sweep,) = by_role["sweep"]
+    summaries = by_role["summary"]
+    assert len(summaries) == len(PROXIES) * 2  # per (proxy, dataset/split)
+    for s in summaries:
+        assert s.data.tags["mlflow.parentRunId"] == sweep.info.run_id
+        p = s.data.params
+        assert "seed" not in p and p["seeds"] == "0,1"
+        assert s.info.run_name == f"{p['proxy']} · nb201 · {p['dataset']}/{p['split']} · mean of 2 seeds"
+        members = [r for r in by_role["evaluation"]
+                   if all(r.data.params[k] == p[k] for k in ("proxy", "dataset", "split"))]
+        assert len(members) == len(SEEDS)
+        for metric in ("spearman_rho", "kendall_tau", "sec_per_arch"):
+            mean, std = mean_std([r.data.metrics[metric] for r in members])
+            assert s.data.metrics[f"{metric}_mean"] == pytest.approx(mean)
+            assert s.data.metrics[f"{metric}_std"] == pytest.approx(std)
+        assert s.data.metrics["n_seeds"] == len(SEEDS)
+    assert sweep.data.metrics == {"n_jobs": 2.0, "n_runs": 8.0, "n_summaries": 4.0}
+    assert sweep.info.status == "FINISHED"
+    arts = {f.path for d in ("report/tables", "report/figures") for f in client.list_artifacts(sweep.info.run_id, d)}
+    assert {"report/tables/tiny.md", "report/tables/tiny.tex", "report/tables/tiny_summary.csv"} <= arts
+    assert any(a.startswith("report/figures/") and a.endswith(".png") for a in arts)
+
+
+def test_run_names_are_made_unique(tmp_path, _uri):
+    uri = _uri(tmp_path)
+    tracker = MlflowTracker(uri, "exp")
+    names = []
+    for _ in range(3):
+        with tracker.run("wrcor · nb201 · cifar10/test · s0") as run:
+            names.append(_client(uri).get_run(run.run_id).info.run_name)
+    with tracker.run("it's") as run:  # a quote does not break the lookup
+        pass
+    with tracker.run("it's") as run:
+        names.append(_client(uri).get_run(run.run_id).info.run_name)
+    assert names == ["wrcor · nb201 · cifar10/test · s0", "wrcor · nb201 · cifar10/test · s0 #2",
+                     "wrcor · nb201 · cifar10/test · s0 #3", "it's #2"]
+
+
+def test_log_series_logs_steps_and_leaves_out_nonfinite(tmp_path, _uri):
+    uri = _uri(tmp_path)
+    with MlflowTracker(uri, "exp").run("s") as run:
+        run.log_series({"best_accuracy": [(1, 90.0), (2, math.nan), (3, 91.5)]})
+        run_id = run.run_id
+    client = _client(uri)
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "best_accuracy")] == [(1, 90.0), (3, 91.5)]
+    assert client.get_run(run_id).data.metrics["best_accuracy"] == 91.5  # the last step is the run's value
+    assert client.get_run(run_id).data.tags["nonfinite/best_accuracy"] == "1 non-finite step(s) left out"
+
+
+def test_an_old_experiment_gets_the_kind_tag(tmp_path, _uri):
+    uri = _uri(tmp_path)
+    client = _client(uri)
+    exp_id = client.create_experiment("old")
+    assert "mlflow.experimentKind" not in client.get_experiment(exp_id).tags
+    assert ensure_store(uri, "old") == exp_id
+    assert client.get_experiment(exp_id).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_an_evaluation_run_gets_the_proxy_s_own_parameters():
+    from harness.scoring.run import _proxy_params
+
+    assert _proxy_params("wrcor(power=2.0)")["proxy.power"] == 2.0
+    assert _proxy_params("wrcor")["proxy.power"] == 1.0  # the registered default, so specs compare
+    assert _proxy_params("vote_sjw@comparator") == {"proxy.components": "synflow,jacob_cov,wrcor",
+                                                    "proxy.rule": "majority", "proxy.ordering": "comparator"}
+    assert _proxy_params("synflow") == {}

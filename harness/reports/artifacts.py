@@ -2,7 +2,10 @@
 
 A scoring job (:func:`harness.scoring.run.run`) and a search (:func:`harness.search.run_search`) log their
 records and figures through :func:`log_artifacts`; a scoring job's own figures are drawn from its
-records and logged by :func:`log_job_figures`.  Nothing heavy is imported until a figure is drawn.
+records and logged by :func:`log_job_figures`; a ``--multirun`` sweep's report (the tables and figures
+``harness report`` / ``harness search-report`` would write for its records) is built at the sweep's end
+and logged to the sweep's run by :func:`log_sweep_report`.  Nothing heavy is imported until a figure is
+drawn.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from typing import Any, Iterable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["log_artifacts", "log_job_figures"]
+__all__ = ["log_artifacts", "log_job_figures", "log_sweep_report"]
 
 
 def log_artifacts(run_handle: Any, paths: Iterable[str | os.PathLike[str] | None],
@@ -43,4 +46,33 @@ def log_job_figures(run_handle: Any, out_dir: str | os.PathLike[str], name: str 
         return log_artifacts(run_handle, figures, artifact_path)
     except Exception as err:  # noqa: BLE001 -- a figure failure must not lose the job's numbers
         log.warning("could not draw the job's figures: %s", err)
+        return []
+
+
+def log_sweep_report(run_handle: Any, sweep_dir: str | os.PathLike[str], *, kind: str = "scores",
+                     name: str = "sweep", artifact_path: str = "report") -> list[Path]:
+    """Build the report of the records below ``sweep_dir`` into ``<sweep_dir>/report/`` (``kind``:
+    ``scores`` as ``harness report`` does, ``search`` as ``harness search-report``) and log its
+    tables and figures under ``artifact_path`` (``report/tables/...``, ``report/figures/...``);
+    return the paths logged.  A failure is a warning (the sweep's runs are already recorded)."""
+    out = Path(sweep_dir) / "report"
+    try:
+        if kind == "search":
+            from .search import build as build_search
+
+            paths = list(build_search([Path(sweep_dir)], out, name)["paths"])
+        elif kind == "scores":
+            from .scores import build as build_scores
+
+            built = build_scores([Path(sweep_dir)], out, name)
+            paths = [*built["tables"], built["summary_csv"], *built["figures"]]
+        else:
+            raise ValueError(f"unknown report kind {kind!r}; expected 'scores' or 'search'")
+        logged = []
+        for p in map(Path, paths):
+            rel = p.parent.relative_to(out).as_posix() if p.parent.is_relative_to(out) else "."
+            logged += log_artifacts(run_handle, [p], artifact_path if rel == "." else f"{artifact_path}/{rel}")
+        return logged
+    except Exception as err:  # noqa: BLE001 -- a report failure must not lose the sweep's numbers
+        log.warning("could not build or log the sweep's report: %s", err)
         return []

@@ -427,10 +427,18 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     """Score, evaluate, record and track one job described by ``cfg`` (a composed Hydra config,
     a :class:`~harness.config.RunConfig`, or a nested mapping with its keys).  The configuration
     is validated first (:func:`harness.config.load`): a value that is not allowed is a
-    :class:`~harness.config.ConfigError` before any work."""
+    :class:`~harness.config.ConfigError` before any work.  With a ``tracker`` the job's run is
+    opened before the work and closed after it (see :mod:`harness.tracking`, "Run layout")."""
+    cfg = load(cfg, RunConfig)
+    if tracker is None:
+        return _run(cfg, None, None, output_dir)
+    with tracker.run(**_job_run(cfg, output_dir)) as job:
+        return _run(cfg, tracker, job, output_dir)
+
+
+def _run(cfg: RunConfig, tracker, job, output_dir: str | Path | None) -> dict[str, Any]:
     import pandas as pd  # harness layer: fine to import here
 
-    cfg = load(cfg, RunConfig)
     data_dir = cfg.data_dir
     space, space_kw = space_from_cfg(cfg)
     requested = list(dict.fromkeys(proxies.canonical(n) for n in cfg.proxies))
@@ -488,30 +496,71 @@ def run(cfg: Any, *, tracker=None, output_dir: str | Path | None = None) -> dict
     for m in metrics:
         log.info("%-16s %-15s %-6s tau=%.4f rho=%.4f n=%d nan=%d inf=%d %.2f s/arch", m["proxy"], m["dataset"],
                  m["split"], m["tau"], m["rho"], m["n_archs"], m["n_nan"], m["n_inf"], m["sec_per_arch"])
-    if tracker is not None:
+    if job is not None:
         data_files = [getattr(bench, "relpath", None), data.DATASETS[dataset].file]
-        _track(tracker, cfg, metrics, summary, [scores_path, metrics_path], out_dir,
+        _track(tracker, job, cfg, metrics, summary, [scores_path, metrics_path], out_dir,
                checksums([f for f in data_files if f], data_dir))
     return summary
 
 
-def _track(tracker, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: Path,
+def _job_run(cfg: RunConfig, output_dir: str | Path | None) -> dict[str, Any]:
+    """The job's run, opened before its work: name, sweep parent, tags (provenance; the data
+    hashes follow at the end)."""
+    from ..tracking import ROLE_TAG, SWEEP_TAG, provenance_tags, run_name
+
+    tags = provenance_tags(Path(__file__).resolve().parents[2], {})
+    tags[ROLE_TAG] = "job"
+    if cfg.tracking.parent_run_id:
+        tags[SWEEP_TAG] = cfg.tracking.parent_run_id
+    name = run_name(cfg.space.name, cfg.dataset.images, f"s{cfg.seed}", Path(output_dir or ".").resolve().name)
+    return {"name": name, "parent_run_id": cfg.tracking.parent_run_id, "tags": tags}
+
+
+def _proxy_params(name: str) -> dict[str, Any]:
+    """A proxy's own parameters as params ``proxy.<key>`` (a spec's values over the registered
+    defaults); a vote's components and rule.  Ordering suffixes (``vote_sjw@comparator``) are
+    the vote's."""
+    base = name.split("@", 1)[0]
+    try:
+        if proxies.is_aggregator(base):
+            agg = proxies.get_aggregator(base)
+            return {"proxy.components": ",".join(agg.components), "proxy.rule": agg.rule,
+                    "proxy.ordering": name[len(base):].lstrip("@") or "default"}
+        return {f"proxy.{k}": v for k, v in proxies.get_proxy(name).params.items()}
+    except Exception:  # noqa: BLE001 -- a name the registry no longer knows: its name is the record
+        return {}
+
+
+def _track(tracker, job, cfg, metrics, summary, artifacts: Iterable[Path], out_dir: Path,
            data_checksums: Mapping[str, str]) -> None:
+    """Log the finished job into its open run ``job`` and one child run per evaluated (space,
+    proxy, dataset, split, seed)."""
+    from omegaconf import OmegaConf
+
     from harness.reports.artifacts import log_artifacts, log_job_figures
 
     from ..config import to_plain
-    from ..tracking import flatten, metric_key, provenance_tags
+    from ..tracking import GROUP_TAG, ROLE_TAG, SWEEP_TAG, provenance_tags, run_name
 
-    plain = to_plain(cfg)
-    tags = provenance_tags(Path(__file__).resolve().parents[1], data_checksums)
-    parent = cfg.tracking.parent_run_id
-    name = f"{summary['space']}-{summary['dataset']}-seed{summary['seed']}"
-    with tracker.run(name, parent_run_id=parent, tags=tags) as handle:
-        handle.log_params(flatten(plain))
-        values = {"n_archs": summary["n_archs"], "computed": summary["computed"], "cached": summary["cached"]}
-        for m in metrics:
-            for k in ("tau", "rho", "n_archs", "n_nan", "n_inf", "sec_per_arch"):
-                values[metric_key(k, m["proxy"], m["dataset"], m["split"])] = m[k]
-        handle.log_metrics(values)
-        log_artifacts(handle, artifacts)
-        log_job_figures(handle, out_dir)
+    provenance = provenance_tags(Path(__file__).resolve().parents[2], data_checksums)
+    job.set_tags(provenance)
+    common = {"space": summary["space"], "seed": summary["seed"], "n_archs": summary["n_archs"],
+              "batch_size": cfg.batch.size, "batch_kind": cfg.batch.kind.value, "images": summary["dataset"]}
+    job.log_params({**common, "proxies": ",".join(summary["proxies"]),
+                    "archs_select": cfg.archs.select.value, "device": summary["device"], "profile": cfg.profile})
+    job.log_metrics({"n_evaluations": len(metrics), "computed": summary["computed"], "cached": summary["cached"]})
+    config_path = out_dir / "config.yaml"
+    config_path.write_text(OmegaConf.to_yaml(OmegaConf.create(to_plain(cfg))))
+    log_artifacts(job, [config_path, *artifacts])
+    log_job_figures(job, out_dir)
+    tags = {**provenance, ROLE_TAG: "evaluation"}
+    if cfg.tracking.parent_run_id:
+        tags[SWEEP_TAG] = cfg.tracking.parent_run_id
+    for m in metrics:
+        group = run_name(m["proxy"], m["space"], f"{m['dataset']}/{m['split']}")
+        with tracker.run(run_name(group, f"s{m['seed']}"), parent_run_id=job.run_id,
+                         tags={**tags, GROUP_TAG: group, "protocol": m["protocol"]}) as handle:
+            handle.log_params({**common, "proxy": m["proxy"], "dataset": m["dataset"], "split": m["split"],
+                               **_proxy_params(m["proxy"])})
+            handle.log_metrics({"kendall_tau": m["tau"], "spearman_rho": m["rho"], "n_nan": m["n_nan"],
+                                "n_inf": m["n_inf"], "n_failed": m["n_failed"], "sec_per_arch": m["sec_per_arch"]})

@@ -200,8 +200,17 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
     :class:`~harness.config.SearchConfig` or a mapping with its keys; validated first, so a value
     that is not allowed is a :class:`~harness.config.ConfigError` before any work);
     ``on_step(step)`` is called after each step, i.e. after each tell (tests use it to interrupt a
-    run)."""
+    run).  With a ``tracker`` the search's run is opened before the work and closed after it (see
+    :mod:`harness.tracking`, "Run layout")."""
     cfg = load(cfg, SearchConfig)
+    if tracker is None:
+        return _run_search(cfg, None, output_dir, on_step)
+    with tracker.run(**_search_run(cfg, output_dir)) as job:
+        return _run_search(cfg, job, output_dir, on_step)
+
+
+def _run_search(cfg: SearchConfig, job, output_dir: str | Path | None,
+                on_step: Callable[[int], None] | None) -> dict[str, Any]:
     space, space_kw = space_from_cfg(cfg)
     objective = objective_from_cfg(cfg)
     strategy_cfg = strategy_params(cfg.search)
@@ -287,8 +296,8 @@ def run_search(cfg: Any, *, tracker=None, output_dir: str | Path | None = None,
     fig_paths = trajectory_figure(steps, summary, out_dir / "trajectory.png") if cfg.figure else []
     log.info("found %s: %s accuracy %.2f (optimum %.2f, regret %.2f), cost %.1f s over %d architectures, "
              "wall %.1f s", best_str, "/".join(target), test_acc, optimum, summary["regret"], cost, len(seen), wall)
-    if tracker is not None:
-        _track(tracker, cfg, summary, [summary_path, traj_path] + fig_paths)
+    if job is not None:
+        _track(job, cfg, summary, steps, [summary_path, traj_path] + fig_paths)
     return summary
 
 
@@ -322,18 +331,42 @@ def _fmt(ev: Evaluation) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in ev.values) + ")"
 
 
-def _track(tracker, cfg: SearchConfig, summary: Mapping[str, Any], artifacts) -> None:
-    from ..reports.artifacts import log_artifacts
-    from ..tracking import flatten, provenance_tags
+def _search_run(cfg: SearchConfig, output_dir: str | Path | None) -> dict[str, Any]:
+    """The search's run, opened before its work: name, sweep parent, tags."""
+    from ..tracking import GROUP_TAG, ROLE_TAG, SWEEP_TAG, provenance_tags, run_name
 
     tags = provenance_tags(Path(__file__).resolve().parents[2], {})
-    tags["found_arch"] = summary["arch"]
-    name = f"search-{summary['space']}-{summary['images']}-{summary['strategy']}-{summary['objective']}-seed{summary['seed']}"
-    with tracker.run(name, parent_run_id=cfg.tracking.parent_run_id, tags=tags) as handle:
-        handle.log_params(flatten(to_plain(cfg)))
-        handle.log_metrics({k: float(summary[k]) for k in ("test_accuracy", "test_error", "regret", "search_cost_s",
-                                                            "n_scored", "n_computed", "n_failed", "wall_s")})
-        log_artifacts(handle, artifacts)
+    group = run_name(cfg.search.name, objective_from_cfg(cfg).name, cfg.space.name, "/".join(search_target(cfg)))
+    tags.update({ROLE_TAG: "search", GROUP_TAG: group})
+    if cfg.tracking.parent_run_id:
+        tags[SWEEP_TAG] = cfg.tracking.parent_run_id
+    return {"name": run_name(group, f"s{cfg.seed}"), "parent_run_id": cfg.tracking.parent_run_id, "tags": tags}
+
+
+def _track(job, cfg: SearchConfig, summary: Mapping[str, Any], steps: Sequence[Mapping[str, Any]],
+           artifacts) -> None:
+    """Log the finished search into its open run ``job``: params, final metrics, the trajectory
+    as step metrics (``best_accuracy``, ``search_cost_s`` at step i), records and figures."""
+    from omegaconf import OmegaConf
+
+    from ..reports.artifacts import log_artifacts
+
+    job.set_tags({"found_arch": summary["arch"]})
+    params = {"space": summary["space"], "dataset": summary["images"], "target": "/".join(summary["target"]),
+              "strategy": summary["strategy"], "objective": summary["objective"], "budget": summary["budget"],
+              "seed": summary["seed"], "score_seed": summary["score_seed"], "ask_batch": summary["ask_batch"],
+              "batch_size": cfg.batch.size, "batch_kind": cfg.batch.kind.value}
+    params.update({f"strategy.{k}": v for k, v in (summary["strategy_params"] or {}).items()})
+    if proxies.is_aggregator(summary["objective"]):
+        params.update({"vote.rule": summary["vote"]["rule"], "vote.ties": summary["vote"]["ties"]})
+    job.log_params(params)
+    job.log_metrics({k: float(summary[k]) for k in ("test_accuracy", "test_error", "regret", "n_scored",
+                                                     "n_computed", "n_failed", "wall_s")})
+    job.log_series({"best_accuracy": [(s["step"], s["best_accuracy"]) for s in steps],
+                    "search_cost_s": [(s["step"], s["cost_s"]) for s in steps]})
+    config_path = Path(artifacts[0]).parent / "config.yaml"
+    config_path.write_text(OmegaConf.to_yaml(OmegaConf.create(to_plain(cfg))))
+    log_artifacts(job, [config_path, *artifacts])
 
 
 #: the keys of the final JSON line of ``harness search``
