@@ -145,7 +145,7 @@ def test_the_printed_link_lands_on_the_runs_table_and_compares(tmp_path):
             # the printed link: the runs table, the evaluation runs with spearman_rho and proxy
             page.goto(links["results"])
             headers = _headers(page, {"spearman_rho", "kendall_tau", "proxy", "dataset", "seed"})
-            assert headers.index("spearman_rho") < headers.index("kendall_tau")  # the view's order
+            assert "Metrics" in headers and "Parameters" in headers
             page.get_by_text("wrcor · nb201 · cifar10-valid/valid · s0", exact=True).wait_for(timeout=30000)
             body = page.inner_text("body")
             # the runs table on MLflow's "Model training" side, not the GenAI traces overview
