@@ -280,7 +280,8 @@ def bench_search(steps: int = 1000, objectives=("wrcor", "vote_sjw"), seed: int 
 
 def _print_where(written: list[Path], tracked: bool) -> None:
     """The closing lines: the JSON files written, and the MLflow store of the engine run."""
-    from .progress import files_entries, print_outputs, tracking_entry
+    from .progress import files_entries, print_outputs
+    from .tracking import tracking_entry
 
     entries = files_entries(written) or [("results", "none", "nothing was timed")]
     if tracked:

@@ -356,9 +356,9 @@ def _store_entry(cfg: Any) -> tuple[str, str, str]:
 
 
 def _run_job(cfg: Any, out_dir: str) -> None:
-    from .progress import metrics_table, print_outputs, tracking_entry
+    from .progress import metrics_table, print_outputs
     from .scoring.run import run
-    from .tracking import make_tracker
+    from .tracking import make_tracker, tracking_entry
 
     summary = run(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
     if summary.get("metrics"):
@@ -381,13 +381,13 @@ def run_command(argv: Sequence[str] | None = None) -> int:
 
 
 #: the files of a search's run directory (harness.search.run)
-SEARCH_FILES = ("search.json", "trajectory.csv", "trajectory.png")
+SEARCH_FILES = ("search.json", "trajectory.csv", "trajectory.png", "trajectory.pdf")
 
 
 def _search_job(cfg: Any, out_dir: str) -> None:
-    from .progress import print_outputs, tracking_entry
+    from .progress import print_outputs
     from .search import SUMMARY_KEYS, json_safe, run_search
-    from .tracking import make_tracker
+    from .tracking import make_tracker, tracking_entry
 
     summary = run_search(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
     files = ", ".join(p.name for p in sorted(Path(out_dir).glob("*")) if p.name in SEARCH_FILES)

@@ -181,20 +181,6 @@ class Progress:
 # where a command wrote its results
 
 
-def tracking_how_to_open(uri: str) -> str:
-    """How to open an MLflow store: ``mlflow ui --backend-store-uri ...`` for a SQLite file (and
-    ``make ui`` for ``./mlruns.db`` in the project directory, whose Makefile serves it), the address
-    for a server."""
-    if uri.startswith(("http://", "https://")):
-        return f"open {uri} in a browser"
-    how = f"mlflow ui --backend-store-uri {uri}"
-    if uri.startswith("sqlite:///") and Path(uri[len("sqlite:///"):]) == Path.cwd().resolve() / "mlruns.db":
-        makefile = Path.cwd() / "Makefile"
-        if makefile.is_file() and "\nui:" in makefile.read_text(errors="replace"):
-            how = f"make ui, or {how}"  # the project's target serves ./mlruns.db
-    return f"open with: {how}"
-
-
 def outputs_block(entries: Iterable[tuple[str, str | os.PathLike[str], str]], title: str = "results") -> str:
     """The closing lines of a command: ``title:`` then one ``  label  path  (note)`` line per
     entry (an empty note is left out)."""
@@ -232,17 +218,6 @@ def files_entries(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, st
         note = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in kinds.items())
         entries.append((folder.name or "files", str(folder.resolve()), note))
     return entries
-
-
-def tracking_entry(enabled: bool, uri: str | None, experiment: str | None = None) -> tuple[str, str, str]:
-    """The outputs entry of an MLflow store (``tracking  <uri>  (experiment X; open with: ...)``),
-    or ``tracking  none`` when tracking is off."""
-    if not enabled or not uri:
-        return ("tracking", "none", "not logged to MLflow: tracking.enabled=false")
-    from .tracking import normalise_uri
-
-    uri = normalise_uri(uri)
-    return ("tracking", uri, (f"experiment {experiment}; " if experiment else "") + tracking_how_to_open(uri))
 
 
 def metrics_table(metrics: Iterable[dict[str, Any]]) -> str:

@@ -828,3 +828,26 @@ def summarise_sweep(tracker: MlflowTracker, sweep_run_id: str, sweep_dir: Path |
         kind = "search" if all(r.data.tags.get(ROLE_TAG) == "search" for r in leaves) else "scores"
         log_sweep_report(sweep, sweep_dir, kind=kind, name=name)
     return ids
+
+
+def tracking_how_to_open(uri: str) -> str:
+    """How to open an MLflow store: ``harness ui --store ...`` for a SQLite file (one worker, the
+    runs table's links; ``make ui`` for ``./mlruns.db`` in the project directory, whose Makefile
+    serves it), the address for a server."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri} in a browser"
+    how = f"harness ui --store {uri}"
+    if uri.startswith("sqlite:///") and Path(uri[len("sqlite:///"):]) == Path.cwd().resolve() / "mlruns.db":
+        makefile = Path.cwd() / "Makefile"
+        if makefile.is_file() and "\nui:" in makefile.read_text(errors="replace"):
+            how = f"make ui, or {how}"  # the project's target serves ./mlruns.db
+    return f"open with: {how}"
+
+
+def tracking_entry(enabled: bool, uri: str | None, experiment: str | None = None) -> tuple[str, str, str]:
+    """The outputs entry of an MLflow store (``tracking  <uri>  (experiment X; open with: ...)``),
+    or ``tracking  none`` when tracking is off."""
+    if not enabled or not uri:
+        return ("tracking", "none", "not logged to MLflow: tracking.enabled=false")
+    uri = normalise_uri(uri)
+    return ("tracking", uri, (f"experiment {experiment}; " if experiment else "") + tracking_how_to_open(uri))

@@ -62,7 +62,7 @@ def test_run_ends_with_its_records_store_and_mlflow_store(work):
     assert out["records"][0] == str(cwd / "runs" / "job") and "harness report --records" in out["records"][1]
     assert Path(out["store"][0]) == (cwd / ".cache" / "scores.sqlite").resolve()
     uri, note = out["tracking"]
-    assert uri == f"sqlite:///{(cwd / 'mlruns.db').resolve()}" and f"mlflow ui --backend-store-uri {uri}" in note
+    assert uri == f"sqlite:///{(cwd / 'mlruns.db').resolve()}" and f"harness ui --store {uri}" in note
     assert "scored 5/5 archs in " in done.stderr  # the progress's final line (not a terminal: log lines)
 
 

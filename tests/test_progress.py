@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from harness.progress import Progress, format_duration, format_rate, outputs_block, tracking_how_to_open
+from harness.progress import Progress, format_duration, format_rate, outputs_block
+from harness.tracking import tracking_how_to_open
 
 
 class Clock:
@@ -134,9 +135,9 @@ def test_outputs_block_aligns_labels_and_keeps_notes(tmp_path):
 def test_how_to_open_a_tracking_store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     here = f"sqlite:///{tmp_path.resolve()}/mlruns.db"
-    assert tracking_how_to_open(here) == f"open with: mlflow ui --backend-store-uri {here}"
+    assert tracking_how_to_open(here) == f"open with: harness ui --store {here}"
     (tmp_path / "Makefile").write_text("all:\n\ttrue\nui:  ## serve mlruns.db\n\tmlflow ui\n")
-    assert tracking_how_to_open(here) == f"open with: make ui, or mlflow ui --backend-store-uri {here}"
+    assert tracking_how_to_open(here) == f"open with: make ui, or harness ui --store {here}"
     assert tracking_how_to_open("sqlite:////elsewhere/x.db") == \
-        "open with: mlflow ui --backend-store-uri sqlite:////elsewhere/x.db"
+        "open with: harness ui --store sqlite:////elsewhere/x.db"
     assert tracking_how_to_open("http://host:5000") == "open http://host:5000 in a browser"

@@ -192,7 +192,8 @@ def test_search_is_logged_to_the_tracker(tmp_path):
     assert [s for s, _ in logged["series"]["search_cost_s"]] == [1, 2, 3, 4]
     assert logged["series"]["search_cost_s"][-1][1] == pytest.approx(out["search_cost_s"])
     assert logged["series"]["best_accuracy"][-1][1] == pytest.approx(out["test_accuracy"])
-    assert set(logged["artifacts"]) == {"config.yaml", "search.json", "trajectory.csv", "trajectory.png"}
+    assert set(logged["artifacts"]) == {"config.yaml", "search.json", "trajectory.csv", "trajectory.png",
+                                        "trajectory.pdf"}
 
 
 def test_cli_prints_one_json_line_last(tmp_path):
