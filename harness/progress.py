@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TextIO
 
 __all__ = ["ENV_VAR", "Progress", "files_entries", "format_duration", "format_rate", "outputs_block",
-           "print_outputs", "tracking_how_to_open", "tracking_entry"]
+           "print_outputs", "metrics_table"]
 
 #: ``bar`` or ``lines``: overrides the terminal test
 ENV_VAR = "ZSNAS_PROGRESS"

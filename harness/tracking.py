@@ -73,8 +73,7 @@ Run layout (what the UI compares)
     lock and appends `` #2``, `` #3`` ... to a name already taken (on a SQLite store; an HTTP
     store has no shared lock, so there two processes may, rarely, take the same name). Every run carries the provenance
     tags (``git.commit``, ``git.dirty``, ``data.sha256.<file>`` where known) and, inside a sweep,
-    ``zsnas.sweep_run_id``. :func:`metric_key` is the older ``{metric}/{proxy}/{dataset}/{split}``
-    form, kept for callers that log several results into one run.
+    ``zsnas.sweep_run_id``. The job's whole config travels as its ``config.yaml`` artifact.
 
 Non-finite metric values (decision)
     NaN, +inf, -inf (and ``None``) are **never logged as MLflow metrics**: the SQL store keeps
@@ -85,8 +84,7 @@ Non-finite metric values (decision)
     on ``handle.n_nonfinite``). Finite values in the same call are logged normally.
 
 Params
-    Values are converted to strings (``flatten`` conventions: ``true``/``false``, ``null``,
-    ``repr`` for floats) and truncated to MLflow's 6000-character limit with a visible
+    Values are converted to strings (``true``/``false``, ``null``, ``repr`` for floats) and truncated to MLflow's 6000-character limit with a visible
     ``...[truncated; N chars in full]`` suffix; tag values likewise to 8000. Params are sent with
     ``log_batch`` in chunks of 100. MLflow refuses to change a param once logged (same
     value again is fine): that error is raised, not swallowed.
@@ -122,7 +120,6 @@ except Exception:  # pragma: no cover - exercised only where hydra is missing
     _HydraCallback = object  # type: ignore[assignment,misc]
 
 __all__ = [
-    "METRIC_KEY_FORMAT",
     "PARENT_RUN_ID_FILE",
     "NONFINITE_TAG_PREFIX",
     "NONFINITE_COUNT_TAG",
@@ -137,13 +134,13 @@ __all__ = [
     "normalise_uri",
     "default_artifact_root",
     "make_tracker",
-    "metric_key",
     "sanitise_key",
-    "flatten",
     "provenance_tags",
     "parent_run_id_for",
     "run_name",
     "summarise_sweep",
+    "tracking_entry",
+    "tracking_how_to_open",
     "EXPERIMENT_KIND_TAG",
     "EXPERIMENT_KIND",
     "ROLE_TAG",
@@ -153,7 +150,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-METRIC_KEY_FORMAT = "{metric}/{proxy}/{dataset}/{split}"
 PARENT_RUN_ID_FILE = "mlflow_parent_run_id"
 NONFINITE_TAG_PREFIX = "nonfinite/"
 NONFINITE_COUNT_TAG = "tracking.n_nonfinite_metrics"
@@ -218,17 +214,6 @@ class Tracker(Protocol):
 
 
 # --------------------------------------------------------------------------- helpers
-def metric_key(metric: str, proxy: str, dataset: str, split: str) -> str:
-    """The harness metric key, ``{metric}/{proxy}/{dataset}/{split}``, made MLflow-safe.
-
-    >>> metric_key("rho", "wrcor", "cifar10-valid", "valid")
-    'rho/wrcor/cifar10-valid/valid'
-    >>> metric_key("tau", "grad_norm", "ImageNet16-120", "test")
-    'tau/grad_norm/ImageNet16-120/test'
-    """
-    return sanitise_key(METRIC_KEY_FORMAT.format(metric=metric, proxy=proxy, dataset=dataset, split=split))
-
-
 def run_name(*parts: Any) -> str:
     """A readable run name: the non-empty parts joined by `` · ``.
 
@@ -278,38 +263,6 @@ def _to_str(value: Any) -> str:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return str(value)
-
-
-def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Flatten nested mappings/sequences into dotted keys with string values.
-
-    Lists use the element index as a key part; empty containers are kept as ``{}`` / ``[]``;
-    ``None`` -> ``null``, booleans -> ``true``/``false``, floats via ``repr``.
-    For an OmegaConf config pass ``OmegaConf.to_container(cfg, resolve=True)``.
-
-    >>> flatten({"a": {"b": 1, "c": [1.5, {"d": None}]}, "e": True, "f": []})
-    {'a.b': '1', 'a.c.0': '1.5', 'a.c.1.d': 'null', 'e': 'true', 'f': '[]'}
-    >>> flatten({"x": 1}, prefix="cfg")
-    {'cfg.x': '1'}
-    """
-    out: dict[str, str] = {}
-
-    def walk(node: Any, key: str) -> None:
-        if isinstance(node, Mapping):
-            if not node and key:
-                out[key] = "{}"
-            for k, v in node.items():
-                walk(v, f"{key}.{k}" if key else str(k))
-        elif isinstance(node, Sequence) and not isinstance(node, (str, bytes, bytearray)):
-            if not node and key:
-                out[key] = "[]"
-            for i, v in enumerate(node):
-                walk(v, f"{key}.{i}" if key else str(i))
-        else:
-            out[key] = _to_str(node)
-
-    walk(cfg, prefix)
-    return out
 
 
 def _git(project_root: Path, *args: str) -> str | None:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Sequence
 
 __all__ = ["RUNS_ROUTE", "VIEW_TAG_PREFIX", "VIEWS", "server_command", "server_env", "experiment_url", "views",
