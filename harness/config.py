@@ -682,6 +682,16 @@ def to_plain(cfg: Any) -> dict:
     return plain(cfg)
 
 
+def write_config(cfg: Any, path: str | Path) -> Path:
+    """Write a typed configuration (:func:`to_plain`) as YAML to ``path`` (a job's
+    ``config.yaml``, logged with its records); return the path."""
+    from omegaconf import OmegaConf
+
+    path = Path(path)
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(to_plain(cfg))))
+    return path
+
+
 def describe_value(value: Any) -> str:
     """A value as ``--help`` shows it (as it would be written in an override).
 

@@ -535,11 +535,9 @@ def _track(tracker, job, cfg, metrics, summary, artifacts: Iterable[Path], out_d
            data_checksums: Mapping[str, str]) -> None:
     """Log the finished job into its open run ``job`` and one child run per evaluated (space,
     proxy, dataset, split, seed)."""
-    from omegaconf import OmegaConf
-
     from harness.reports.artifacts import log_artifacts, log_job_figures
 
-    from ..config import to_plain
+    from ..config import write_config
     from ..tracking import GROUP_TAG, ROLE_TAG, SWEEP_TAG, provenance_tags, run_name
 
     provenance = provenance_tags(Path(__file__).resolve().parents[2], data_checksums)
@@ -549,9 +547,7 @@ def _track(tracker, job, cfg, metrics, summary, artifacts: Iterable[Path], out_d
     job.log_params({**common, "proxies": ",".join(summary["proxies"]),
                     "archs_select": cfg.archs.select.value, "device": summary["device"], "profile": cfg.profile})
     job.log_metrics({"n_evaluations": len(metrics), "computed": summary["computed"], "cached": summary["cached"]})
-    config_path = out_dir / "config.yaml"
-    config_path.write_text(OmegaConf.to_yaml(OmegaConf.create(to_plain(cfg))))
-    log_artifacts(job, [config_path, *artifacts])
+    log_artifacts(job, [write_config(cfg, out_dir / "config.yaml"), *artifacts])
     log_job_figures(job, out_dir)
     tags = {**provenance, ROLE_TAG: "evaluation"}
     if cfg.tracking.parent_run_id:

@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import proxies
 
-from ..config import ConfigError, SearchConfig, load, strategy_params, to_plain
+from ..config import ConfigError, SearchConfig, load, strategy_params, write_config
 from ..progress import Progress
 from ..reports.search import trajectory_figure
 from ..scoring.run import engine_options, key_maker, pass_seconds, resolve_device, score_all, space_from_cfg
@@ -347,8 +347,6 @@ def _track(job, cfg: SearchConfig, summary: Mapping[str, Any], steps: Sequence[M
            artifacts) -> None:
     """Log the finished search into its open run ``job``: params, final metrics, the trajectory
     as step metrics (``best_accuracy``, ``search_cost_s`` at step i), records and figures."""
-    from omegaconf import OmegaConf
-
     from ..reports.artifacts import log_artifacts
 
     job.set_tags({"found_arch": summary["arch"]})
@@ -364,9 +362,7 @@ def _track(job, cfg: SearchConfig, summary: Mapping[str, Any], steps: Sequence[M
                                                      "n_computed", "n_failed", "wall_s")})
     job.log_series({"best_accuracy": [(s["step"], s["best_accuracy"]) for s in steps],
                     "search_cost_s": [(s["step"], s["cost_s"]) for s in steps]})
-    config_path = Path(artifacts[0]).parent / "config.yaml"
-    config_path.write_text(OmegaConf.to_yaml(OmegaConf.create(to_plain(cfg))))
-    log_artifacts(job, [config_path, *artifacts])
+    log_artifacts(job, [write_config(cfg, Path(artifacts[0]).parent / "config.yaml"), *artifacts])
 
 
 #: the keys of the final JSON line of ``harness search``
