@@ -122,6 +122,7 @@ BatchKind = choices("BatchKind", data.KINDS)
 Sampling = choices("Sampling", data.SAMPLINGS)
 VoteRule = choices("VoteRule", VOTE_RULES)
 Ties = choices("Ties", TIES)
+Accounting = choices("Accounting", ("in_budget", "released"))
 
 
 @dataclass
@@ -181,9 +182,14 @@ class DatasetConfig:
 
 @dataclass
 class ValAcc12Config:
+    """The 12-epoch accuracy baseline (search ``objective=valacc12``): per image dataset, the
+    table's accuracy column and the factor turning ``cost_column`` (a training time in seconds)
+    into that dataset's 12-epoch training time; ``cost_note`` says how the factors were derived."""
+
     columns: Dict[str, str] = field(default_factory=dict)
     cost_column: str = MISSING
-    cost_scale: float = MISSING
+    cost_scales: Dict[str, float] = field(default_factory=dict)
+    cost_note: str = ""
 
 
 @dataclass
@@ -260,6 +266,10 @@ class SearchConfig(RunConfig):
     seed: int = knob(0, "the strategy's seed")
     objective: str = knob("wrcor", "a proxy, a vote (vote_sjw, vote_spw) or valacc12 (12-epoch accuracy)")
     budget: int = knob(1000, "architectures asked for (repeats included); the cost counts distinct ones")
+    accounting: Accounting = knob(Accounting.in_budget,
+                                  "in_budget: the strategy's initial samples (evolution's population, REINFORCE's "
+                                  "warm-up) are part of the budget; released: as the WRCor search.py, they come on "
+                                  "top of it (evolution: costed and candidates; REINFORCE: neither)")
     ask_batch: int = knob(1, "architectures asked for at once, their unscored ones scored together (in stacked "
                              "passes with engine.enabled=true; random: the same search for any value; evolution/"
                              "reinforce: a batch comes from one population/policy, so another value is another "

@@ -46,9 +46,12 @@ def test_table_means_stds_costs_and_reference_rows(tmp_path):
     assert s.loc["random", "acc_std"] == pytest.approx(np.std(accs["random"], ddof=1))
     assert s.loc["random", "n_seeds"] == 3 and s.loc["random", "cost_mean"] == pytest.approx(110.0)
     md = (tmp_path / "out" / "tables" / "t.md").read_text()
-    assert "| R + wrcor | 100 | 92.00 ± 2.00 | 110 | 3 |" in md
-    assert "| RE + wrcor | 100 | 93.50 ± 0.50 | 110 | 3 |" in md
-    assert "optimum (benchmark) |  | 94.37" in md and "92.96" in md and "93.90" in md
+    # accuracy, regret to the optimum (94.37 - acc), cost, cost per costed architecture (110 / 95)
+    assert "| R + wrcor | 100 | 92.00 ± 2.00 | 2.37 ± 2.00 | 110 | 1.16 | 3 |" in md
+    assert "| RE + wrcor | 100 | 93.50 ± 0.50 | 0.87 ± 0.50 | 110 | 1.16 | 3 |" in md
+    assert "optimum (benchmark) |  | 94.37 | 0 |" in md and "93.90 | 0.47 |" in md
+    assert "| NASWOT, N=1000 (Mellor et al. 2021, published) |  | 92.96 | 1.41 |" in md  # its regret too
+    assert "Budget N (accounting): R: N architectures" in md
     assert "cpu (x86_64, 1 thread(s))" in md and "RE: population=64, tournament=10" in md
     tex = (tmp_path / "out" / "tables" / "t.tex").read_text()
     assert "$92.00 \\pm 2.00$" in tex and "\\bottomrule" in tex

@@ -128,7 +128,7 @@ def test_valacc_baseline_costs_training_time_and_never_scores(tmp_path):
     keys = bench.keys()
     time_of = dict(zip(keys, bench.column("train_time_s_c10valid_200", per="key")))
     val_of = dict(zip(keys, bench.column("cifar100_val_12ep", per="key")))
-    assert out["search_cost_s"] == pytest.approx(0.06 * sum(time_of[a] for a in traj["arch"].unique()))
+    assert out["search_cost_s"] == pytest.approx(0.12 * sum(time_of[a] for a in traj["arch"].unique()))  # CIFAR-100: x2
     assert out["arch"] == max(traj["arch"], key=lambda a: val_of[a])
     assert out["target"] == ["cifar100", "test"] and out["n_computed"] == 0
     assert not (tmp_path / "s.sqlite").exists() or len(ScoreStore(tmp_path / "s.sqlite")) == 0
@@ -390,3 +390,57 @@ def test_a_parallel_joblib_sweep_logs_every_search_into_one_new_store(tmp_path):
     # one summary over the three seeds, under the sweep's run
     assert len(summaries) == 1 and summaries[0].data.params["seeds"] == "0,1,2"
     assert summaries[0].data.metrics["n_seeds"] == 3 and "regret_mean" in summaries[0].data.metrics
+
+
+# ------------------------------------------------------------------ the released search's accounting
+def test_released_accounting_evolution_scores_the_population_on_top_of_n(tmp_path):
+    """accounting=released (the WRCor search.py): evolution evaluates its initial population and
+    then N children; the population's cost counts and its members can be the result."""
+    cfg = make_cfg(tmp_path, "search=evolution", "search.population=8", "search.tournament=3", "objective=params",
+                   "budget=12", "seed=2", "accounting=released", "figure=false")
+    out = hs.run_search(cfg, output_dir=tmp_path / "r")
+    traj = pd.read_csv(tmp_path / "r" / "trajectory.csv")
+    assert len(traj) == 20 and out["budget"] == 12 and out["n_initial"] == 8
+    assert list(traj["phase"]) == ["initial"] * 8 + ["search"] * 12
+    assert out["accounting"] == "released"
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        secs = {r.key.arch: r.seconds for r in store.records(proxy="params")}
+    assert out["search_cost_s"] == pytest.approx(sum(secs[a] for a in traj["arch"].unique()))
+    assert out["arch"] == traj.loc[traj["params"].idxmax(), "arch"]  # over the population and the children
+    # the same seed with the harness's own accounting spends the population inside N
+    inside = hs.run_search(make_cfg(tmp_path, "search=evolution", "search.population=8", "search.tournament=3",
+                                    "objective=params", "budget=12", "seed=2", "figure=false"),
+                           output_dir=tmp_path / "i")
+    assert len(pd.read_csv(tmp_path / "i" / "trajectory.csv")) == 12 and inside["n_initial"] == 8
+    assert inside["accounting"] == "in_budget"
+
+
+def test_released_accounting_reinforce_warmup_is_outside_n_the_cost_and_the_result(tmp_path):
+    """The released REINFORCE evaluates 100 uniform samples to fix its reward normalisation; they
+    are neither counted in N nor costed, and the result is the best of the N policy draws."""
+    cfg = make_cfg(tmp_path, "search=reinforce", "search.warmup=10", "search.lr=0.1", "objective=params",
+                   "budget=15", "seed=4", "accounting=released", "figure=false")
+    out = hs.run_search(cfg, output_dir=tmp_path / "r")
+    traj = pd.read_csv(tmp_path / "r" / "trajectory.csv")
+    assert len(traj) == 25 and out["n_initial"] == 10 and out["budget"] == 15
+    warm, draws = traj[traj["phase"] == "initial"], traj[traj["phase"] == "search"]
+    assert len(warm) == 10 and len(draws) == 15
+    assert warm["best_arch"].isna().all() and warm["cost_s"].eq(0).all()
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        secs = {r.key.arch: r.seconds for r in store.records(proxy="params")}
+    assert out["search_cost_s"] == pytest.approx(sum(secs[a] for a in draws["arch"].unique()))
+    assert out["arch"] == draws.loc[draws["params"].idxmax(), "arch"]
+    assert out["n_scored"] == traj["arch"].nunique()  # every distinct network evaluated, warm-up included
+
+
+@pytest.mark.parametrize("dataset, scale", [("cifar10", 0.06), ("cifar100", 0.12), ("ImageNet16-120", 0.09102)])
+def test_valacc_cost_is_each_datasets_own_training_time(tmp_path, dataset, scale):
+    """12 epochs of the dataset's own training: cifar10-valid's recorded 200-epoch time x 12/200,
+    scaled by training images x pixels (CIFAR-100 50k x 32^2; ImageNet16-120 151,700 x 16^2)."""
+    cfg = make_cfg(tmp_path, "search=random", "objective=valacc12", "budget=5", f"dataset={dataset}", "figure=false")
+    out = hs.run_search(cfg, output_dir=tmp_path / dataset)
+    traj = pd.read_csv(tmp_path / dataset / "trajectory.csv")
+    bench = spaces.get_space("nb201").benchmark
+    time_of = dict(zip(bench.keys(), bench.column("train_time_s_c10valid_200", per="key")))
+    assert out["search_cost_s"] == pytest.approx(scale * sum(time_of[a] for a in traj["arch"].unique()), rel=1e-6)
+    assert "estimate" in out["cost_note"] and dataset in out["cost_note"]

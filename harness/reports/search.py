@@ -63,11 +63,15 @@ def load_searches(paths: Iterable[Path | str]) -> pd.DataFrame:
         d = json.loads(f.read_text())
         d["target_dataset"], d["target_split"] = d["target"]
         d.setdefault("machine", "not recorded")
+        d.setdefault("accounting", "in_budget")  # records written before the setting existed
+        d.setdefault("n_initial", math.nan)
+        d.setdefault("n_costed", d.get("n_scored"))
+        d.setdefault("cost_note", "")
         d["settings"] = ", ".join(f"{k}={v}" for k, v in sorted((d.get("strategy_params") or {}).items()))
         d["path"] = str(f)
         rows.append({k: v for k, v in d.items() if not isinstance(v, (dict, list))})
     df = pd.DataFrame(rows).drop_duplicates(subset=GROUP + ["seed"], keep="first")
-    for col in ("test_accuracy", "regret", "search_cost_s"):  # null (no accuracy) -> NaN
+    for col in ("test_accuracy", "regret", "search_cost_s", "n_costed", "n_initial"):  # null -> NaN
         df[col] = pd.to_numeric(df[col], errors="coerce")
     return df
 
@@ -81,12 +85,17 @@ def _datasets(summary: pd.DataFrame) -> list[str]:
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
     g = df.groupby(GROUP, sort=False, dropna=False)
     out = g.agg(acc_mean=("test_accuracy", "mean"), acc_std=("test_accuracy", "std"),
-                regret_mean=("regret", "mean"), cost_mean=("search_cost_s", "mean"),
-                cost_std=("search_cost_s", "std"), n_scored=("n_scored", "mean"), n_failed=("n_failed", "sum"),
+                regret_mean=("regret", "mean"), regret_std=("regret", "std"), cost_mean=("search_cost_s", "mean"),
+                cost_std=("search_cost_s", "std"), n_costed=("n_costed", "mean"),
+                n_scored=("n_scored", "mean"), n_failed=("n_failed", "sum"),
+                n_initial=("n_initial", "first"), accounting=("accounting", "first"),
+                cost_note=("cost_note", lambda s: "; ".join(dict.fromkeys(map(str, s)))),
                 n_seeds=("seed", "nunique"), n_nan=("test_accuracy", lambda s: int(s.isna().sum())),
                 optimum=("optimum", "first"), protocol=("protocol", "first"),
                 machine=("machine", lambda s: "; ".join(dict.fromkeys(map(str, s)))),
                 settings=("settings", lambda s: "; ".join(dict.fromkeys(map(str, s))))).reset_index()
+    # the cost of one costed architecture: mean cost / mean count (a ratio of means)
+    out["sec_per_arch"] = out["cost_mean"] / out["n_costed"].where(out["n_costed"] > 0)
     return out
 
 
@@ -96,6 +105,10 @@ def _label(strategy: str, objective: str) -> str:
 
 def _cost(x: float) -> str:
     return MISSING if not math.isfinite(x) else f"{x:,.0f}"
+
+
+def _per_arch(x: float) -> str:
+    return MISSING if not math.isfinite(x) else f"{x:.3g}"
 
 
 # --------------------------------------------------------------------------- published results
@@ -167,7 +180,9 @@ def search_table(summary: pd.DataFrame) -> Table:
     """One row per method (per dataset the accuracy and the search cost), then the benchmark's
     optimum and the published results, under the caption and the strategies' settings."""
     datasets = _datasets(summary)
-    header = ["method", "N"] + [c for d in datasets for c in (f"{d} test acc. (%)", f"{d} cost (s)")] + ["seeds"]
+    summary = _with_defaults(summary)
+    per = ("test acc. (%)", "regret", "cost (s)", "s/arch")
+    header = ["method", "N"] + [f"{d} {c}" for d in datasets for c in per] + ["seeds"]
     rows: list[list[Any]] = []
     index = {(r.images, r.strategy, r.objective, r.budget): r for r in summary.itertuples()}
     methods = list(dict.fromkeys(zip(summary["strategy"], summary["objective"], summary["budget"])))
@@ -178,25 +193,67 @@ def search_table(summary: pd.DataFrame) -> Table:
         seeds = set()
         for d in datasets:
             r = index.get((d, strategy, objective, budget))
-            cells += [MeanStd(r.acc_mean, r.acc_std, digits=2), _cost(r.cost_mean)] if r else [MISSING, MISSING]
+            cells += ([MeanStd(r.acc_mean, r.acc_std, digits=2), MeanStd(r.regret_mean, r.regret_std, digits=2),
+                       _cost(r.cost_mean), _per_arch(r.sec_per_arch)] if r else [MISSING] * len(per))
             if r:
                 seeds.add(int(r.n_seeds))
         rows.append([_label(strategy, objective), str(budget)] + cells + ["/".join(map(str, sorted(seeds)))])
     optimum = {r.images: r.optimum for r in summary.itertuples()}
-    rows.append(["optimum (benchmark)", ""] + [c for d in datasets for c in (f"{optimum[d]:.2f}", "")] + [""])
+    rows.append(["optimum (benchmark)", ""] + [c for d in datasets for c in (f"{optimum[d]:.2f}", "0", "", "")]
+                + [""])
     for label, _, accs in published(summary):
-        rows.append([label, ""] + [c for d in datasets for c in (f"{accs[d]:.2f}" if d in accs else MISSING, "")]
+        rows.append([label, ""] + [c for d in datasets for c in (
+            (f"{accs[d]:.2f}", f"{optimum[d] - accs[d]:.2f}") if d in accs else (MISSING, MISSING)) + ("", "")]
                     + [""])
     protocols = "; ".join(dict.fromkeys(summary["protocol"]))
     machine = "; ".join(dict.fromkeys(m for ms in summary["machine"] for m in ms.split("; ")
                                       if m != "benchmark training time"))
-    caption = (f"Search results: found architecture's accuracy, mean ± std over seeds ({protocols}). "
-               f"Cost = proxy seconds of the distinct architectures scored, measured on {machine or 'n/a'} "
-               "(ValAcc: 12 epochs of the benchmark's training time).")
+    caption = (f"Search results: found architecture's accuracy and its regret to the benchmark's optimum, mean ± "
+               f"std over seeds ({protocols}). Cost = proxy seconds of the distinct architectures scored, measured "
+               f"on {machine or 'n/a'}; s/arch = cost per architecture, to convert to another device "
+               "(ValAcc: 12 epochs of the benchmark's training time per architecture" + _valacc_note(summary) + ").")
     cited = sources(summary)
-    notes = [caption, _settings(summary),
+    notes = [caption, _accounting(summary), _settings(summary),
              "Sources of the quoted numbers (BibTeX keys: docs/references.bib): " + "; ".join(cited) + "."]
     return Table(header, rows, notes=notes, footnote=_tex_sources(cited))
+
+
+def _valacc_note(summary: pd.DataFrame) -> str:
+    """How the ValAcc rows' training time was obtained, per dataset (their records' cost notes)."""
+    notes = [n for n in dict.fromkeys(summary.loc[summary["objective"] == "valacc12", "cost_note"].astype(str))
+             if n and n != "nan"]
+    scales = [n.partition(" [")[0] for n in notes]  # "<images>: <column> x <factor> [<how derived>]"
+    basis = list(dict.fromkeys(n.partition(" [")[2].rstrip("]") for n in notes if " [" in n))
+    return (": " + "; ".join(scales) + (f"; {'; '.join(basis)}" if basis else "")) if notes else ""
+
+
+def _with_defaults(summary: pd.DataFrame) -> pd.DataFrame:
+    """A summary with the columns older summaries lack (NaN / the then only accounting)."""
+    summary = summary.copy()
+    for col, default in (("regret_std", math.nan), ("sec_per_arch", math.nan), ("n_initial", math.nan),
+                         ("accounting", "in_budget"), ("cost_note", "")):
+        if col not in summary.columns:
+            summary[col] = default
+    summary["accounting"] = summary["accounting"].fillna("in_budget").astype(str)
+    return summary
+
+
+def _accounting(summary: pd.DataFrame) -> str:
+    """How N and the cost count each strategy's initial samples."""
+    parts = []
+    for (strategy, accounting), g in _with_defaults(summary).groupby(["strategy", "accounting"], sort=False):
+        initial = g["n_initial"].dropna()
+        k = int(initial.iloc[0]) if len(initial) else None
+        label = STRATEGY_LABELS.get(strategy, strategy)
+        if not k:
+            parts.append(f"{label}: N architectures")
+        elif accounting == "released":
+            parts.append(f"{label}: {k} uniform samples on top of N" + (
+                " (not costed, not candidates: they fix the reward's normalisation)" if strategy == "reinforce"
+                else " (costed, candidates)"))
+        else:
+            parts.append(f"{label}: the first {k} of N are uniform samples")
+    return "Budget N (accounting): " + "; ".join(parts) + "."
 
 
 def _settings(summary: pd.DataFrame) -> str:
@@ -225,8 +282,9 @@ def read_summary(path: Path | str) -> pd.DataFrame:
     missing = [c for c in GROUP + ["acc_mean", "acc_std", "cost_mean", "n_seeds", "optimum"] if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: not a search summary (lacks columns {missing})")
-    for col in ("protocol", "machine", "settings"):
+    for col in ("protocol", "machine", "settings", "cost_note"):
         df[col] = df[col].fillna("").astype(str) if col in df.columns else ""
+    df = _with_defaults(df)
     return df.astype({"space": str, "images": str, "strategy": str, "objective": str})
 
 
@@ -304,6 +362,7 @@ def load_trajectories(df: pd.DataFrame) -> pd.DataFrame:
         path = Path(r.path).with_name("trajectory.csv")
         if path.is_file():
             t = pd.read_csv(path, usecols=["step", "cost_s", "best_accuracy"])
+            t = t[t["cost_s"] > 0]  # a released REINFORCE's warm-up: no cost, no incumbent yet
             for col in GROUP + ["seed"]:
                 t[col] = getattr(r, col)
             parts.append(t)

@@ -97,6 +97,9 @@ class StoreEvaluator:
         self.retry_failed = retry_failed
         self._memo: dict[str, tuple[Evaluation, float]] = {}
 
+    #: what a search's cost is made of (the summary's ``cost_note``)
+    cost_note = "proxy seconds of the distinct architectures scored, as measured when each was computed"
+
     def __call__(self, arch_strs: Sequence[str]) -> list[Result]:
         keys_for = {a: self.keys_of(a) for a in dict.fromkeys(arch_strs) if a not in self._memo}
         missing: dict[str, dict[str, ScoreKey]] = {}
@@ -118,10 +121,12 @@ class StoreEvaluator:
 
 class BenchmarkEvaluator:
     """The ``valacc12`` baseline: the benchmark's 12-epoch validation accuracy of an architecture,
-    costing its 12-epoch training time (``cost_column`` x ``cost_scale`` of the table)."""
+    costing its 12-epoch training time on that dataset (``cost_column`` x ``cost_scale``)."""
 
-    def __init__(self, *, space, column: str, cost_column: str, cost_scale: float) -> None:
+    def __init__(self, *, space, column: str, cost_column: str, cost_scale: float, images: str = "",
+                 note: str = "") -> None:
         bench = space.benchmark
+        self.cost_note = f"{images or 'these images'}: {cost_column} x {cost_scale:g}" + (f" [{note}]" if note else "")
         self._values = dict(zip(bench.keys(), bench.column(column, per="key")))
         self._costs = dict(zip(bench.keys(), bench.column(cost_column, per="key")))
         self.cost_scale = float(cost_scale)
@@ -162,8 +167,11 @@ def make_evaluator(cfg: SearchConfig, *, space, space_kw: Mapping, objective: Ob
         if spec is None or dataset not in spec.columns:
             raise ConfigError(f"objective=valacc12 is not allowed here: space {space.name!r} has no 12-epoch "
                               f"accuracy for images {dataset!r} (space.valacc12.columns)")
+        if dataset not in spec.cost_scales:
+            raise ConfigError(f"objective=valacc12 is not allowed here: space {space.name!r} has no 12-epoch "
+                              f"training cost for images {dataset!r} (space.valacc12.cost_scales)")
         return BenchmarkEvaluator(space=space, column=spec.columns[dataset], cost_column=spec.cost_column,
-                                  cost_scale=spec.cost_scale)
+                                  cost_scale=spec.cost_scales[dataset], images=dataset, note=spec.cost_note)
     device = resolve_device(cfg.device)
     batch = dict(batch_size=cfg.batch.size, input_kind=cfg.batch.kind.value, sampling=cfg.batch.sampling.value)
     keys_of = key_maker(space=space, proxy_names=list(objective.components), dataset=dataset, seed=cfg.score_seed,
@@ -222,42 +230,54 @@ def _run_search(cfg: SearchConfig, job, output_dir: str | Path | None,
     bench.protocol(*target)  # unknown (dataset, split) -> error listing the valid ones
     optimum, n_table = bench.optimum(*target)
     strategy = make_strategy(strategy_name, space, objective, seed=seed, **strategy_cfg)
+    accounting = cfg.accounting.value
+    n_initial = strategy.initial_samples()
+    n_steps = budget + n_initial if accounting == "released" else budget
+    # released: the initial samples come on top of N; REINFORCE's warm-up only calibrates its reward
+    # (neither costed nor a candidate for the result), evolution's population is part of the search
+    initial_counts = accounting != "released" or strategy.initial_is_search
+    if not initial_counts:
+        strategy.best_from = n_initial
     out_dir = Path(output_dir or ".")
     out_dir.mkdir(parents=True, exist_ok=True)
     progress_every = cfg.progress_every
 
     with ScoreStore(Path(cfg.store.path)) as store:
         evaluate = make_evaluator(cfg, space=space, space_kw=space_kw, objective=objective, store=store)
-        steps, seen, cost, n_computed = [], set(), 0.0, 0
+        steps, seen, costed, cost, n_computed = [], set(), set(), 0.0, 0
         start = time.perf_counter()
-        log.info("%s search of %s (%s, images %s), objective %s, budget %d, seed %d%s", strategy_name, space.name,
-                 "/".join(map(str, target)), dataset, objective.name, budget, seed,
+        log.info("%s search of %s (%s, images %s), objective %s, budget %d%s, seed %d%s", strategy_name, space.name,
+                 "/".join(map(str, target)), dataset, objective.name, budget,
+                 f" + {n_initial} initial samples" if n_steps > budget else "", seed,
                  f", {ask_batch} architectures per ask" if ask_batch > 1 else "")
 
         def detail() -> str:
             if not seen:
                 return "no architecture evaluated yet"
-            return (f"{len(seen)} distinct architectures ({n_computed} computed now), best {objective.name} "
-                    f"{_fmt(strategy.best()[1])}, cost {cost:.1f} s")
+            best = f"best {objective.name} {_fmt(strategy.best()[1])}" if strategy.has_best() else "warm-up"
+            return f"{len(seen)} distinct architectures ({n_computed} computed now), {best}, cost {cost:.1f} s"
 
-        bar = Progress(budget, logger=log, verb="search", what="steps", every=progress_every, detail=detail)
+        bar = Progress(n_steps, logger=log, verb="search", what="steps", every=progress_every, detail=detail)
         try:
             step = 0
-            while step < budget:
-                archs = strategy.ask(min(ask_batch, budget - step))
+            while step < n_steps:
+                archs = strategy.ask(min(ask_batch, n_steps - step))
                 arch_strs = [space.to_str(a) for a in archs]
                 for arch, arch_str, (ev, seconds, computed) in zip(archs, arch_strs, evaluate(arch_strs)):
                     step += 1
                     strategy.tell(arch, ev)
+                    phase = "initial" if step <= n_initial else "search"
                     new = arch_str not in seen
-                    if new:
-                        seen.add(arch_str)
+                    seen.add(arch_str)
+                    if (phase == "search" or initial_counts) and arch_str not in costed:
+                        costed.add(arch_str)
                         cost += seconds
                     n_computed += computed
-                    best_arch, best_ev = strategy.best()
-                    steps.append({"step": step, "arch": arch_str, **dict(zip(objective.components, ev.values)),
-                                  "failed": ev.failed, "new": new, "computed": computed, "cost_s": cost,
-                                  "n_scored": len(seen), "best_arch": space.to_str(best_arch)})
+                    best_arch = space.to_str(strategy.best()[0]) if strategy.has_best() else None
+                    steps.append({"step": step, "phase": phase, "arch": arch_str,
+                                  **dict(zip(objective.components, ev.values)), "failed": ev.failed, "new": new,
+                                  "computed": computed, "cost_s": cost, "n_scored": len(seen),
+                                  "best_arch": best_arch})
                     bar.update()
                     if on_step is not None:
                         on_step(step)
@@ -265,20 +285,22 @@ def _run_search(cfg: SearchConfig, job, output_dir: str | Path | None,
             bar.close()
             log.warning("search interrupted after %d of %d steps: every score computed so far is stored; run the "
                         "same command again to resume (the stored part is replayed, not recomputed)",
-                        len(steps), budget)
+                        len(steps), n_steps)
             raise
         bar.close()
     wall = time.perf_counter() - start
 
     best_arch, best_ev = strategy.best()
     best_str = space.to_str(best_arch)
-    acc_of = {a: _accuracy(bench, a, target) for a in dict.fromkeys(s["best_arch"] for s in steps)}
+    acc_of = {a: _accuracy(bench, a, target) for a in dict.fromkeys(s["best_arch"] for s in steps) if a}
     for s in steps:
-        s["best_accuracy"] = acc_of[s["best_arch"]]
+        s["best_accuracy"] = acc_of.get(s["best_arch"], math.nan)
     test_acc = acc_of[best_str]
     summary = {
         "arch": best_str, "test_accuracy": test_acc, "test_error": 100.0 - test_acc, "regret": optimum - test_acc,
-        "search_cost_s": cost, "n_scored": len(seen), "n_computed": n_computed, "budget": budget,
+        "search_cost_s": cost, "n_scored": len(seen), "n_costed": len(costed), "n_computed": n_computed,
+        "budget": budget,
+        "n_initial": n_initial, "accounting": accounting, "cost_note": evaluate.cost_note,
         "n_failed": sum(s["failed"] for s in steps if s["new"]), "wall_s": wall,
         "best_score": dict(zip(objective.components, best_ev.values)),
         "space": space.name, "images": dataset, "target": list(target), "optimum": optimum,
@@ -352,6 +374,7 @@ def _track(job, cfg: SearchConfig, summary: Mapping[str, Any], steps: Sequence[M
     job.set_tags({"found_arch": summary["arch"]})
     params = {"space": summary["space"], "dataset": summary["images"], "target": "/".join(summary["target"]),
               "strategy": summary["strategy"], "objective": summary["objective"], "budget": summary["budget"],
+              "accounting": summary["accounting"], "n_initial": summary["n_initial"],
               "seed": summary["seed"], "score_seed": summary["score_seed"], "ask_batch": summary["ask_batch"],
               "batch_size": cfg.batch.size, "batch_kind": cfg.batch.kind.value}
     params.update({f"strategy.{k}": v for k, v in (summary["strategy_params"] or {}).items()})

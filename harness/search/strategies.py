@@ -151,6 +151,11 @@ class Strategy:
     #: the constructor setting that counts the first asks spent on uniform samples before the
     #: strategy uses what it was told (a budget no larger than that is random search), if any
     initial_samples_setting: str | None = None
+    #: whether those initial samples are part of the search proper (costed, candidates for the
+    #: result) when the runner counts them outside the budget (``accounting=released``)
+    initial_is_search: bool = True
+    #: tells up to this many are not candidates for :meth:`best` (the runner sets it)
+    best_from: int = 0
 
     def __init__(self, space, objective: Objective, *, seed: int) -> None:
         self.space = space
@@ -191,14 +196,18 @@ class Strategy:
                                "(a batch is told in the order asked)")
         self._pending.popleft()
         self.n_told += 1
-        if self._best is None or self.objective.prefers(ev, self._best[1]):
+        if self.n_told > self.best_from and (self._best is None or self.objective.prefers(ev, self._best[1])):
             self._best = (arch, ev)
         self._observe(arch, ev)
 
     def best(self) -> tuple[Hashable, Evaluation]:
         if self._best is None:
-            raise RuntimeError(f"{self.name}: best() before any architecture was told")
+            raise RuntimeError(f"{self.name}: best() before any candidate architecture was told")
         return self._best
+
+    def has_best(self) -> bool:
+        """Whether a candidate for :meth:`best` has been told yet."""
+        return self._best is not None
 
     def initial_samples(self) -> int:
         """How many first asks are uniform samples (the value of :attr:`initial_samples_setting`)."""
@@ -238,6 +247,7 @@ class RegularizedEvolution(Strategy):
                                 "members (the released WRCor search)"}
 
     initial_samples_setting = "population"
+
     def __init__(self, space, objective: Objective, *, seed: int, population: int = 64, tournament: int = 10,
                  replace: bool = True) -> None:
         super().__init__(space, objective, seed=seed)
@@ -305,7 +315,8 @@ class Reinforce(Strategy):
     The first ``warmup`` asks are uniform samples (``space.sample``); their signed component
     scores fix each component's mean and standard deviation, and the reward of every later
     architecture is the sum over components of its z-scores.  Warm-up architectures count
-    towards the budget.  A failed evaluation gets the lowest warm-up reward.  The policy is
+    towards the budget, unless the runner's ``accounting=released`` puts them outside it (as the
+    released search: neither costed nor candidates for the result).  A failed evaluation gets the lowest warm-up reward.  The policy is
     sampled with the strategy's own generator.  The policy gradient is the closed form of
     log-softmax's; :class:`Adam` is torch.optim.Adam's update in numpy (a test checks they agree),
     which spares a search the 4 s torch.optim takes to import.  The draws of one batch
@@ -319,6 +330,9 @@ class Reinforce(Strategy):
                                "the budget)"}
 
     initial_samples_setting = "warmup"
+    #: the released search's warm-up only fixes the reward normalisation: not costed, not a candidate
+    initial_is_search = False
+
     def __init__(self, space, objective: Objective, *, seed: int, lr: float = 1e-3, baseline_decay: float = 0.9,
                  warmup: int = 100) -> None:
         super().__init__(space, objective, seed=seed)
