@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("harness.bench", "timings: proxies, searches, the scoring engine against the alternatives"),
     "report": ("harness.reports.scores", "tables (Markdown, LaTeX) and figures from scoring jobs' records"),
     "search-report": ("harness.reports.search", "the search table and figures from search records"),
+    "paper-report": ("harness.reports.paper", "the paper's proxy and ablation tables, published numbers beside ours"),
     "agreement": ("harness.reports.agreement", "rank agreement with NAS-Bench-Suite-Zero's published scores"),
     "reference": ("harness.reports.reference", "check a run against reference metrics with tolerances (CI bands)"),
     "store": ("harness.scoring.store", "merge or count score stores"),

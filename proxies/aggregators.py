@@ -23,6 +23,7 @@ The paper's votes (WRCor, Jing et al., arXiv 2507.08841)::
 
     vote_sjw = majority of (synflow, jacob_cov, wrcor)
     vote_spw = majority of (synflow, l2_norm,   wrcor)
+    vote_sjw_notebook = vote_sjw with jacob_cov counted lower-is-better (the released NB-101 notebook)
 """
 from __future__ import annotations
 
@@ -167,3 +168,8 @@ VOTES: dict[str, tuple[str, ...]] = {
 for _name, _comps in VOTES.items():
     register_aggregator(_name, _comps, description=f"majority vote of ({', '.join(_comps)}); ranks a set of "
                                                    "architectures (Copeland score; @comparator: the released sort)")
+#: the released NB-101 notebook's SJW vote counts jacob_cov lower-is-better (its signs [+1, -1, +1]);
+#: the harness's vote_sjw uses every component's registered direction (all higher-is-better)
+register_aggregator("vote_sjw_notebook", VOTES["vote_sjw"], signs=(1.0, -1.0, 1.0),
+                    description="vote_sjw as the released NB-101 notebook computes it: jacob_cov counted "
+                                "lower-is-better (signs +1, -1, +1); for reproducing its NB-101 row")

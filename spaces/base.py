@@ -168,6 +168,11 @@ class Benchmark(Protocol):
         """Published search results whose searches used the images ``dataset`` (``PublishedSearch``
         each: method, setting, source, accuracy); empty when there are none."""
 
+    def published_correlations(self, dataset: str) -> list[Any]:
+        """Published rank correlations of proxies scored on the images ``dataset`` with this
+        benchmark's accuracy (``PublishedCorrelation`` each: proxy, metric, value, population,
+        source); empty when there are none."""
+
     def __contains__(self, arch: Any) -> bool: ...
 
     def __len__(self) -> int: ...

@@ -94,6 +94,27 @@ class PublishedSearch:
     where: str = ""
 
 
+@dataclass(frozen=True)
+class PublishedCorrelation:
+    """A rank correlation between a proxy and this benchmark's accuracy as a paper published it:
+    ``value`` of ``metric`` (``rho`` = Spearman, ``tau`` = Kendall) for the registered proxy
+    ``proxy`` scored on the images ``images``, over ``population`` (e.g. ``all 15,625``, ``first
+    1000``: another population than ours is another number, and the tables say so), against the
+    ground truth ``target`` ((dataset, split) of this benchmark, or None when the paper does not
+    say which); ``source`` names the paper, ``cite`` its BibTeX key (``docs/references.bib``),
+    ``where`` the place in it (``""`` when not stated)."""
+
+    proxy: str
+    images: str
+    metric: str
+    value: float
+    population: str
+    source: str
+    cite: str = ""
+    target: tuple[str, str] | None = None
+    where: str = ""
+
+
 def _parse_float(cell: str) -> float:
     cell = cell.strip()
     if cell in _MISSING:
@@ -161,6 +182,7 @@ class TableBenchmark:
         duplicates: str = "error",
         suite_zero: Mapping[str, ScoreFile | None] | None = None,
         published_search: Mapping[str, Sequence[PublishedSearch]] | None = None,
+        published_correlations: Sequence[PublishedCorrelation] = (),
         cite: str = "",
     ) -> None:
         columns = {(str(d), str(s)): str(c) for (d, s), c in dict(columns).items()}
@@ -194,6 +216,7 @@ class TableBenchmark:
         self._source: str | None = None
         self._suite_zero = dict({SUITE_ZERO_TABLE_IMAGES: None} if suite_zero is None else suite_zero)
         self._published_search = {str(d): tuple(rs) for d, rs in dict(published_search or {}).items()}
+        self._published_correlations = tuple(published_correlations)
 
     def __repr__(self) -> str:
         return f"TableBenchmark({self.relpath!r}, key_column={self.key_column!r}, pairs={self.available()})"
@@ -426,6 +449,11 @@ class TableBenchmark:
         (the accuracy is on that dataset's test split), in a fixed order; empty when there are none."""
         return list(self._published_search.get(dataset, ()))
 
+    def published_correlations(self, dataset: str) -> list[PublishedCorrelation]:
+        """Published rank correlations of proxies scored on the images ``dataset`` with this
+        benchmark's accuracy, in a fixed order; empty when there are none."""
+        return [p for p in self._published_correlations if p.images == dataset]
+
     def __contains__(self, arch: Any) -> bool:
         self._ensure_loaded()
         return self._arch_key(arch) in self._row_of
@@ -440,6 +468,7 @@ NB201_FILE = "nb201/nb201_ground_truth.csv"
 
 _NB201_COLUMNS: dict[tuple[str, str], str] = {
     ("cifar10-valid", "valid"): "c10valid_valid_200",
+    ("cifar10-valid", "test"): "nb201v10_c10valid_test_200",
     ("cifar10", "test"): "c10_test_200",
     ("cifar100", "valid"): "c100_valid_200",
     ("cifar100", "test"): "c100_test_200",
@@ -451,6 +480,10 @@ _MEAN = "200 epochs, mean over 2-3 seeds (percent)"
 _NB201_PROTOCOLS: dict[tuple[str, str], str] = {
     ("cifar10-valid", "valid"): (
         f"NB201 cifar10-valid/valid: trained on the 25k train split, accuracy on the 25k valid split, {_MEAN}"
+    ),
+    ("cifar10-valid", "test"): (
+        "NB201 cifar10-valid/test: trained on the 25k train split, accuracy on the 10k test set, 200 epochs, "
+        "NB201 v1.0's table (the released WRCor notebook's target)"
     ),
     ("cifar10", "test"): (
         f"NB201 cifar10/test: trained on train+valid (50k), accuracy on the 10k test set, {_MEAN}"
@@ -483,6 +516,23 @@ _NB201_PUBLISHED_SEARCH = {
 }
 
 
+_ZC = "Abdelfattah et al. 2021"
+#: published rank correlations on NB201 (Spearman rho).  The zero-cost-proxies paper's are over all
+#: 15,625 architectures; WRCor's over the first 1000 (its released notebook); ZiCo's and MeCo's over
+#: the whole space, as their papers report them
+_NB201_PUBLISHED_CORRELATIONS = (
+    PublishedCorrelation("wrcor", "cifar10", "rho", 0.812, "first 1000", "Jing et al. 2025", cite="jing2025wrcor",
+                         target=("cifar10-valid", "test")),
+    *(PublishedCorrelation(proxy, images, "rho", value, "all 15,625", _ZC, cite="abdelfattah2021zerocost")
+      for proxy, values in (("synflow", (0.74, 0.76, 0.75)), ("jacob_cov", (0.73, 0.70, 0.70)),
+                            ("snip", (0.60, 0.64, 0.58)), ("grasp", (0.51, 0.55, 0.55)),
+                            ("fisher", (0.36, 0.39, 0.33)))
+      for images, value in zip(("cifar10", "cifar100", "ImageNet16-120"), values)),
+    PublishedCorrelation("zico", "cifar10", "rho", 0.80, "all 15,625", "Li et al. 2023", cite="li2023zico"),
+    PublishedCorrelation("meco", "cifar10", "rho", 0.89, "all 15,625", "Jiang et al. 2023", cite="jiang2023meco"),
+)
+
+
 def nb201_benchmark(data_dir: str | os.PathLike[str] | None = None) -> TableBenchmark:
     """NAS-Bench-201 (= NATS-Bench TSS) ground truth for all 15,625 cells, 200-epoch schedule.
 
@@ -501,5 +551,6 @@ def nb201_benchmark(data_dir: str | os.PathLike[str] | None = None) -> TableBenc
         data_dir=data_dir,
         suite_zero=_NB201_SUITE_ZERO,
         published_search=_NB201_PUBLISHED_SEARCH,
+        published_correlations=_NB201_PUBLISHED_CORRELATIONS,
         cite="dong2020nasbench201",
     )

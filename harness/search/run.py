@@ -70,7 +70,10 @@ def objective_from_cfg(cfg: SearchConfig) -> Objective:
         comps, signs = (VALACC,), (1.0,)
     else:
         comps = proxies.components_of(name)  # unknown name -> error listing the valid ones
-        signs = tuple(1.0 if proxies.get_proxy(c).higher_is_better else -1.0 for c in comps)
+        if proxies.is_aggregator(name):  # its own directions (e.g. vote_sjw_notebook's [+1, -1, +1])
+            signs = tuple(float(x) for x in proxies.get_aggregator(name).directions())
+        else:
+            signs = tuple(1.0 if proxies.get_proxy(c).higher_is_better else -1.0 for c in comps)
         name = name if proxies.is_aggregator(name) else comps[0]
     if cfg.signs is not None:  # checked at the door (harness.config: one +1/-1 per component)
         signs = tuple(float(s) for s in cfg.signs)
