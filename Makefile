@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow reproduce reproduce-full reproduce-suite-zero reproduce-cross-space reproduce-search reproduce-search-full search sweep-shards verify-engine convert verify-data ui bench clean
+.PHONY: help install test test-slow reproduce reproduce-paper reproduce-suite-zero reproduce-cross-space reproduce-search search sweep-shards verify-engine convert verify-data ui bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -41,11 +41,23 @@ reproduce: $(STAMP)  ## quick CPU profile: WRCor & co. on 100 NB201 archs; every
 	OMP_NUM_THREADS=2 $(BIN)/harness search --multirun experiment=search_nb201_quick threads=2 dataset=ImageNet16-120 objective=wrcor,valacc12 'seed=range(0,3)' profile=search_quick hydra.sweep.dir=runs/search_quick/latest
 	$(BIN)/harness search-report --records runs/search_quick/latest --out results --name search_quick
 
-reproduce-full: $(STAMP)  ## full profile (meant for a GPU): WRCor family and every proxy, 1000 archs x 3 datasets x 3 seeds
-	$(BIN)/harness run --multirun experiment=nb201_full hydra.sweep.dir=runs/nb201_full/latest
-	$(BIN)/harness report --records runs/nb201_full/latest --out results --name nb201_full
-	$(BIN)/harness run --multirun experiment=proxies_1000 hydra.sweep.dir=runs/proxies_1000/latest
-	$(BIN)/harness report --records runs/proxies_1000/latest --out results --name proxies_1000
+PAPER_WORKERS ?= 2
+PAPER_SEEDS   ?= 0 1 2
+PAPER_DATA    ?= ImageNet16-120 cifar100 cifar10
+PAPER_SEARCH  ?=
+reproduce-paper: $(STAMP)  ## the paper's NB201 protocol (about a day on 2 CPU cores; minutes of GPU): every proxy + the WRCor ablation on 1000 archs x 3 datasets x 3 seeds, R/RE/RL x 7 objectives x N=1000 x 10 seeds; published numbers beside ours -> results/ (resumable; PAPER_WORKERS=2 processes)
+	set -e; for seed in $(PAPER_SEEDS); do for ds in $(PAPER_DATA); do pids=; \
+	  for i in $$(seq 0 $$(($(PAPER_WORKERS) - 1))); do \
+	    OMP_NUM_THREADS=1 $(BIN)/harness run experiment=proxies_1000 dataset=$$ds seed=$$seed threads=1 shard=$$i/$(PAPER_WORKERS) \
+	      tracking=none hydra.run.dir=runs/paper/shards/s$$seed-$$ds-$$i & pids="$$pids $$!"; done; \
+	  for p in $$pids; do wait $$p; done; done; done
+	$(BIN)/harness run --multirun experiment=proxies_1000 hydra.sweep.dir=runs/paper/proxies
+	$(BIN)/harness paper-report --records runs/paper/proxies --out results --name paper_nb201
+	for ds in cifar10 cifar100 ImageNet16-120; do \
+	  $(BIN)/harness reference check results/reference/paper_nb201_$$ds.json runs/paper/proxies || exit 1; done
+	OMP_NUM_THREADS=1 $(BIN)/harness search --multirun experiment=search_nb201 hydra/launcher=joblib hydra.launcher.n_jobs=$(PAPER_WORKERS) \
+	  threads=1 $(PAPER_SEARCH) hydra.sweep.dir=runs/paper/search
+	$(BIN)/harness search-report --records runs/paper/search --out results --name paper_nb201_search
 
 SZ_N ?= 1000
 reproduce-suite-zero: $(STAMP)  ## every proxy on a random 1000 (SZ_N=) of Suite-Zero's NB201 archs, 2 CPU workers (~1 h) + agreement table
@@ -67,10 +79,6 @@ reproduce-search: $(STAMP)  ## the NB201 search table, CPU profile: R/RE/RL x {w
 	OMP_NUM_THREADS=1 $(BIN)/harness search --multirun experiment=search_nb201_quick threads=1 dataset=cifar100 hydra.sweep.dir=runs/search_nb201_quick/part_b & b=$$!; \
 	wait $$a && wait $$b
 	$(BIN)/harness search-report --records runs/search_nb201_quick --out results --name search_nb201_quick
-
-reproduce-search-full: $(STAMP)  ## the paper's NB201 search protocol, N=1000 x 10 seeds x 7 objectives (meant for a GPU)
-	$(BIN)/harness search --multirun experiment=search_nb201 hydra.sweep.dir=runs/search_nb201/latest
-	$(BIN)/harness search-report --records runs/search_nb201/latest --out results --name search_nb201
 
 search: $(STAMP)  ## one search: make search ARGS="search=evolution objective=vote_sjw budget=1000 seed=0"
 	$(BIN)/harness search $(ARGS)

@@ -41,3 +41,29 @@ def test_reduced_profile_stays_in_its_reference_band(path, tmp_path):
     assert not problems, "\n".join(problems)
     n_proxies = len(hrun.split_proxies(cfg.proxies)[0]) + 2 * len(hrun.split_proxies(cfg.proxies)[1])
     assert len(ref["reduced"]["values"]) == len(cfg.dataset.targets) * n_proxies
+
+
+def test_a_sweep_directory_is_checked_against_one_seeds_rows(tmp_path):
+    """``harness reference check REF SWEEP_DIR``: every job's metrics.csv below the sweep; a reference
+    made for one seed (``"seed": 0``) is compared with that seed's rows only."""
+    import csv as _csv
+
+    from harness.reports.reference import read_metrics
+
+    header = ["space", "dataset", "split", "proxy", "seed", "tau", "rho"]
+    for job, (seed, rho) in enumerate([(0, 0.80), (1, 0.50)]):
+        d = tmp_path / "sweep" / f"job{job}"
+        d.mkdir(parents=True)
+        with open(d / "metrics.csv", "w", newline="") as fh:
+            w = _csv.writer(fh)
+            w.writerow(header)
+            w.writerow(["nb201", "cifar100", "valid", "wrcor", seed, 0.6, rho])
+    assert len(read_metrics(tmp_path / "sweep")) == 2 and len(read_metrics(tmp_path / "sweep", seed=1)) == 1
+    ref = {"profile": "p", "seed": 0, "tolerance": {"tau": 0.02, "rho": 0.02},
+           "values": [{"proxy": "wrcor", "dataset": "cifar100", "split": "valid", "tau": 0.6, "rho": 0.8}]}
+    path = tmp_path / "ref.json"
+    path.write_text(json.dumps(ref))
+    assert check(path, tmp_path / "sweep") == []  # seed 1's 0.50 is not compared
+    ref["seed"] = 1
+    path.write_text(json.dumps(ref))
+    assert "rho: got 0.5000, expected 0.8000" in check(path, tmp_path / "sweep")[0]

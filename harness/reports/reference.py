@@ -5,7 +5,11 @@ A reference file holds, for one profile, the expected Kendall tau and Spearman r
 the test suite re-runs (``tests/test_reference.py``)::
 
     harness reference check results/reference/nb201_quick.json runs/nb201_quick/latest
-    harness reference make  runs/nb201_quick/latest --out ... --tol 0.02 [--reduced DIR]
+    harness reference make  runs/nb201_quick/latest --out ... --tol 0.02 [--reduced DIR] [--seed 0]
+
+A run directory is one job's (its ``metrics.csv``) or a sweep's (every ``metrics.csv`` below it);
+a reference made with ``--seed`` holds, and is checked against, that seed's rows only (a sweep
+over seeds and datasets has one reference file per dataset, its keys telling them apart).
 """
 from __future__ import annotations
 
@@ -19,12 +23,19 @@ KEYS = ("proxy", "dataset", "split")
 METRICS = ("tau", "rho")
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.csv"
-    if not path.exists():
-        raise FileNotFoundError(f"no metrics.csv in {run_dir}: run the job first")
-    with open(path, newline="") as fh:
-        return [{**r, "tau": float(r["tau"]), "rho": float(r["rho"])} for r in csv.DictReader(fh)]
+def read_metrics(run_dir: str | Path, *, seed: int | None = None) -> list[dict]:
+    """The metrics rows of a job directory, or of every job below a sweep directory (sorted
+    paths), only those of ``seed`` when given."""
+    direct = Path(run_dir) / "metrics.csv"
+    paths = [direct] if direct.exists() else sorted(Path(run_dir).rglob("metrics.csv"))
+    if not paths:
+        raise FileNotFoundError(f"no metrics.csv in or below {run_dir}: run the job first")
+    rows = []
+    for path in paths:
+        with open(path, newline="") as fh:
+            rows += [{**r, "tau": float(r["tau"]), "rho": float(r["rho"])} for r in csv.DictReader(fh)
+                     if seed is None or int(r["seed"]) == seed]
+    return rows
 
 
 def values_of(rows: Iterable[dict]) -> list[dict]:
@@ -50,7 +61,11 @@ def compare(expected: list[dict], actual: list[dict], tol: dict[str, float]) -> 
 def check(ref_path: str | Path, run_dir: str | Path, *, part: str = "full") -> list[str]:
     ref = json.loads(Path(ref_path).read_text())
     section = ref if part == "full" else ref[part]
-    return compare(section["values"], read_metrics(run_dir), ref["tolerance"])
+    return compare(section["values"], read_metrics(run_dir, seed=ref.get("seed")), ref["tolerance"])
+
+
+def _only(rows: list[dict], datasets: list[str] | None) -> list[dict]:
+    return rows if datasets is None else [r for r in rows if r["dataset"] in datasets]
 
 
 def main(argv=None) -> int:
@@ -69,6 +84,8 @@ def main(argv=None) -> int:
     mk.add_argument("--reduced", help="run dir of the reduced profile the test re-runs")
     mk.add_argument("--reduced-overrides", nargs="*", default=[])
     mk.add_argument("--profile", required=True)
+    mk.add_argument("--seed", type=int, help="only this seed's rows (a sweep directory over seeds)")
+    mk.add_argument("--only", nargs="*", default=None, help="only these ground-truth datasets' rows (a sweep over datasets)")
     args = ap.parse_args(argv)
     if args.cmd == "check":
         problems = check(args.reference, args.run_dir)
@@ -82,9 +99,12 @@ def main(argv=None) -> int:
     ref = {"profile": args.profile, "tolerance": {m: args.tol for m in METRICS},
            "note": "expected tau/rho of the profile; regenerate with `harness reference make` "
                    "only when a change of numbers is intended, and say why in the commit",
-           "values": values_of(read_metrics(args.run_dir))}
+           "values": values_of(_only(read_metrics(args.run_dir, seed=args.seed), args.only))}
+    if args.seed is not None:
+        ref["seed"] = args.seed
     if args.reduced:
-        ref["reduced"] = {"overrides": args.reduced_overrides, "values": values_of(read_metrics(args.reduced))}
+        ref["reduced"] = {"overrides": args.reduced_overrides,
+                          "values": values_of(_only(read_metrics(args.reduced, seed=args.seed), args.only))}
     Path(args.out).write_text(json.dumps(ref, indent=2) + "\n")
     print(f"wrote {args.out}")
     print_outputs([("reference", Path(args.out).resolve(), f"JSON; check a run with: harness reference check "
