@@ -269,13 +269,13 @@ def write_tables(summary: pd.DataFrame, out_dir: Path, name: str, *, summary_csv
     if not summary_csv:
         return written
     csv_path = tables / f"{name}_summary.csv"
-    summary.to_csv(csv_path, index=False, float_format="%.6g")
+    summary.to_csv(csv_path, index=False, float_format="%.10g")
     return written + [csv_path]
 
 
 def read_summary(path: Path | str) -> pd.DataFrame:
     """A summary written by :func:`write_tables` (``tables/{name}_summary.csv``), typed as
-    :func:`summarise` returns it (its numbers to the 6 significant digits the file keeps)."""
+    :func:`summarise` returns it (its numbers to the 10 significant digits the file keeps: a table redrawn from it is the same)."""
     import pandas as pd
 
     df = pd.read_csv(path)
