@@ -210,7 +210,7 @@ def search_table(summary: pd.DataFrame) -> Table:
                                       if m != "benchmark training time"))
     caption = (f"Search results: found architecture's accuracy and its regret to the benchmark's optimum, mean ± "
                f"std over seeds ({protocols}). Cost = proxy seconds of the distinct architectures scored, measured "
-               f"on {machine or 'n/a'}; s/arch = cost per architecture, to convert to another device "
+               f"on {machine or 'n/a (no proxy-guided rows)'}; s/arch = cost per architecture, to convert to another device "
                "(ValAcc: 12 epochs of the benchmark's training time per architecture" + _valacc_note(summary) + ").")
     cited = sources(summary)
     notes = [caption, _accounting(summary), _settings(summary),
