@@ -53,8 +53,9 @@ reproduce-paper: $(STAMP)  ## the paper's NB201 protocol (about a day on 2 CPU c
 	  for p in $$pids; do wait $$p; done; done; done
 	$(BIN)/harness run --multirun experiment=proxies_1000 hydra.sweep.dir=runs/paper/proxies
 	$(BIN)/harness paper-report --records runs/paper/proxies --out results --name paper_nb201
-	for ds in cifar10 cifar100 ImageNet16-120; do \
-	  $(BIN)/harness reference check results/reference/paper_nb201_$$ds.json runs/paper/proxies || exit 1; done
+	for ds in $(PAPER_DATA); do f=results/reference/paper_nb201_$$ds.json; \
+	  if [ -f $$f ]; then $(BIN)/harness reference check $$f runs/paper/proxies || exit 1; \
+	  else echo "reproduce-paper: no reference band for $$ds yet ($$f): its table is not checked"; fi; done
 	OMP_NUM_THREADS=1 $(BIN)/harness search --multirun experiment=search_nb201 hydra/launcher=joblib hydra.launcher.n_jobs=$(PAPER_WORKERS) \
 	  threads=1 $(PAPER_SEARCH) hydra.sweep.dir=runs/paper/search
 	$(BIN)/harness search-report --records runs/paper/search --out results --name paper_nb201_search

@@ -18,6 +18,7 @@ from conftest import REAL, needs_data  # noqa: E402
 ROW0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 PAIRS = [
     ("cifar10-valid", "valid"),
+    ("cifar10-valid", "test"),  # NB201 v1.0's column: the released WRCor notebook's target
     ("cifar10", "test"),
     ("cifar100", "valid"),
     ("cifar100", "test"),

@@ -195,7 +195,7 @@ def test_two_runs_started_together_get_two_complete_record_directories(tmp_path)
     assert len(runs) == 2, runs
     for run in runs:
         summary = json.loads((run / "summary.json").read_text())
-        assert summary["n_archs"] == 6 and len(summary["metrics"]) == 2 * 2  # 2 proxies x 2 targets
+        assert summary["n_archs"] == 6 and len(summary["metrics"]) == 2 * 3  # 2 proxies x 3 targets
         assert len((run / "scores.csv").read_text().splitlines()) == 1 + 6 * 2
 
 

@@ -623,8 +623,12 @@ def test_cli_module_entrypoint(tmp_path, nb201_pth):
 def test_columns_match_the_shipped_tables():
     with open(REAL / "nb201" / "nb201_ground_truth.csv", newline="") as f:
         shipped = next(csv.reader(f))
-    ours = list(cv.NB201_COLUMNS)
-    assert [c for c in shipped if c in ours] == ours  # every column exists there, in the same order
+    # every column exists there, in the same order, but cifar10-valid's test accuracy: the shipped
+    # table has it from NB201 v1.0 under another name (the benchmark reads either)
+    ours = [c if c != "c10valid_test_200" else "nb201v10_c10valid_test_200" for c in cv.NB201_COLUMNS]
+    assert set(ours) <= set(shipped)
+    plain = [c for c in ours if c != "nb201v10_c10valid_test_200"]
+    assert [c for c in shipped if c in plain] == plain
     with open(REAL / "nb101" / "naslib_nb101_500.csv", newline="") as f:
         shipped101 = next(csv.reader(f))
     assert {"matrix_rowmajor", "ops", "val_accuracy"} <= set(shipped101) & set(cv.NB101_COLUMNS)

@@ -137,3 +137,17 @@ def test_paper_report_cli_without_records_is_a_clear_error(tmp_path):
     r = subprocess.run([sys.executable, "-m", "harness", "paper-report", "--records", str(tmp_path), "--out",
                         str(tmp_path / "o")], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2 and "no metrics.csv found" in r.stderr
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "results" / "tables"
+
+
+@pytest.mark.parametrize("summary_csv", sorted(p for p in COMMITTED.glob("paper_*_summary.csv")
+                                               if "search" not in p.stem), ids=lambda p: p.stem)
+def test_committed_paper_tables_are_redrawn_from_their_summary(summary_csv, tmp_path):
+    name = summary_csv.name[: -len("_summary.csv")]
+    out = paper.build_from_summary(summary_csv, tmp_path, name)
+    tables = [p for p in out["paths"] if p.parent.name == "tables"]
+    assert tables, "the summary draws no table"
+    for p in tables:
+        assert p.read_bytes() == (COMMITTED / p.name).read_bytes(), p.name

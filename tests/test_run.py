@@ -58,7 +58,7 @@ def test_run_scores_stores_and_never_recomputes(tmp_path):
         assert (tmp_path / "a" / name).stat().st_size > 0
     # metrics: one row per proxy x target, with the protocol stated
     assert {(m["proxy"], m["dataset"], m["split"]) for m in first["metrics"]} == {
-        (p, d, s) for p in ("wrcor", "rcor") for d, s in (("cifar10-valid", "valid"), ("cifar10", "test"))}
+        (p, d, s) for p in ("wrcor", "rcor") for d, s in (("cifar10-valid", "valid"), ("cifar10-valid", "test"), ("cifar10", "test"))}
     assert all("200 epochs" in m["protocol"] for m in first["metrics"])
     # a different seed is a different key: computed anew
     other = hrun.run(make_cfg(*SMALL, "archs.n=4", "proxies=[wrcor,rcor]", "seed=1",
@@ -99,7 +99,7 @@ def test_failed_architecture_is_recorded_not_lost(tmp_path, monkeypatch):
     with ScoreStore(tmp_path / "s.sqlite") as store:
         statuses = sorted(r.status for r in store.records())
     assert statuses == ["error", "ok", "ok"]
-    assert [m["n_failed"] for m in out["metrics"]] == [1, 1]
+    assert [m["n_failed"] for m in out["metrics"]] == [1, 1, 1]  # one row per target
     assert "boom" in (tmp_path / "scores.csv").read_text()
     # a plain re-run keeps the recorded failure; retry_failed recomputes only it
     assert hrun.run(cfg, output_dir=tmp_path / "again")["computed"] == 0

@@ -447,7 +447,7 @@ def test_one_run_per_evaluation_nested_under_its_job_under_the_sweep(tiny):
     assert len(jobs) == len(SEEDS)
     assert all(r.data.tags["mlflow.parentRunId"] == sweep.info.run_id for r in jobs.values())
     evaluations = by_role["evaluation"]
-    targets = {("cifar10-valid", "valid"), ("cifar10", "test")}
+    targets = {("cifar10-valid", "valid"), ("cifar10-valid", "test"), ("cifar10", "test")}
     assert len(evaluations) == len(PROXIES) * len(targets) * len(SEEDS)
     for r in evaluations:
         assert r.data.tags["mlflow.parentRunId"] in jobs  # nested under its job's run
@@ -505,7 +505,8 @@ def test_the_sweep_run_carries_aggregates_over_seeds_and_the_report(tiny):
     client, _, _, by_role = _layout(tiny)
     (sweep,) = by_role["sweep"]
     summaries = by_role["summary"]
-    assert len(summaries) == len(PROXIES) * 2  # per (proxy, dataset/split)
+    n_targets = 3  # cifar10-valid/valid, cifar10-valid/test, cifar10/test
+    assert len(summaries) == len(PROXIES) * n_targets  # per (proxy, dataset/split)
     for s in summaries:
         assert s.data.tags["mlflow.parentRunId"] == sweep.info.run_id
         p = s.data.params
@@ -519,7 +520,8 @@ def test_the_sweep_run_carries_aggregates_over_seeds_and_the_report(tiny):
             assert s.data.metrics[f"{metric}_mean"] == pytest.approx(mean)
             assert s.data.metrics[f"{metric}_std"] == pytest.approx(std)
         assert s.data.metrics["n_seeds"] == len(SEEDS)
-    assert sweep.data.metrics == {"n_jobs": 2.0, "n_runs": 8.0, "n_summaries": 4.0}
+    assert sweep.data.metrics == {"n_jobs": float(len(SEEDS)), "n_runs": float(len(PROXIES) * n_targets * len(SEEDS)),
+                                  "n_summaries": float(len(PROXIES) * n_targets)}
     assert sweep.info.status == "FINISHED"
     arts = {f.path for d in ("report/tables", "report/figures") for f in client.list_artifacts(sweep.info.run_id, d)}
     assert {"report/tables/tiny.md", "report/tables/tiny.tex", "report/tables/tiny_summary.csv"} <= arts

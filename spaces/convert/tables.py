@@ -30,6 +30,7 @@ CONVERT_EXTRA = "pip install 'zsnas-bench[convert]'"
 _LONG_SPECS: tuple[tuple[str, str, str], ...] = (
     ("c10_test", "cifar10", "ori-test"),
     ("c10valid_valid", "cifar10-valid", "x-valid"),
+    ("c10valid_test", "cifar10-valid", "ori-test"),
     ("c100_test", "cifar100", "x-test"),
     ("c100_valtest", "cifar100", "ori-test"),
     ("c100_valid", "cifar100", "x-valid"),
