@@ -55,6 +55,11 @@ ran ``tensorwatch.ModelStats``, torchstat's counters, on a batch of one):
   These are neither pure MACs (BN, ReLU and pooling are in) nor what NB201's own counter
   (xautodl's ``get_model_infos``: conv + linear only) gives: 15.64737 for the architecture where
   Suite-Zero has 19.248832.
+  A network that states its own FLOPs -- a method ``stated_flops()`` giving its space's count
+  per sample, e.g. the ``mobilenetv2`` space's networks: the released WRCor ``get_FLOPs()``
+  MACs -- reports that count instead (in millions; no forward).  ``params`` is every
+  parameter on every space (on ``mobilenetv2`` that is its true count, not the released
+  ``get_model_size``).
 """
 from __future__ import annotations
 
@@ -248,13 +253,17 @@ _COUNTED = (nn.Conv2d, nn.BatchNorm2d, nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveAv
 
 class Flops:
     """Per-sample forward operations in millions, counted as NAS-Bench-Suite-Zero counts them,
-    from a private forward of ONE sample of the batch (the count does not depend on the batch)."""
+    from a private forward of ONE sample of the batch (the count does not depend on the batch);
+    or, for a network that states its own count (``net.stated_flops()``: its space's accounting),
+    that count."""
 
     def __init__(self) -> None:
         self.total = 0
 
     def attach(self, session) -> None:
         self.total = 0
+        if callable(getattr(session.net, "stated_flops", None)):
+            return
 
         def count(module, args, output):
             if args and isinstance(args[0], torch.Tensor) and isinstance(output, torch.Tensor):
@@ -265,6 +274,9 @@ class Flops:
                 session.on_module(m, forward=count)
 
     def finish(self, session):
+        stated = getattr(session.net, "stated_flops", None)
+        if callable(stated):
+            return float(stated()) / 1e6, 0
         # the count is per sample: one sample's forward gives it at 1/N of a batch's cost
         session.net.train()
         session.forward(session.inputs[:1])
@@ -295,4 +307,5 @@ register("params", higher_is_better=True, needs_labels=False, bn=True, pass_kind
          description="number of parameters in millions (Suite-Zero params)")(Params)
 register("flops", higher_is_better=True, needs_labels=False, bn=True, pass_kind="flops",
          description="per-sample forward operations in millions, counted as Suite-Zero's flops "
-                     "(torchstat: conv MACs, linear, 2x BN, ReLU, pooling)")(Flops)
+                     "(torchstat: conv MACs, linear, 2x BN, ReLU, pooling); a network stating its space's "
+                     "count reports that (mobilenetv2: the released get_FLOPs MACs)")(Flops)

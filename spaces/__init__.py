@@ -23,6 +23,7 @@ _SPACES: dict[str, Callable[..., Any] | str] = {
     "nats_tss": "spaces.nats:NATSTopologySpace",
     "nats_sss": "spaces.nats:NATSSizeSpace",
     "darts": "spaces.darts:DartsSpace",
+    "mobilenetv2": "spaces.mobilenetv2:MobileNetV2Space",
 }
 
 
