@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help install test test-slow reproduce reproduce-paper reproduce-suite-zero reproduce-cross-space reproduce-search search sweep-shards verify-engine convert verify-data ui bench clean
 
 help:  ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "need $(PY) (the local torch wheel is for Python 3.11)"; exit 1; }
@@ -45,7 +45,7 @@ PAPER_WORKERS ?= 2
 PAPER_SEEDS   ?= 0 1 2
 PAPER_DATA    ?= ImageNet16-120 cifar100 cifar10
 PAPER_SEARCH  ?=
-reproduce-paper: $(STAMP)  ## the paper's NB201 protocol (about a day on 2 CPU cores; minutes of GPU): every proxy + the WRCor ablation on 1000 archs x 3 datasets x 3 seeds, R/RE/RL x 7 objectives x N=1000 x 10 seeds; published numbers beside ours -> results/ (resumable; PAPER_WORKERS=2 processes)
+reproduce-paper: $(STAMP)  ## the paper's NB201 protocol (about a day on 2 CPU cores): every proxy + the WRCor ablation on 1000 archs x 3 datasets x 3 seeds, R/RE/RL x 7 objectives x N=1000 x 10 seeds; published numbers beside ours -> results/ (resumable; PAPER_WORKERS=2 processes)
 	set -e; for seed in $(PAPER_SEEDS); do for ds in $(PAPER_DATA); do pids=; \
 	  for i in $$(seq 0 $$(($(PAPER_WORKERS) - 1))); do \
 	    OMP_NUM_THREADS=1 $(BIN)/harness run experiment=proxies_1000 dataset=$$ds seed=$$seed threads=1 shard=$$i/$(PAPER_WORKERS) \
@@ -117,3 +117,12 @@ bench: $(STAMP)  ## timings: proxies / plain fwd+bwd (50 archs); cached R/RE/RL 
 
 clean:  ## remove run outputs and caches (keeps .venv and results/)
 	rm -rf runs outputs multirun .cache mlruns.db mlruns.db.lock mlartifacts
+
+MBV2_SEEDS ?= 0,1,2
+.PHONY: reproduce-mobilenetv2
+reproduce-mobilenetv2: $(STAMP)  ## the WRCor ImageNet-space search, CPU profile: evolution + released SJW vote, 600M FLOPs, 3 seeds on 1 core (~10 min, cost measured anew) + the released genotypes' counts vs the official code -> results/
+	rm -rf runs/search_mobilenetv2_cpu
+	OMP_NUM_THREADS=1 $(BIN)/harness search --multirun experiment=search_mobilenetv2 'seed=$(MBV2_SEEDS)' threads=1 device=cpu \
+	  store.path=runs/search_mobilenetv2_cpu/scores.sqlite hydra.sweep.dir=runs/search_mobilenetv2_cpu
+	$(BIN)/harness search-report --records runs/search_mobilenetv2_cpu --out results --name search_mobilenetv2_cpu
+	$(BIN)/harness mobilenetv2-report --out results

@@ -166,7 +166,9 @@ def dry_run(command: str, config_name: str, schema: type, argv: Sequence[str]) -
                 print(f"job {i}/{len(jobs)}: {' '.join(overrides) or '(defaults)'}\n"
                       f"    {_job_line(command, typed, n_archs)}")
     except (ConfigError, UnknownNameError, HydraException, OmegaConfBaseException) as err:
-        print(f"harness {command}: {err}", file=sys.stderr, flush=True)
+        cause = str(err.__cause__ or "").strip()  # Hydra's "Error merging override x=y" names no reason
+        reason = f"\n{cause}" if cause and cause not in str(err) else ""
+        print(f"harness {command}: {err}{reason}", file=sys.stderr, flush=True)
         return 2
     print(f"harness {command} --dry-run: {len(jobs)} job(s), every setting allowed; nothing was run")
     return 0
@@ -324,7 +326,8 @@ def top_help() -> str:
     lines = ["usage: harness <command> [args]   (also: zsnas <command>, python -m harness <command>)", "",
              "zsnas-bench: how well a training-free proxy ranks architectures, how fast it is, and what a",
              "search guided by it finds.", "", "Commands:"]
-    lines += [f"  {name:<14} {what}" for name, (_, what) in COMMANDS.items()]
+    width = max(14, *map(len, COMMANDS))
+    lines += [f"  {name:<{width}} {what}" for name, (_, what) in COMMANDS.items()]
     lines += ["", "`harness <command> --help` lists a command's options; run and search list every setting.", ""]
     try:
         main_run = ["seed", "archs.select", "archs.n", "batch.size", "batch.kind", "device", "engine.group"]
@@ -381,12 +384,12 @@ def run_command(argv: Sequence[str] | None = None) -> int:
 
 
 #: the files of a search's run directory (harness.search.run)
-SEARCH_FILES = ("search.json", "trajectory.csv", "trajectory.png", "trajectory.pdf")
+SEARCH_FILES = ("search.json", "trajectory.csv", "trajectory.png", "trajectory.pdf", "genotype.py")
 
 
 def _search_job(cfg: Any, out_dir: str) -> None:
     from .progress import print_outputs
-    from .search import SUMMARY_KEYS, json_safe, run_search
+    from .search import OPTIONAL_SUMMARY_KEYS, SUMMARY_KEYS, json_safe, run_search
     from .tracking import make_tracker, tracking_entry
 
     summary = run_search(cfg, tracker=make_tracker(cfg.tracking), output_dir=out_dir)
@@ -396,8 +399,11 @@ def _search_job(cfg: Any, out_dir: str) -> None:
     if summary.get("score_seed") is not None:  # valacc12 reads the benchmark, no store
         entries.append(_store_entry(cfg))
     entries.append(tracking_entry(cfg.tracking.enabled, cfg.tracking.uri, cfg.tracking.experiment))
+    if summary.get("genotype_file"):  # the found network in the form the space's own training reads
+        entries.append(("genotype", summary["genotype_file"], f"{summary['genotype_name']}: {summary['genotype_use']}"))
     print_outputs(entries, file=sys.stderr)  # stdout's last line is the summary
-    print(json.dumps(json_safe({k: summary[k] for k in SUMMARY_KEYS})), flush=True)
+    print(json.dumps(json_safe({k: summary[k] for k in (*SUMMARY_KEYS, *OPTIONAL_SUMMARY_KEYS) if k in summary})),
+          flush=True)
 
 
 def search_command(argv: Sequence[str] | None = None) -> int:

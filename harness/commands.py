@@ -15,6 +15,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("harness.reports.scores", "tables (Markdown, LaTeX) and figures from scoring jobs' records"),
     "search-report": ("harness.reports.search", "the search table and figures from search records"),
     "paper-report": ("harness.reports.paper", "the paper's proxy and ablation tables, published numbers beside ours"),
+    "mobilenetv2-report": ("harness.reports.mobilenetv2", ("the mobilenetv2 space's released genotypes counted "
+                                                           "beside the official code's numbers (and its searches' "
+                                                           "table)")),
     "agreement": ("harness.reports.agreement", "rank agreement with NAS-Bench-Suite-Zero's published scores"),
     "reference": ("harness.reports.reference", "check a run against reference metrics with tolerances (CI bands)"),
     "store": ("harness.scoring.store", "merge or count score stores"),

@@ -43,7 +43,7 @@ from proxies.vote import RULES as VOTE_RULES
 
 from .registry import list_strategies, strategy_class
 
-__all__ = ["ConfigError", "RunConfig", "SearchConfig", "config_dir", "compose", "load", "validate", "safe_name",
+__all__ = ["ConfigError", "RunConfig", "SearchConfig", "ConstraintsConfig", "config_dir", "compose", "load", "validate", "safe_name",
            "space_schema", "strategy_schema", "space_kwargs", "strategy_params", "to_plain", "RULES",
            "SEARCH_RULES", "register_schemas"]
 
@@ -141,6 +141,9 @@ class BatchConfig:
     sampling: Sampling = knob(Sampling.random, "random = images chosen by the seed; first = file order "
                                                "(the golden protocol)")
     split: str = knob("train", "the image file's split the batch is drawn from")
+    resolution: Optional[int] = knob(None, "the images' side in pixels: null = the dataset's own (32 CIFAR, 16 the "
+                                           "ImageNet16-120 stand-in); N = real images resized bilinearly to NxN, "
+                                           "noise drawn at NxN (the released MobileNetV2 search: 320 crops)")
 
 
 @dataclass
@@ -258,6 +261,24 @@ class VoteConfig:
 
 
 @dataclass
+class ConstraintsConfig:
+    """A search's resource limits (:mod:`harness.search.constraints`): every candidate is within
+    them, by the released WRCor search's rule (a sample over a limit is drawn anew, a mutated
+    child over it is mutated again from the same parent).  A limit needs a space that counts that
+    resource (``space.flops(arch)`` ...: :class:`spaces.base.ResourceSpace`)."""
+
+    flops_max: Optional[float] = knob(None, "the most FLOPs a candidate may have, as the space counts them "
+                                            "(space.flops(arch); mobilenetv2: multiply-adds, the released "
+                                            "code's count; the released search: 600e6); null = no limit")
+    params_max: Optional[float] = knob(None, "the most parameters a candidate may have (space.params(arch)); "
+                                             "null = no limit")
+    latency_max: Optional[float] = knob(None, "the longest latency in seconds (needs a space with "
+                                              "latency(arch); none has one yet); null = no limit")
+    max_redraws: int = knob(10_000, "rejected draws allowed per candidate before the search stops with an "
+                                    "error (a limit too tight for the space)")
+
+
+@dataclass
 class SearchConfig(RunConfig):
     """A zero-shot search (``harness search``); ``proxies`` and ``archs`` are not used."""
 
@@ -277,8 +298,13 @@ class SearchConfig(RunConfig):
     score_seed: int = knob(0, "the proxies' batch and initialisation (fixed: every search seed shares the scores)")
     signs: Optional[List[float]] = knob(None, "per-component direction override, e.g. [1,-1,1]")
     vote: VoteConfig = knob(factory=VoteConfig)
+    constraints: ConstraintsConfig = knob(factory=ConstraintsConfig)
     progress_every: int = knob(100, "off a terminal, a progress line every N steps or 30 s (stderr; on a terminal: a bar)")
     figure: bool = knob(True, "draw trajectory.png in the run directory")
+    wall_per_candidate: bool = knob(False, "add each candidate's wall seconds (build + init + batch + proxies, "
+                                           "when scored now) to trajectory.csv as eval_wall_s (off: a replayed "
+                                           "search's trajectory equals the original; the summary always has "
+                                           "their mean, cost_per_candidate_s, and the device)")
     engine: EngineConfig = knob(factory=_search_engine)
     tracking: TrackingConfig = knob(factory=_search_tracking)
     search: Any = knob(MISSING, "the search strategy (search=<name>): its own settings below")
@@ -495,6 +521,8 @@ RULES: list[Rule] = [
          lambda v, c: (v is None and c.archs.select == Select.all) or (_int(v) and v >= 1)),
     Rule("archs.seed", "an integer >= 0", lambda v, c: v >= 0),
     Rule("batch.size", "an integer >= 2 (a correlation over one sample is meaningless)", lambda v, c: v >= 2),
+    Rule("batch.resolution", "null (the dataset's own size) or an integer >= 8 (the images' side in pixels)",
+         lambda v, c: v is None or (_int(v) and v >= 8)),
     Rule("batch.split", "a split of the image dataset (cifar10/cifar100: train, test; ImageNet16-120: train, all)",
          _split_ok),
     Rule("dataset.images", _dataset_allowed, _dataset_ok),
@@ -513,7 +541,15 @@ SEARCH_RULES: list[Rule] = [
     Rule("ask_batch", "a positive integer", lambda v, c: v >= 1),
     Rule("score_seed", "an integer >= 0", lambda v, c: v >= 0),
     Rule("progress_every", "a positive integer", lambda v, c: v >= 1),
+    *(Rule(f"constraints.{key}", "a positive number or null (no limit)", lambda v, c: _limit_ok(v))
+      for key in ("flops_max", "params_max", "latency_max")),
+    Rule("constraints.max_redraws", "an integer >= 0", lambda v, c: _int(v) and v >= 0),
 ]
+
+
+def _limit_ok(v: Any) -> bool:
+    """A resource limit: null, or a positive finite number."""
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0)
 
 
 def _select(cfg: Any, key: str) -> Any:
@@ -572,7 +608,7 @@ def _check_search(cfg: SearchConfig) -> list[str]:
         problems.append(f"signs={list(cfg.signs)} is not allowed: +1 or -1 for valacc12")
     what = strategy_class(cfg.search.name).initial_samples_setting
     initial = int(getattr(cfg.search, what)) if what else 0
-    if initial and cfg.budget <= initial:
+    if initial and cfg.budget <= initial and cfg.accounting == Accounting.in_budget:  # released: N on top
         problems.append(f"budget={cfg.budget} is not allowed: search={cfg.search.name} spends its first {initial} "
                         f"asks on uniform samples (search.{what}={initial}), so a budget of at most {initial} is "
                         f"random search; give budget >= {initial + 1} or a smaller search.{what}")

@@ -20,6 +20,13 @@ float32 torch operations on the CPU, so a batch is bit-for-bit the same on every
 it is moved to ``device``.  Randomness is explicit: image choice uses
 ``np.random.default_rng(seed)``, noise a ``torch.Generator`` seeded with ``seed``; the global
 RNGs are never touched.
+
+``resolution`` (``batch.resolution``) gives the batch another image side: real images are
+resized bilinearly (``align_corners=False``, after normalisation) to ``resolution`` x
+``resolution``, and noise is drawn at that size.  The default (None) keeps the dataset's own
+size (32 for CIFAR, 16 for the ImageNet16-120 stand-in).  The released WRCor MobileNetV2 search
+feeds 320x320 crops (its networks then resize them to their own resolution), so its input
+Jacobians have 3x320x320 entries per image: ``resolution=320`` gives that geometry.
 """
 from __future__ import annotations
 
@@ -193,6 +200,17 @@ def _check_n(n) -> int:
     return n
 
 
+def _check_resolution(resolution) -> int:
+    try:
+        r = None if isinstance(resolution, bool) else operator.index(resolution)
+    except TypeError:
+        r = None
+    if r is None or r < 1:
+        raise ValueError(f"resolution must be a positive integer (the images' side in pixels) or None, "
+                         f"got {resolution!r}")
+    return r
+
+
 def batch(
     dataset: str,
     n: int,
@@ -203,6 +221,7 @@ def batch(
     sampling: str = "random",
     data_dir: str | os.PathLike[str] | None = None,
     device: torch.device | str | None = None,
+    resolution: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A minibatch ``(inputs, labels)``: float32 ``(n, C, H, W)`` and int64 ``(n,)``.
 
@@ -215,6 +234,9 @@ def batch(
     its classes, both from one ``torch.Generator`` seeded with ``seed`` (``split`` and ``sampling``
     are validated but otherwise unused; no data file is read).
 
+    ``resolution``: the images' side (None: the dataset's own); real images are resized
+    bilinearly to it after normalisation, noise is drawn at it (see the module docstring).
+
     Tensors are built on the CPU and then moved to ``device`` (if given).
     """
     info = _info(dataset)
@@ -224,6 +246,8 @@ def batch(
     if sampling not in SAMPLINGS:
         raise UnknownNameError(f"unknown sampling {sampling!r}; valid samplings: {list(SAMPLINGS)}")
     n = _check_n(n)
+    side = None if resolution is None else _check_resolution(resolution)
+    shape = info.image_shape if side is None else (info.image_shape[0], side, side)
     needs_seed = kind == "noise" or sampling == "random"
     if needs_seed and seed is None:
         raise ValueError(f"seed is required for kind={kind!r}, sampling={sampling!r}")
@@ -231,7 +255,7 @@ def batch(
     if kind == "noise":
         g = torch.Generator(device="cpu")
         g.manual_seed(int(seed))
-        x = torch.randn((n, *info.image_shape), generator=g, dtype=torch.float32)
+        x = torch.randn((n, *shape), generator=g, dtype=torch.float32)
         y = torch.randint(0, info.num_classes, (n,), generator=g, dtype=torch.int64)
     else:
         images, labels = _arrays(info, split, data_dir)
@@ -246,6 +270,8 @@ def batch(
             rng = np.random.default_rng(seed)
             idx = rng.choice(available, size=n, replace=False)
         x = normalize(images[idx], info.name)
+        if tuple(x.shape[1:]) != shape:
+            x = torch.nn.functional.interpolate(x, size=shape[1:], mode="bilinear", align_corners=False)
         y = torch.from_numpy(np.asarray(labels[idx], dtype=np.int64).copy())
 
     if device is not None:

@@ -176,3 +176,33 @@ class Benchmark(Protocol):
     def __contains__(self, arch: Any) -> bool: ...
 
     def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class ResourceSpace(Protocol):
+    """The optional capability of a :class:`Space` that counts an architecture's resources: what a
+    search's resource limits (``constraints.flops_max`` / ``constraints.params_max``) read.  Each
+    is a pure function of the architecture (no network is trained; building one to count it is
+    allowed) and returns a finite number in the space's own convention, which the space's
+    docstring states (e.g. the released WRCor MobileNetV2 space counts FLOPs as multiply-adds).
+    A search sets a limit only on a space with the method of that name; it checks each method on
+    its own (``callable(getattr(space, "flops", None))``), so a space may offer one without the
+    other.  (Only these methods: ``isinstance(space, ResourceSpace)`` must not touch a space's
+    lazy properties.)"""
+
+    def flops(self, arch: Any) -> float:
+        """The floating-point operations of one forward pass of ``arch``'s network (the space's
+        convention, e.g. multiply-adds)."""
+
+    def params(self, arch: Any) -> float:
+        """The number of parameters of ``arch``'s network (the space's convention)."""
+
+
+@runtime_checkable
+class LatencySpace(Protocol):
+    """The optional capability of a :class:`Space` that measures or predicts an architecture's
+    latency (``constraints.latency_max``).  No space offers it yet; a search refuses the limit on
+    a space without it."""
+
+    def latency(self, arch: Any) -> float:
+        """The latency of ``arch``'s network in seconds, as the space measures or predicts it."""

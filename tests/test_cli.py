@@ -66,7 +66,7 @@ def test_run_help_lists_groups_and_settings_from_the_schema(args, tmp_path):
     done = sh([*ENTRY_POINTS[args[0]], *args[1:], "--help"], tmp_path)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "space       darts | nats_sss | nats_tss | nb101 | nb201*" in out
+    assert "space       darts | mobilenetv2 | nats_sss | nats_tss | nb101 | nb201*" in out
     assert "nb201_quick" in out and "search_nb201_quick" not in out  # the search's experiments are its own
     assert "archs.select = first\n      [first | random | all]" in out
     assert "space.channels = 16" in out and "C: stem/first-stage channels" in out
@@ -77,7 +77,7 @@ def test_help_follows_the_chosen_options(tmp_path):
     done = sh([str(BIN / "harness"), "search", "space=darts", "search=reinforce", "--help"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "space.init_channels = 32" in done.stdout and "space.channels" not in done.stdout
-    assert "search.warmup = 100" in done.stdout and "search      evolution | random | reinforce* |" in done.stdout
+    assert "search.warmup = 100" in done.stdout and "search      evolution | evolution_released | random | reinforce* |" in done.stdout
     assert "search_nb201_quick" in done.stdout and "archs.n" not in done.stdout
 
 

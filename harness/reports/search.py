@@ -15,6 +15,10 @@ Outputs ``tables/{name}.md``, ``tables/{name}.tex`` (the reports' table writer,
 (:mod:`harness.reports.style`).  A search run's own ``trajectory.png`` is drawn here too
 (:func:`trajectory_figure`).
 
+Records of searches without ground truth (``ground_truth: false``: no accuracy offline) get their
+own table and figure (:mod:`harness.reports.offline`: the found architectures, their counts, the
+cost per candidate and its device); they are never mixed with searches that have an accuracy.
+
 pandas is imported where records are read, not on import: a search run draws its trajectory with
 this module without loading it.
 
@@ -61,7 +65,10 @@ def load_searches(paths: Iterable[Path | str]) -> pd.DataFrame:
     rows = []
     for f in files:
         d = json.loads(f.read_text())
-        d["target_dataset"], d["target_split"] = d["target"]
+        d.setdefault("ground_truth", True)  # records written before searches without ground truth existed
+        d["target_dataset"], d["target_split"] = d["target"] if d.get("target") else ("", "")
+        for key in ("constraints", "vote", "batch"):  # flattened: constraints.flops_max, vote.ties, batch.size
+            d.update({f"{key}.{k}": v for k, v in (d.get(key) or {}).items() if not isinstance(v, (dict, list))})
         d.setdefault("machine", "not recorded")
         d.setdefault("accounting", "in_budget")  # records written before the setting existed
         d.setdefault("n_initial", math.nan)
@@ -402,8 +409,14 @@ def write_curves(traj: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, name:
 def trajectory_figure(steps: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], path: Path) -> list[Path]:
     """One search run's figure: the incumbent's accuracy against search cost (``steps``: the
     run's trajectory rows, ``summary``: its ``search.json``).  Returns the paths written; a
-    failure is a warning and returns none (a figure must not lose the search's numbers)."""
+    failure is a warning and returns none (a figure must not lose the search's numbers).  A search
+    without ground truth draws its candidates' FLOPs and cost instead
+    (:func:`harness.reports.offline.run_figure`)."""
     try:
+        if summary.get("ground_truth") is False:
+            from .offline import run_figure
+
+            return run_figure(steps, summary, path)
         with figure_style() as plt:
             fig, ax = plt.subplots(figsize=(4.5, 3.0))
             ax.step([s["cost_s"] for s in steps], [s["best_accuracy"] for s in steps], where="post",
@@ -420,7 +433,19 @@ def trajectory_figure(steps: Sequence[Mapping[str, Any]], summary: Mapping[str, 
 
 
 def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str) -> dict[str, Any]:
+    """The search table and figures of the records below ``record_dirs``; records of searches
+    without ground truth (``mobilenetv2``) get their own table and figure
+    (:mod:`harness.reports.offline`), and are not mixed with searches that have an accuracy."""
     runs = load_searches(record_dirs)
+    offline = ~runs["ground_truth"].astype(bool)
+    if offline.any():
+        if not offline.all():
+            raise ValueError(f"{int(offline.sum())} of {len(runs)} search records have no ground truth (space "
+                             f"{', '.join(map(str, dict.fromkeys(runs.loc[offline, 'space'])))}): report them apart "
+                             "from the searches with an accuracy (separate --records)")
+        from . import offline as offline_report
+
+        return offline_report.build(runs, out_dir, name)
     summary = summarise(runs)
     paths = write_tables(summary, Path(out_dir), name)
     paths += write_figure(summary, Path(out_dir), name)

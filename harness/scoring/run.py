@@ -171,21 +171,28 @@ def open_store(cfg: RunConfig, shard: tuple[int, int]) -> tuple[ScoreStore | Uni
     return main, merged
 
 
-def score_params(name: str, *, sampling: str, device: torch.device, space_kw: Mapping[str, Any]) -> str:
-    """The canonical string of every other knob that changes a proxy's score (part of the key)."""
+def score_params(name: str, *, sampling: str, device: torch.device, space_kw: Mapping[str, Any],
+                 resolution: int | None = None) -> str:
+    """The canonical string of every other knob that changes a proxy's score (part of the key;
+    ``resolution``, the batch's image side, only when set: the keys of the dataset's own size are
+    those written before the setting existed)."""
     info = proxies.get_proxy(name)
     knobs = {"proxy": info.params, "sampling": sampling, "device": device.type, "init": "sha256(seed:arch)",
              "space": dict(space_kw)}
+    if resolution is not None:
+        knobs["resolution"] = int(resolution)
     if device.type == "cuda" and torch.backends.cudnn.allow_tf32:  # (tf32=true) rounds differently: its own key
         knobs["tf32"] = True
     return json.dumps(knobs, sort_keys=True, separators=(",", ":"))
 
 
 def key_maker(*, space, proxy_names: list[str], dataset: str, seed: int, batch_size: int, input_kind: str,
-              sampling: str, device: torch.device, space_kw: Mapping[str, Any]) -> Callable[[str], dict[str, ScoreKey]]:
+              sampling: str, device: torch.device, space_kw: Mapping[str, Any],
+              resolution: int | None = None) -> Callable[[str], dict[str, ScoreKey]]:
     """A function: arch string -> proxy -> the store key of that score (each proxy's params
     string computed once, not per architecture)."""
-    params = {p: score_params(p, sampling=sampling, device=device, space_kw=space_kw) for p in proxy_names}
+    params = {p: score_params(p, sampling=sampling, device=device, space_kw=space_kw, resolution=resolution)
+              for p in proxy_names}
 
     def keys_of(arch_str: str) -> dict[str, ScoreKey]:
         return {p: ScoreKey(space=space.name, arch=arch_str, dataset=dataset, proxy=p, seed=seed,
@@ -208,9 +215,10 @@ class NetworkScorer:
     failure to build or score is recorded as an outcome for every missing proxy, never raised."""
 
     def __init__(self, *, space, store: ScoreStore, dataset: str, seed: int, batch_size: int, input_kind: str,
-                 sampling: str, split: str, device: torch.device, data_dir=None) -> None:
+                 sampling: str, split: str, device: torch.device, data_dir=None, resolution: int | None = None) -> None:
         self.space, self.store, self.dataset, self.seed = space, store, dataset, seed
-        self._batch_args = dict(kind=input_kind, split=split, sampling=sampling, data_dir=data_dir, device=device)
+        self._batch_args = dict(kind=input_kind, split=split, sampling=sampling, data_dir=data_dir, device=device,
+                                resolution=resolution)
         self.batch_size, self.device = batch_size, device
         self._batch = None
 
@@ -261,7 +269,8 @@ def engine_options(cfg: RunConfig) -> dict[str, Any] | None:
 def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: ScoreStore, dataset: str,
               seed: int, batch_size: int, input_kind: str, sampling: str, split: str,
               device: torch.device, data_dir, retry_failed: bool, shard: tuple[int, int],
-              engine: Mapping[str, Any] | None, progress_every: int = 25) -> dict[str, int]:
+              engine: Mapping[str, Any] | None, progress_every: int = 25,
+              resolution: int | None = None) -> dict[str, int]:
     """Score every key of ``keys_for`` missing from ``store``; return counts.  Records are
     committed in one transaction per architecture (one-architecture path) or per group (the
     engine) as soon as they are scored, so an interrupted job loses at most the group in flight
@@ -288,7 +297,8 @@ def score_all(*, space, keys_for: Mapping[str, Mapping[str, ScoreKey]], store: S
     if not todo:
         return {"computed": 0, "cached": len(keys_for)}
     scorer = NetworkScorer(space=space, store=store, dataset=dataset, seed=seed, batch_size=batch_size,
-                           input_kind=input_kind, sampling=sampling, split=split, device=device, data_dir=data_dir)
+                           input_kind=input_kind, sampling=sampling, split=split, device=device, data_dir=data_dir,
+                           resolution=resolution)
     inputs, targets = scorer.batch()
     names = list(dict.fromkeys(p for ks in todo.values() for p in ks))
     by_engine = [p for p in names if engine is not None and supports(space, p)]
@@ -458,13 +468,13 @@ def _run(cfg: RunConfig, tracker, job, output_dir: str | Path | None) -> dict[st
     out_dir.mkdir(parents=True, exist_ok=True)
     keys_for = score_keys(space=space, archs=archs, proxy_names=scored, dataset=dataset, seed=seed,
                           batch_size=batch_size, input_kind=input_kind, sampling=sampling, device=device,
-                          space_kw=space_kw)
+                          space_kw=space_kw, resolution=cfg.batch.resolution)
     store, merged = open_store(cfg, shard)
     with store:
         counts = score_all(space=space, keys_for=keys_for, store=store, dataset=dataset, seed=seed,
                            batch_size=batch_size, input_kind=input_kind, sampling=sampling, split=split,
                            device=device, data_dir=data_dir, retry_failed=cfg.retry_failed,
-                           shard=shard, engine=engine_options(cfg))
+                           shard=shard, engine=engine_options(cfg), resolution=cfg.batch.resolution)
         if merged is not None:
             counts["merged"] = merged
         keys = {(k.arch, k.proxy): k for ks in keys_for.values() for k in ks.values()}

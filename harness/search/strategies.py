@@ -32,6 +32,16 @@ last tell.  ``ask()`` is ``ask(1)[0]``.  What a batch means per strategy:
   one Adam step (the gradient of log pi at the policy of that moment, for the choices the
   architecture was drawn with), in order; the first ``warmup`` asks stay uniform samples.
 
+Resource limits (:mod:`harness.search.constraints`, ``constraints.*``): a strategy given
+:class:`~harness.search.constraints.Limits` (``make_strategy(..., limits=...)`` or
+:meth:`Strategy.constrain`) proposes only architectures within them.  Every strategy draws
+through the same three methods, which apply the released search's rejection rule in one place
+(:meth:`Limits.draw <harness.search.constraints.Limits.draw>`): :meth:`Strategy._sample` (a uniform
+sample over a limit is drawn anew), :meth:`Strategy._mutate` (a child over a limit is mutated
+again from the same parent) and :meth:`Strategy._within` (any other draw, e.g. REINFORCE's
+policy).  Rejected draws are counted in :attr:`Strategy.rejected` per kind and never proposed,
+so never scored; a first draw within the limits takes no extra random numbers.
+
 A batch never straddles the initial samples (``ask(n)`` returns only the rest of them, so every
 child or policy draw sees the complete population or normalisation), the budget counts each
 proposal, and a batch of 1 is the one-at-a-time algorithm exactly.  The same seed and the same
@@ -59,8 +69,9 @@ from proxies.vote import majority_prefers
 from proxies.vote import DEFAULT_RULE, DEFAULT_TIES, RULES, TIES
 
 from ..registry import STRATEGIES, list_strategies, register_strategy, strategy_class  # noqa: F401  (the API)
+from .constraints import REJECTION_KINDS, Limits
 
-__all__ = ["Evaluation", "Objective", "Strategy", "RandomSearch", "RegularizedEvolution", "Reinforce",
+__all__ = ["Evaluation", "Objective", "Strategy", "Limits", "RandomSearch", "RegularizedEvolution", "Reinforce",
            "STRATEGIES", "register_strategy", "strategy_class", "list_strategies", "make_strategy"]
 
 
@@ -91,7 +102,9 @@ class Objective:
       ``rule`` ``absolute`` = the released code's: a side needs more than half of all components);
     * a tie (equal scores, or no majority) keeps the incumbent when ``ties="incumbent"`` (this
       harness's default) or goes to the candidate when ``ties="candidate"`` (what the released
-      search's ``max([candidate, incumbent], key=cmp)`` does).
+      search's ``max([candidate, incumbent], key=cmp)`` does);
+    * a tournament's parent (:meth:`champion`) is displaced only by a win: a tie keeps the
+      earlier member under either ``ties`` (the released ``max(samples, key=cmp)``).
 
     >>> vote = Objective("v", ("a", "b", "c"), (1.0, 1.0, 1.0))
     >>> vote.prefers(Evaluation((2, 2, 0)), Evaluation((1, 1, 5)))   # 2 of 3 prefer the candidate
@@ -117,12 +130,20 @@ class Objective:
         if self.rule not in RULES:
             raise ValueError(f"unknown majority rule {self.rule!r}; valid: {list(RULES)}")
 
+    def _decide(self, a: Evaluation, b: Evaluation) -> int:
+        """+1 when ``a`` beats ``b``, -1 when ``b`` beats ``a``, 0 for a tie (failures first)."""
+        if a.failed != b.failed:
+            return 1 if b.failed else -1
+        if a.failed:
+            return 0
+        return majority_prefers(a.values, b.values, self.signs, rule=self.rule)
+
+    def beats(self, a: Evaluation, b: Evaluation) -> bool:
+        """Whether ``a`` wins outright over ``b`` (a tie is not a win, whatever :attr:`ties` says)."""
+        return self._decide(a, b) > 0
+
     def prefers(self, candidate: Evaluation, incumbent: Evaluation) -> bool:
-        if candidate.failed != incumbent.failed:
-            return incumbent.failed
-        decision = 0
-        if not candidate.failed:
-            decision = majority_prefers(candidate.values, incumbent.values, self.signs, rule=self.rule)
+        decision = self._decide(candidate, incumbent)
         return decision > 0 or (decision == 0 and self.ties == "candidate")
 
     def signed(self, ev: Evaluation) -> np.ndarray:
@@ -130,12 +151,14 @@ class Objective:
         return np.asarray(ev.values, dtype=float) * np.asarray(self.signs, dtype=float)
 
     def champion(self, items: Sequence[tuple[Any, Evaluation]]) -> tuple[Any, Evaluation]:
-        """A running champion over ``items`` in order: the first, displaced by each later item the
-        objective prefers (under cycles of a vote the result depends on the order, as in the
-        released search)."""
+        """A running champion over ``items`` in order: the first, displaced by each later item that
+        :meth:`beats` it, so a tie keeps the earlier item whatever :attr:`ties` says -- the
+        released evolution's ``max(samples, key=cmp_to_key(cmp))`` (``max`` replaces only on a
+        strictly greater item); ``ties`` decides the incumbent only.  Under cycles of a vote the
+        result depends on the order, as in the released search."""
         best = items[0]
         for item in items[1:]:
-            if self.prefers(item[1], best[1]):
+            if self.beats(item[1], best[1]):
                 best = item
         return best
 
@@ -144,7 +167,11 @@ class Strategy:
     """The ask/tell interface.  ``ask(n)`` proposes up to ``n`` architectures (a list; ``ask()``:
     one architecture); ``tell(arch, ev)`` reports each one's evaluation, in the order asked, and
     every architecture asked is told before the next ask; ``best()`` is the incumbent
-    ``(arch, evaluation)`` over everything told so far."""
+    ``(arch, evaluation)`` over everything told so far.
+
+    A subclass draws its proposals with :meth:`_sample`, :meth:`_mutate` or :meth:`_within`, so
+    the resource limits of :meth:`constrain` hold for it (an ``ask`` that returns an architecture
+    over a limit that did not come through them raises)."""
 
     name = "strategy"
 
@@ -165,6 +192,56 @@ class Strategy:
         self._pending: collections.deque = collections.deque()
         self.n_asked = 0
         self.n_told = 0
+        #: the resource limits every proposal honours (none unless :meth:`constrain` sets them)
+        self.limits = Limits()
+        #: rejected draws per kind (``sample``, ``mutate``, ``policy``): over a limit, drawn again
+        self.rejected: dict[str, int] = dict.fromkeys(REJECTION_KINDS, 0)
+        #: per proposal of the last ask, in order: the resource counts the limits read
+        #: (``{"flops": ...}``; empty without limits), which the runner records
+        self.asked_counts: list[dict[str, float]] = []
+        self._accepted: tuple[Hashable, dict[str, float]] | None = None  # the last draw within the limits
+
+    def constrain(self, limits: Limits | None) -> Strategy:
+        """Keep every later proposal within ``limits`` (None: no limit); returns the strategy.
+        A limit the space has no capability for (``space.flops`` ...) is a ValueError."""
+        limits = limits if limits is not None else Limits()
+        problems = limits.problems(self.space)
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.limits = limits
+        return self
+
+    # -- the draws, within the limits (the released search's rejection rule, in one place)
+    def _within(self, draw, kind: str) -> Hashable:
+        """The first of ``draw()``'s results within the limits; each rejected one is counted under
+        ``kind`` and ``draw`` is called again (see :meth:`Limits.draw`)."""
+        arch, counts = self.limits.draw(self.space, draw, kind=kind, rejected=self.rejected, who=self.name)
+        self._accepted = (arch, counts)
+        return arch
+
+    def _sample(self) -> Hashable:
+        """A uniform sample (``space.sample``) within the limits: one over a limit is drawn anew."""
+        return self._within(lambda: self.space.sample(self.rng), "sample")
+
+    def _mutate(self, parent: Hashable) -> Hashable:
+        """A mutation of ``parent`` (``space.mutate``) within the limits: a child over a limit is
+        mutated again from the same parent (as the released search)."""
+        return self._within(lambda: self.space.mutate(parent, self.rng), "mutate")
+
+    def _check_proposal(self, arch: Hashable) -> dict[str, float]:
+        """The resource counts of a proposal; one over the limits that did not come through
+        :meth:`_within` is refused (a strategy that draws on its own would have it scored)."""
+        if not self.limits:
+            return {}
+        if self._accepted is None or self._accepted[0] is not arch:
+            counts = self.limits.measure(self.space, arch)
+            over = self.limits.over(counts)
+            if over:
+                raise RuntimeError(f"{self.name}: proposed {self.space.to_str(arch)} over "
+                                   f"{', '.join(f'constraints.{k}' for k in over)}; a strategy draws through "
+                                   "Strategy._sample/_mutate/_within, which keep the resource limits")
+            self._accepted = (arch, counts)
+        return dict(self._accepted[1])
 
     @overload
     def ask(self) -> Hashable: ...
@@ -185,8 +262,11 @@ class Strategy:
         initial = self.initial_samples()
         if self.n_asked < initial:
             n = min(int(n), initial - self.n_asked)
+        self.asked_counts = []
         for _ in range(int(n)):
-            self._pending.append(self._propose())
+            arch = self._propose()
+            self.asked_counts.append(self._check_proposal(arch))
+            self._pending.append(arch)
             self.n_asked += 1
         return list(self._pending)
 
@@ -223,12 +303,13 @@ class Strategy:
 
 
 class RandomSearch(Strategy):
-    """Uniform samples from the space (``space.sample``); the best by the objective."""
+    """Uniform samples from the space (``space.sample``; within the resource limits: a sample over
+    a limit is drawn anew); the best by the objective."""
 
     name = "random"
 
     def _propose(self) -> Hashable:
-        return self.space.sample(self.rng)
+        return self._sample()
 
 
 class RegularizedEvolution(Strategy):
@@ -237,7 +318,10 @@ class RegularizedEvolution(Strategy):
     among ``tournament`` members drawn uniformly *with replacement* from the population (as the
     NAS-Bench-101 reference implementation; ``replace=False`` draws distinct members, as the
     released WRCor search does), and the oldest member is removed as each child joins.  The
-    children of one batch (``ask(n)``) come from tournaments on the same population."""
+    children of one batch (``ask(n)``) come from tournaments on the same population.  Under
+    resource limits (the released search's rule): an initial sample over a limit is drawn anew,
+    and a child over a limit is mutated again from the same parent (the tournament is not
+    redrawn)."""
 
     name = "evolution"
     #: what each constructor setting means (``harness search --help`` shows it)
@@ -265,12 +349,12 @@ class RegularizedEvolution(Strategy):
 
     def _propose(self) -> Hashable:
         if self.n_asked < self.population_size:
-            return self.space.sample(self.rng)
+            return self._sample()
         members = list(self.population)
         picks = (self.rng.integers(0, len(members), size=self.tournament) if self.replace
                  else self.rng.choice(len(members), size=self.tournament, replace=False))
         parent, _ = self.objective.champion([members[int(i)] for i in picks])
-        return self.space.mutate(parent, self.rng)
+        return self._mutate(parent)
 
     def _observe(self, arch: Hashable, ev: Evaluation) -> None:
         self.population.append((arch, ev))
@@ -321,6 +405,13 @@ class Reinforce(Strategy):
     log-softmax's; :class:`Adam` is torch.optim.Adam's update in numpy (a test checks they agree),
     which spares a search the 4 s torch.optim takes to import.  The draws of one batch
     (``ask(n)``) come from the same policy; each tell then takes its own step, in order.
+
+    Under resource limits a warm-up sample over a limit is drawn anew, and so is a policy draw:
+    drawn again from the same policy until one is within, and the policy gradient then uses the
+    choices of the accepted draw (the rejected draws leave no trace in the update).  That is our
+    choice for the policy draws, and the released REINFORCE search's too (its ``select_generate``
+    redraws from the policy until ``get_FLOPs() <= flops_limit``, and its warm-up uses the
+    sampler's rejection).
     """
 
     name = "reinforce"
@@ -359,16 +450,28 @@ class Reinforce(Strategy):
 
     def _propose(self) -> Hashable:
         if self.n_asked < self.warmup:
-            return self.space.sample(self.rng)
+            return self._sample()
         probs = self.probabilities()
+        drawn: list = []
+
+        def draw() -> Hashable:
+            arch, idx = self._policy_draw(probs)
+            drawn.append(idx)
+            return arch
+
+        arch = self._within(draw, "policy")
+        self._drawn.append((arch, drawn[-1]))  # the accepted draw is the last one
+        return arch
+
+    def _policy_draw(self, probs: list[np.ndarray]) -> tuple[Hashable, tuple[int, ...]]:
+        """One valid architecture from the policy ``probs`` and its choice indices (an invalid
+        combination is drawn again)."""
         for _ in range(100_000):
             idx = tuple(int(self.rng.choice(len(p), p=p)) for p in probs)
             try:
-                arch = self.space.from_choices(idx)
+                return self.space.from_choices(idx), idx
             except ValueError:  # InvalidArchitectureError: draw again
                 continue
-            self._drawn.append((arch, idx))
-            return arch
         raise RuntimeError(f"REINFORCE: no valid architecture in 100000 draws from the policy over {self.space.name}")
 
     def reward(self, ev: Evaluation) -> float:
@@ -406,6 +509,8 @@ class Reinforce(Strategy):
         self.optimizer.step(grads)
 
 
-def make_strategy(name: str, space, objective: Objective, *, seed: int, **params: Any) -> Strategy:
-    """The strategy ``name`` (``random`` | ``evolution`` | ``reinforce`` | a plugin's) with its parameters."""
-    return strategy_class(name)(space, objective, seed=seed, **params)
+def make_strategy(name: str, space, objective: Objective, *, seed: int, limits: Limits | None = None,
+                  **params: Any) -> Strategy:
+    """The strategy ``name`` (``random`` | ``evolution`` | ``reinforce`` | a plugin's) with its
+    parameters, proposing only architectures within ``limits`` (None: no limit)."""
+    return strategy_class(name)(space, objective, seed=seed, **params).constrain(limits)
