@@ -24,6 +24,8 @@ The paper's votes (WRCor, Jing et al., arXiv 2507.08841)::
     vote_sjw = majority of (synflow, jacob_cov, wrcor)
     vote_spw = majority of (synflow, l2_norm,   wrcor)
     vote_sjw_notebook = vote_sjw with jacob_cov counted lower-is-better (the released NB-101 notebook)
+    vote_sjw_official = majority of (synflow, jacob_cov, wrcor_official): the released search.py's
+                        +act_grad_cor_weighted +synflow +jacob_cor (WRCor as released, quirks included)
 """
 from __future__ import annotations
 
@@ -173,3 +175,8 @@ for _name, _comps in VOTES.items():
 register_aggregator("vote_sjw_notebook", VOTES["vote_sjw"], signs=(1.0, -1.0, 1.0),
                     description="vote_sjw as the released NB-101 notebook computes it: jacob_cov counted "
                                 "lower-is-better (signs +1, -1, +1); for reproducing its NB-101 row")
+#: the released search.py's SJW (``--measures +act_grad_cor_weighted +synflow +jacob_cor``): WRCor as
+#: released (``wrcor_official``: on the mobilenetv2 space only the nn.ReLU inside each SE is hooked)
+register_aggregator("vote_sjw_official", ("synflow", "jacob_cov", "wrcor_official"),
+                    description="vote_sjw with WRCor as released (wrcor_official): the released search.py's "
+                                "+act_grad_cor_weighted +synflow +jacob_cor")
