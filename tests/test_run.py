@@ -1,6 +1,7 @@
 """The scoring job end to end: composed Hydra configs, the durable store, resumption after kill -9."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -32,12 +33,11 @@ def make_cfg(*overrides: str):
 def test_every_experiment_config_composes(experiment):
     if experiment.startswith("search_"):  # the search experiments extend conf/search_run.yaml
         cfg = compose("search_run", [f"experiment={experiment}"], return_hydra_config=True)
-        params = cfg.hydra.sweeper.params
-        assert cfg.profile == experiment and cfg.budget >= 100
-        for strategy in str(params.search).split(","):  # every job of the sweep passes the door
-            for objective in str(params.objective).split(","):
-                load(compose("search_run", [f"experiment={experiment}", f"search={strategy}",
-                                            f"objective={objective}"]))
+        params = cfg.hydra.sweeper.params or {}
+        assert cfg.profile == experiment and cfg.budget >= 1
+        swept = [[f"{key}={v}" for v in str(params[key]).split(",")] for key in ("search", "objective") if key in params]
+        for job in itertools.product(*swept):  # every job of the sweep (or the one search) passes the door
+            load(compose("search_run", [f"experiment={experiment}", *job]))
         return
     cfg = make_cfg(f"experiment={experiment}")
     assert cfg.profile == experiment
