@@ -39,7 +39,7 @@ import spaces
 
 from . import data
 from proxies.vote import DEFAULT_RULE, DEFAULT_TIES, TIES
-from proxies.vote import RULES as VOTE_RULES
+from proxies.vote import SEARCH_RULES as VOTE_RULES
 
 from .registry import list_strategies, strategy_class
 
@@ -255,7 +255,9 @@ def _objective_default(name: str) -> str:
 @dataclass
 class VoteConfig:
     rule: VoteRule = knob(VoteRule(_objective_default("rule")), "absolute: a side must win more than half of all "
-                          "components (the released code); relative: more than the other side")
+                          "components (the released code); relative: more than the other side; rank_sum: "
+                          "the higher sum of per-component ranks among every architecture told so far "
+                          "(transitive, unlike a majority)")
     ties: Ties = knob(Ties(_objective_default("ties")), "a tie keeps the incumbent, or goes to the candidate "
                       "(the released search)")
 

@@ -92,11 +92,15 @@ from typing import Sequence, Union
 import numpy as np
 
 __all__ = ["majority_prefers", "copeland_scores", "comparator_order", "comparator_rank_scores",
-           "replaces_incumbent", "RULES"]
+           "replaces_incumbent", "RULES", "SEARCH_RULES"]
 
 ArrayLike = Union[Sequence[float], np.ndarray]
 
 RULES = ("relative", "absolute")
+#: the rules a search objective takes: the two majorities, or ``rank_sum`` -- each architecture's
+#: per-component mid-ranks among everything the search was told, summed (a total preorder at any
+#: moment, so transitive: no Condorcet cycle; see :class:`harness.search.strategies.RankSums`)
+SEARCH_RULES = RULES + ("rank_sum",)
 #: who wins a pairwise tie in a search: the ``incumbent`` stays, or the ``candidate`` replaces it
 #: (what the released search's ``max`` does; see :func:`replaces_incumbent`)
 TIES = ("incumbent", "candidate")

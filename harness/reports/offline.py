@@ -101,7 +101,7 @@ def offline_table(runs: pd.DataFrame, *, latex: bool = False) -> Table:
     devices = "; ".join(dict.fromkeys(str(r.get("device") or r.get("machine") or "not recorded") for r in records))
     settings = "; ".join(dict.fromkeys(
         f"{r['strategy']} ({r.get('settings') or 'defaults'}) guided by {r['objective']}"
-        + (f" (vote: rule {r['vote.rule']}, ties to the {r['vote.ties']})" if r.get("vote.rule") else "")
+        + (f" (vote: rule {r['vote.rule']}, ties to the {r['vote.ties']})" if _voted(r) else "")
         + f", N={int(r['budget'])}" + (f" + {int(r['n_initial'])} initial (accounting released)"
                                        if r.get("accounting") == "released" and _get(r, "n_initial") > 0 else "")
         for r in records))
@@ -141,8 +141,17 @@ def write_figure(runs: pd.DataFrame, out_dir: Path | str, name: str) -> list[Pat
     limit = runs["constraints.flops_max"].dropna().iloc[0] if "constraints.flops_max" in runs and \
         runs["constraints.flops_max"].notna().any() else None
     device = "; ".join(dict.fromkeys(runs["device"].astype(str))) if "device" in runs else ""
+    first = runs.iloc[0]
     return _draw(trajs, limit, device, Path(out_dir) / "figures" / f"{name}.png",
-                 title=f"{runs['space'].iloc[0]}: {runs['strategy'].iloc[0]} guided by {runs['objective'].iloc[0]}")
+                 title=f"{first['space']}: {first['strategy']} guided by {first['objective']}"
+                 + (f" (rule {first['vote.rule']})" if _voted(first) else ""))
+
+
+def _voted(r: Mapping[str, Any]) -> bool:
+    """Whether a search record's objective combines proxies (so its vote rule matters)."""
+    import proxies
+
+    return isinstance(r.get("vote.rule"), str) and proxies.is_aggregator(str(r["objective"]))
 
 
 def run_figure(steps: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], path: Path) -> list[Path]:

@@ -451,8 +451,11 @@ def _export_genotype(space, arch, summary: dict[str, Any], out_dir: Path) -> Pat
     if not callable(export):
         return None
     name = _genotype_name(summary)
+    vote = summary.get("vote") or {}
     comment = [f"found by harness search: space {summary['space']}, {summary['strategy']} guided by "
-               f"{summary['objective']}, budget {summary['budget']}"
+               f"{summary['objective']}" + (f" (rule {vote['rule']}, ties to the {vote['ties']})"
+                                            if len(summary.get("best_score") or ()) > 1 else "")
+               + f", budget {summary['budget']}"
                + (f" + {summary['n_initial']} initial" if summary["accounting"] == "released" else "")
                + f", seed {summary['seed']}"]
     comment += [f"{c}: {summary['found_' + c]:,.0f}" for c in RESOURCE_COUNTS if "found_" + c in summary]
@@ -464,10 +467,14 @@ def _export_genotype(space, arch, summary: dict[str, Any], out_dir: Path) -> Pat
 
 
 def _genotype_name(summary: Mapping[str, Any]) -> str:
-    """A Python identifier naming the found architecture, e.g. ``zsnas_evolution_vote_sjw_official_s0``."""
+    """A Python identifier naming the found architecture, e.g. ``zsnas_evolution_vote_sjw_official_s0``
+    (``..._rank_sum_s0`` under ``vote.rule=rank_sum``, so the two searches' genotypes can sit side
+    by side in one genotypes.py)."""
     import re
 
-    raw = f"zsnas_{summary['strategy']}_{summary['objective']}_s{summary['seed']}"
+    rule = (summary.get("vote") or {}).get("rule")
+    raw = f"zsnas_{summary['strategy']}_{summary['objective']}{'_rank_sum' if rule == 'rank_sum' else ''}" \
+          f"_s{summary['seed']}"
     return re.sub(r"\W", "_", raw)
 
 

@@ -66,12 +66,13 @@ from typing import Any, Hashable, Sequence, overload
 import numpy as np
 
 from proxies.vote import majority_prefers
-from proxies.vote import DEFAULT_RULE, DEFAULT_TIES, RULES, TIES
+from proxies.vote import DEFAULT_RULE, DEFAULT_TIES, TIES
+from proxies.vote import SEARCH_RULES as RULES
 
 from ..registry import STRATEGIES, list_strategies, register_strategy, strategy_class  # noqa: F401  (the API)
 from .constraints import REJECTION_KINDS, Limits
 
-__all__ = ["Evaluation", "Objective", "Strategy", "Limits", "RandomSearch", "RegularizedEvolution", "Reinforce",
+__all__ = ["Evaluation", "Objective", "RankSums", "Strategy", "Limits", "RandomSearch", "RegularizedEvolution", "Reinforce",
            "STRATEGIES", "register_strategy", "strategy_class", "list_strategies", "make_strategy"]
 
 
@@ -106,6 +107,13 @@ class Objective:
     * a tournament's parent (:meth:`champion`) is displaced only by a win: a tie keeps the
       earlier member under either ``ties`` (the released ``max(samples, key=cmp)``).
 
+    ``rule="rank_sum"`` replaces the pairwise majority with a transitive comparison: each
+    architecture's score is the sum over components of its mid-rank among everything the search
+    was told (:class:`RankSums`, which the strategy owns and passes as ``ranks``), and the higher
+    sum wins.  At any moment that is a total preorder, so no Condorcet cycle can make the
+    incumbent or a tournament depend on the order of comparison (a majority can: a beats b,
+    b beats c, c beats a).
+
     >>> vote = Objective("v", ("a", "b", "c"), (1.0, 1.0, 1.0))
     >>> vote.prefers(Evaluation((2, 2, 0)), Evaluation((1, 1, 5)))   # 2 of 3 prefer the candidate
     True
@@ -130,27 +138,44 @@ class Objective:
         if self.rule not in RULES:
             raise ValueError(f"unknown majority rule {self.rule!r}; valid: {list(RULES)}")
 
-    def _decide(self, a: Evaluation, b: Evaluation) -> int:
+    @property
+    def ranked(self) -> bool:
+        """Whether comparisons need the search's history (``rule="rank_sum"``)."""
+        return self.rule == "rank_sum"
+
+    def new_ranks(self) -> RankSums | None:
+        """The history a strategy keeps for this objective: a :class:`RankSums` for ``rank_sum``,
+        None for a majority (which compares two evaluations on their own)."""
+        return RankSums(self.signs) if self.ranked else None
+
+    def _decide(self, a: Evaluation, b: Evaluation, ranks: RankSums | None = None) -> int:
         """+1 when ``a`` beats ``b``, -1 when ``b`` beats ``a``, 0 for a tie (failures first)."""
         if a.failed != b.failed:
             return 1 if b.failed else -1
         if a.failed:
             return 0
+        if self.ranked:
+            if ranks is None:
+                raise ValueError(f"objective {self.name!r}: rule rank_sum compares within a search's history; "
+                                 "pass ranks= (Objective.new_ranks(), told every evaluation)")
+            sa, sb = ranks.score(a), ranks.score(b)
+            return (sa > sb) - (sb > sa)
         return majority_prefers(a.values, b.values, self.signs, rule=self.rule)
 
-    def beats(self, a: Evaluation, b: Evaluation) -> bool:
+    def beats(self, a: Evaluation, b: Evaluation, ranks: RankSums | None = None) -> bool:
         """Whether ``a`` wins outright over ``b`` (a tie is not a win, whatever :attr:`ties` says)."""
-        return self._decide(a, b) > 0
+        return self._decide(a, b, ranks) > 0
 
-    def prefers(self, candidate: Evaluation, incumbent: Evaluation) -> bool:
-        decision = self._decide(candidate, incumbent)
+    def prefers(self, candidate: Evaluation, incumbent: Evaluation, ranks: RankSums | None = None) -> bool:
+        decision = self._decide(candidate, incumbent, ranks)
         return decision > 0 or (decision == 0 and self.ties == "candidate")
 
     def signed(self, ev: Evaluation) -> np.ndarray:
         """The component values with the sign applied (higher is better for every entry)."""
         return np.asarray(ev.values, dtype=float) * np.asarray(self.signs, dtype=float)
 
-    def champion(self, items: Sequence[tuple[Any, Evaluation]]) -> tuple[Any, Evaluation]:
+    def champion(self, items: Sequence[tuple[Any, Evaluation]],
+                 ranks: RankSums | None = None) -> tuple[Any, Evaluation]:
         """A running champion over ``items`` in order: the first, displaced by each later item that
         :meth:`beats` it, so a tie keeps the earlier item whatever :attr:`ties` says -- the
         released evolution's ``max(samples, key=cmp_to_key(cmp))`` (``max`` replaces only on a
@@ -158,9 +183,86 @@ class Objective:
         result depends on the order, as in the released search."""
         best = items[0]
         for item in items[1:]:
-            if self.beats(item[1], best[1]):
+            if self.beats(item[1], best[1], ranks):
                 best = item
         return best
+
+
+class RankSums:
+    """The history of a search under the objective rule ``rank_sum``: every complete evaluation
+    told so far (a failed one is not ranked), with each one's **rank sum** -- over the components,
+    the number of history entries it beats in that component's direction, an equal value counting
+    one half (its mid-rank).  Kept up to date on every :meth:`add` (O(n k) numpy work), so
+    :meth:`best` is the history's highest rank sum at any moment, not a running champion: an
+    architecture passed over earlier takes the lead when later arrivals rank below it.
+
+    By majority, ``a``, ``b``, ``c`` below are a cycle (a beats b on 2 of 3 components, b beats c,
+    c beats a): whichever is compared first loses the incumbency.  Their rank sums tie, so the
+    incumbent keeps its place; ``d``, ahead of each of them on 2 of 3 components, leads outright:
+
+    >>> history = {"a": (3, 1, 2), "b": (2, 3, 1), "c": (1, 2, 3), "d": (4, 4, 0)}
+    >>> [majority_prefers(history[x], history[y], (1, 1, 1)) for x, y in ("ab", "bc", "ca")]
+    [1, 1, 1]
+    >>> ranks = RankSums((1.0, 1.0, 1.0))
+    >>> for arch in "abc":
+    ...     ranks.add(arch, Evaluation(history[arch]))
+    >>> [ranks.score(Evaluation(history[x])) for x in "abc"], ranks.best("incumbent")[0]
+    ([4.5, 4.5, 4.5], 'a')
+    >>> ranks.add("d", Evaluation(history["d"]))
+    >>> [ranks.score(Evaluation(history[x])) for x in "abcd"], ranks.best("incumbent")[0]
+    ([5.5, 5.5, 5.5, 7.5], 'd')
+    """
+
+    def __init__(self, signs: Sequence[float]) -> None:
+        self.signs = np.asarray(signs, dtype=float)
+        self._values = np.empty((16, len(self.signs)))
+        self._sums = np.empty(16)
+        self._items: list[tuple[Any, Evaluation]] = []
+        self._candidate: list[bool] = []
+        self._best: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _signed(self, ev: Evaluation) -> np.ndarray:
+        return np.asarray(ev.values, dtype=float) * self.signs
+
+    def score(self, ev: Evaluation) -> float:
+        """``ev``'s rank sum against the history (an entry equal to it counts 1/2 per component, so
+        two members of the history compare exactly as their kept sums do)."""
+        x, v = self._signed(ev), self._values[:len(self)]
+        return float((v < x).sum() + 0.5 * (v == x).sum())
+
+    def add(self, arch: Any, ev: Evaluation, candidate: bool = True) -> None:
+        """Put ``(arch, ev)`` in the history (a failed ``ev`` is not ranked); ``candidate=False``:
+        ranked, but never :meth:`best` (e.g. a warm-up outside the search proper)."""
+        if ev.failed:
+            return
+        n, x = len(self), self._signed(ev)
+        if n == len(self._sums):
+            self._values = np.concatenate([self._values, np.empty_like(self._values)])
+            self._sums = np.concatenate([self._sums, np.empty_like(self._sums)])
+        v = self._values[:n]
+        self._sums[:n] += (x < v).sum(axis=1) + 0.5 * (x == v).sum(axis=1)
+        self._sums[n] = (v < x).sum() + 0.5 * (v == x).sum() + 0.5 * len(x)
+        self._values[n] = x
+        self._items.append((arch, ev))
+        self._candidate.append(bool(candidate))
+
+    def best(self, ties: str) -> tuple[Any, Evaluation] | None:
+        """The candidate with the highest rank sum (None before any complete candidate).  Among
+        equal sums the previous best keeps its place (``ties="incumbent"``), or the newest entry
+        takes it when it is one of them (``ties="candidate"``); otherwise the earliest."""
+        sums = np.where(self._candidate, self._sums[:len(self)], -np.inf)
+        if not len(sums) or not np.isfinite(sums.max()):
+            return None
+        top = np.flatnonzero(sums == sums.max())
+        newest = len(self) - 1
+        if ties == "candidate" and top[-1] == newest:
+            self._best = newest
+        elif self._best is None or self._best not in top:
+            self._best = int(top[0])
+        return self._items[self._best]
 
 
 class Strategy:
@@ -189,6 +291,8 @@ class Strategy:
         self.objective = objective
         self.rng = np.random.default_rng(seed)
         self._best: tuple[Hashable, Evaluation] | None = None
+        #: the history the objective ranks within (``rule=rank_sum``), else None
+        self.ranks = objective.new_ranks()
         self._pending: collections.deque = collections.deque()
         self.n_asked = 0
         self.n_told = 0
@@ -276,7 +380,14 @@ class Strategy:
                                "(a batch is told in the order asked)")
         self._pending.popleft()
         self.n_told += 1
-        if self.n_told > self.best_from and (self._best is None or self.objective.prefers(ev, self._best[1])):
+        candidate = self.n_told > self.best_from
+        if self.ranks is not None:
+            self.ranks.add(arch, ev, candidate=candidate)
+            top = self.ranks.best(self.objective.ties) if candidate else None
+            if top is not None:  # the highest rank sum; until a complete candidate, the failed ones below
+                self._best = top
+                candidate = False
+        if candidate and (self._best is None or self.objective.prefers(ev, self._best[1], self.ranks)):
             self._best = (arch, ev)
         self._observe(arch, ev)
 
@@ -353,7 +464,7 @@ class RegularizedEvolution(Strategy):
         members = list(self.population)
         picks = (self.rng.integers(0, len(members), size=self.tournament) if self.replace
                  else self.rng.choice(len(members), size=self.tournament, replace=False))
-        parent, _ = self.objective.champion([members[int(i)] for i in picks])
+        parent, _ = self.objective.champion([members[int(i)] for i in picks], self.ranks)
         return self._mutate(parent)
 
     def _observe(self, arch: Hashable, ev: Evaluation) -> None:
