@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # importing a family module registers its proxies
-from . import correlation, jacobian, meco, naswot, pruning, synflow, zen, zico  # noqa: F401
+from . import aznas, correlation, jacobian, meco, naswot, pruning, swap, synflow, tenas, vkdnw, zen, zico  # noqa: F401
 from .aggregators import get_aggregator, is_aggregator, list_aggregators
 from .probe import ProxyOutcome, ResponseProvider, Session, every_relu, is_shared_pass, no_responses, run_pass
 from .registry import ProxyInfo, get_proxy, list_proxies, register
@@ -45,7 +45,7 @@ def _names(names: str | Iterable[str]) -> list[str]:
 def canonical(name: str) -> str:
     """The canonical name of a proxy spec (``wrcor( power=2 )`` -> ``wrcor(power=2)``) or an
     aggregator's name; an unknown name raises, listing the registered ones."""
-    return name if is_aggregator(name) else get_proxy(name).name
+    return get_aggregator(name).name if is_aggregator(name) else get_proxy(name).name
 
 
 def components_of(name: str) -> tuple[str, ...]:
@@ -53,14 +53,19 @@ def components_of(name: str) -> tuple[str, ...]:
     itself (its canonical name: a spec like ``wrcor(power=2)`` is normalised).  An unknown name
     raises, listing the registered proxies."""
     if is_aggregator(name):
-        return get_aggregator(name).components
+        return get_aggregator(name).leaves
     return (get_proxy(name).name,)
 
 
 def pass_group(info: ProxyInfo) -> tuple:
-    """Proxies with the same group share one pass: a shared pass kind with its BN setting, or
-    the proxy's own private pass."""
-    return (info.pass_kind, info.bn) if is_shared_pass(info.pass_kind) else ("private", info.name)
+    """Proxies with the same group share one pass: a shared pass kind with its BN setting; a
+    private kind registered ``shares_private`` with its BN setting and parameters (AZ-NAS's three
+    proxies); otherwise the proxy's own private pass."""
+    if is_shared_pass(info.pass_kind):
+        return (info.pass_kind, info.bn)
+    if info.shares_private:
+        return ("private", info.pass_kind, info.bn, tuple(sorted((k, repr(v)) for k, v in info.params.items())))
+    return ("private", info.name)
 
 
 def compute_outcomes(names: str | Iterable[str], net: nn.Module, inputs: torch.Tensor,

@@ -41,6 +41,9 @@ class ProxyInfo:
     pass_kind: str = "standard"
     params: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: a private ``pass_kind`` that proxies of that kind with the same ``bn`` and parameters share
+    #: (one session, e.g. AZ-NAS's three proxies from one set of features)
+    shares_private: bool = False
 
     def create(self) -> Any:
         return self.factory(**self.params)

@@ -387,11 +387,11 @@ def test_failing_forward_is_an_error_outcome():
     with pytest.raises(RuntimeError) as direct:
         net(x)
     cause = str(direct.value)
-    # proxies that run no pass (l2_norm, params: pass_kind "static") read the weights only and
+    # proxies that run no pass (l2_norm, params, vkdnw_dim: pass_kind "static") read the weights only and
     # rightly succeed; every other proxy records the forward's error
     names = [n for n in proxies.list_proxies() if proxies.get_proxy(n).pass_kind != "static"]
     static = [n for n in proxies.list_proxies() if n not in names]
-    assert static == ["l2_norm", "params"]
+    assert static == ["l2_norm", "params", "vkdnw_dim"]
     assert all(o.status == "ok" for o in proxies.compute_outcomes(static, net, x, y, space=SMALL).values())
     outcomes = proxies.compute_outcomes(names, net, x, y, space=SMALL)
     assert list(outcomes) == names
