@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow reproduce reproduce-paper reproduce-suite-zero reproduce-cross-space reproduce-search search sweep-shards verify-engine convert verify-data ui bench clean
+.PHONY: help install test test-slow reproduce reproduce-paper reproduce-peers reproduce-suite-zero reproduce-cross-space reproduce-search search sweep-shards verify-engine convert verify-data ui bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -59,6 +59,10 @@ reproduce-paper: $(STAMP)  ## the paper's NB201 protocol (about a day on 2 CPU c
 	OMP_NUM_THREADS=1 $(BIN)/harness search --multirun experiment=search_nb201 hydra/launcher=joblib hydra.launcher.n_jobs=$(PAPER_WORKERS) \
 	  threads=1 $(PAPER_SEARCH) hydra.sweep.dir=runs/paper/search
 	$(BIN)/harness search-report --records runs/paper/search --out results --name paper_nb201_search
+
+reproduce-peers: $(STAMP)  ## the peers (AZ-NAS, VKDNW, SWAP, TE-NAS and their aggregates) beside WRCor on 1000 NB201 archs x 3 datasets x 3 seeds, published numbers beside ours -> results/ (a GPU job: ~1 min per arch and seed on one CPU core; resumable)
+	$(BIN)/harness run --multirun experiment=peers_1000 hydra.sweep.dir=runs/peers
+	$(BIN)/harness paper-report --records runs/peers --out results --name peers_nb201
 
 SZ_N ?= 1000
 reproduce-suite-zero: $(STAMP)  ## every proxy on a random 1000 (SZ_N=) of Suite-Zero's NB201 archs, 2 CPU workers (~1 h) + agreement table

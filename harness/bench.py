@@ -23,7 +23,6 @@ and the largest relative score differences between the paths.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import platform
 import statistics
@@ -41,6 +40,7 @@ import spaces
 from spaces.base import seed_for
 
 from . import data
+from .jsonio import dumps, write_json
 from .scoring.builds import make_engine
 
 #: the eight activation/gradient proxies of the standard pass: WRCor, its unweighted RCor / ACor /
@@ -313,7 +313,7 @@ def main(argv=None) -> int:
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = args.tf32
     if args.compare:
         res = compare_stores(*args.compare)
-        print(json.dumps(res))
+        print(dumps(res, indent=None))
         return 0 if res["n_common"] and not res["status_mismatches"] else 1
     torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
@@ -329,8 +329,7 @@ def main(argv=None) -> int:
         for label, r in res["ratios"].items():
             print(f"  {label:32s} {r['median']:7.2f} {r['q25']:6.2f} {r['q75']:6.2f} {r['max']:6.2f}")
         print(f"  (8 act/grad proxies: {', '.join(EIGHT)})")
-        written.append(Path(args.out) / f"nb201_{dev.type}.json")
-        written[-1].write_text(json.dumps(res, indent=2))
+        written.append(write_json(Path(args.out) / f"nb201_{dev.type}.json", res))
     if args.search_steps:
         res = bench_search(args.search_steps)
         print(f"\nsearch machinery (CPU, every NB201 score already stored): {res['steps']} steps per search")
@@ -340,8 +339,7 @@ def main(argv=None) -> int:
         cli = res["cli"]
         print(f"  the command line, end to end (python {cli['command']} ...): {cli['total_s']:.2f} s"
               + ("" if cli["ok"] else " FAILED"))
-        written.append(Path(args.out) / "search_cpu.json")
-        written[-1].write_text(json.dumps(res, indent=2))
+        written.append(write_json(Path(args.out) / "search_cpu.json", res))
     from .scoring.run import resolve_device
 
     device = resolve_device(args.device)
@@ -359,17 +357,16 @@ def main(argv=None) -> int:
               f"engine {res['engine_speedup_over_naive']:.1f}x the naive port; largest relative difference "
               f"engine vs one-arch {res['max_rel_diff_engine_vs_one_arch']:.1e}, naive vs one-arch "
               f"{res['max_rel_diff_naive_vs_one_arch']:.1e}")
-        written.append(Path(args.out) / f"engine_{res['device']}.json")
-        written[-1].write_text(json.dumps(res, indent=2))
+        written.append(write_json(Path(args.out) / f"engine_{res['device']}.json", res))
         if not args.no_tracking:
             _track_engine(res)
             tracked = True
     _print_where(written, tracked)
     if n_engine:
-        print(json.dumps({k: res[k] for k in ("device", "device_name", "n_archs", "batch", "group", "threads",
+        print(dumps({k: res[k] for k in ("device", "device_name", "n_archs", "batch", "group", "threads",
                                               "archs_per_s_naive", "archs_per_s_one_arch", "archs_per_s_engine",
                                               "archs_per_s_plain", "engine_over_plain", "engine_speedup_over_naive",
-                                              "max_rel_diff_engine_vs_one_arch", "max_rel_diff_naive_vs_one_arch")}))
+                                              "max_rel_diff_engine_vs_one_arch", "max_rel_diff_naive_vs_one_arch")}, indent=None))
     return 0
 
 

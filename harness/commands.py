@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("harness.convert", "convert an official benchmark file into the harness's tables"),
     "data": ("harness.datacheck", "data verify: check every benchmark data file against the data directory's SHA256SUMS"),
     "ui": ("harness.ui", "serve the MLflow store on 127.0.0.1 (one worker) and print each experiment's runs link"),
+    "track": ("harness.cli", "log existing run directories (a job, a search or a sweep) to MLflow later, as a live "
+                             "run logs them"),
 }
 
 

@@ -38,6 +38,7 @@ import proxies
 import spaces
 
 from . import data
+from .errors import UserError
 from proxies.vote import DEFAULT_RULE, DEFAULT_TIES, TIES
 from proxies.vote import SEARCH_RULES as VOTE_RULES
 
@@ -48,7 +49,7 @@ __all__ = ["ConfigError", "RunConfig", "SearchConfig", "ConstraintsConfig", "con
            "SEARCH_RULES", "register_schemas"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A setting that is not allowed: the message names the key, the value given and what is allowed."""
 
 
@@ -163,12 +164,21 @@ class StoreConfig:
                                        "<shards>/shard-<i>-of-<n>.sqlite; a job without shard merges them")
 
 
+OnError = choices("OnError", ("fail", "warn"))
+
+
 @dataclass
 class TrackingConfig:
     enabled: bool = knob(True, "log the job to MLflow (tracking=none turns it off)")
     uri: str = knob("${oc.env:ZSNAS_MLFLOW_URI,mlruns.db}", "MLflow store: a SQLite file, sqlite:///... or http://...")
     experiment: str = knob("zsnas-bench", "the MLflow experiment")
     artifact_root: Optional[str] = knob(None, "where artifacts go (null: mlartifacts/ beside the database)")
+    timeout_s: float = knob(5.0, "seconds an MLflow server has to accept a connection and to answer each request "
+                                 "(the check before any work, and every call after it)")
+    retries: int = knob(2, "retries of a failed MLflow server request (with backoff) before it counts as a failure")
+    on_error: OnError = knob(OnError.fail, "a tracker that cannot be reached or fails: fail = stop before any work "
+                                           "(or end the job with the error); warn = warn once and go on with the "
+                                           "local records only (log them later: harness track RUN_DIR)")
     parent_run_id: Optional[str] = knob(None, "set by the entry point inside a --multirun sweep")
 
 
@@ -220,6 +230,11 @@ class RunConfig:
     profile: str = knob("default", "names the run directory (runs/<profile>/...) and the report")
     proxies: List[str] = knob(MISSING, "proxies to score: registered names or specs name(key=value, ...); "
                                        "set by proxy_set=")
+    aggregates: List[str] = knob(help="rank aggregations reported beside the proxies: registered aggregators "
+                                      "(vote_sjw, az_nas, ...) or specs rule(proxy, -proxy, ...) with rule "
+                                      "logrank, ranksum, lexicographic or majority, e.g. "
+                                      "'aggregates=[logrank(wrcor,az_trainability,flops)]'",
+                                 factory=list)
     seed: int = knob(0, "the batch choice and each network's initialisation (per arch: sha256(seed:arch))")
     archs: ArchsConfig = knob(factory=ArchsConfig)
     batch: BatchConfig = knob(factory=BatchConfig)
@@ -533,6 +548,9 @@ RULES: list[Rule] = [
     Rule("shard", "null or i/n with 0 <= i < n (e.g. 0/2)", _shard_ok),
     Rule("engine.group", "a positive integer or auto", _auto_or(1)),
     Rule("engine.workers", "an integer >= 0 or auto", _auto_or(0)),
+    Rule("tracking.timeout_s", "a number of seconds > 0 and <= 600",
+         lambda v, c: not isinstance(v, bool) and math.isfinite(v) and 0 < v <= 600),
+    Rule("tracking.retries", "an integer from 0 to 10", lambda v, c: _int(v) and 0 <= v <= 10),
 ]
 
 #: the rules a search adds
@@ -591,7 +609,20 @@ def _check_proxies(cfg: RunConfig) -> list[str]:
             proxies.components_of(spec)
         except (KeyError, ValueError) as err:
             problems.append(f"proxies: {spec!r} is not allowed: {err.args[0] if err.args else err}")
+    for spec in cfg.aggregates:
+        try:
+            if not proxies.is_aggregator(spec):
+                problems.append(f"aggregates: {spec!r} is not allowed: not an aggregation; a registered aggregator "
+                                f"({', '.join(proxies.list_aggregators())}) or a spec rule(proxy, ...) with rule "
+                                f"{', '.join(proxies.aggregators.list_rules())}")
+        except (KeyError, ValueError) as err:
+            problems.append(f"aggregates: {spec!r} is not allowed: {err.args[0] if err.args else err}")
     return problems
+
+
+def requested(cfg: RunConfig) -> list[str]:
+    """The canonical names a scoring job reports: ``proxies`` then ``aggregates``, each once."""
+    return list(dict.fromkeys(proxies.canonical(n) for n in [*cfg.proxies, *cfg.aggregates]))
 
 
 def _check_search(cfg: SearchConfig) -> list[str]:
@@ -606,6 +637,12 @@ def _check_search(cfg: SearchConfig) -> list[str]:
         if cfg.signs is not None and comps and (
                 len(cfg.signs) != len(comps) or any(s not in (1.0, -1.0) for s in cfg.signs)):
             problems.append(f"signs={list(cfg.signs)} is not allowed: +1 or -1 for each of {list(comps)}")
+        agg = proxies.get_aggregator(cfg.objective) if comps and proxies.is_aggregator(cfg.objective) else None
+        if agg is not None and agg.rule != "majority" and cfg.vote.rule.value != "rank_sum":
+            problems.append(f"objective={cfg.objective!r} with vote.rule={cfg.vote.rule.value} is not allowed: "
+                            f"its rule {agg.rule} ranks a whole population and has no pairwise form; a search "
+                            f"compares as it goes: add vote.rule=rank_sum (the sum of the components' ranks "
+                            f"over the search's history)")
     elif cfg.signs is not None and (len(cfg.signs) != 1 or cfg.signs[0] not in (1.0, -1.0)):
         problems.append(f"signs={list(cfg.signs)} is not allowed: +1 or -1 for valacc12")
     what = strategy_class(cfg.search.name).initial_samples_setting

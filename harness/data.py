@@ -33,6 +33,8 @@ from __future__ import annotations
 import functools
 import operator
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -141,8 +143,15 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise DataFileError(f"cannot read image file {path!r}: {exc}") from exc
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        # a truncated or damaged .npz is a zip whose directory or members do not read back
+        raise DataFileError(
+            f"image file {path!r} is corrupt or truncated: it does not read as an .npz archive "
+            f"({type(exc).__name__}: {exc}). Restore it from the release (`harness data verify` checks every "
+            f"data file against SHA256SUMS; docs/data.md says where each comes from)") from exc
+    except MemoryError as exc:  # a garbled array header can claim an absurd size
+        raise DataFileError(f"image file {path!r} is corrupt: an array header claims more memory than there is "
+                            f"({exc}). Restore it from the release") from exc
     for a in arrays.values():
         a.flags.writeable = False
     return arrays

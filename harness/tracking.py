@@ -96,7 +96,25 @@ Sweeps
     ``parent_run_id=...`` (MLflow tag ``mlflow.parentRunId``). The parent is set FINISHED in
     ``on_multirun_end``, after it has written the sweep's summary runs and report
     (:func:`summarise_sweep`). Tracking config keys: ``tracking.enabled``, ``tracking.uri``,
-    ``tracking.experiment``, ``tracking.artifact_root``.
+    ``tracking.experiment``, ``tracking.artifact_root``, ``tracking.timeout_s``,
+    ``tracking.retries``, ``tracking.on_error``.
+
+Faults (a tracker that is down, silent or unwritable)
+    Before any work the tracker is checked (:func:`preflight`, through :meth:`MlflowTracker.check`):
+    an HTTP server gets one request with ``tracking.timeout_s`` to connect and to answer (no
+    retries); a SQLite store's directory must be creatable and writable, the database openable, the
+    artifact directory writable. A failure is a :class:`TrackingError` naming the URI (or path) and
+    the cause, within those seconds. Every later MLflow call of the process is bounded too: MLflow's
+    own ``MLFLOW_HTTP_REQUEST_TIMEOUT`` / ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` /
+    ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR`` are set from ``tracking.timeout_s`` / ``tracking.retries``
+    (1) unless the user's environment sets them (MLflow's defaults, 120 s and 7 retries with backoff,
+    make an unreachable server cost minutes per call). With ``tracking.on_error=fail`` (default) a
+    failure stops the job (before any work when the check fails); with ``warn`` the first failure is
+    logged once and every later call is skipped: the job goes on with its local records. Either way
+    the run directory gets ``tracking.json`` (:data:`TRACKING_FILE`): ``{"tracked": false, "cause":
+    ..., "log_later": "harness track RUN_DIR --uri URI"}``, or ``{"tracked": true, "run_id": ...}``
+    when the job's run was logged whole; ``harness track RUN_DIR`` logs such a directory later
+    through the same code a live job logs with.
 
 ``import harness.tracking`` is cheap: mlflow, hydra and omegaconf are imported lazily.
 """
@@ -104,11 +122,14 @@ Sweeps
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import logging
 import math
 import os
 import re
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -121,6 +142,10 @@ except Exception:  # pragma: no cover - exercised only where hydra is missing
 
 __all__ = [
     "PARENT_RUN_ID_FILE",
+    "TRACKING_FILE",
+    "TrackingError",
+    "preflight",
+    "read_tracking_record",
     "NONFINITE_TAG_PREFIX",
     "NONFINITE_COUNT_TAG",
     "RunHandle",
@@ -151,6 +176,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PARENT_RUN_ID_FILE = "mlflow_parent_run_id"
+#: a run directory's record of whether its job reached MLflow (see "Faults")
+TRACKING_FILE = "tracking.json"
 NONFINITE_TAG_PREFIX = "nonfinite/"
 NONFINITE_COUNT_TAG = "tracking.n_nonfinite_metrics"
 PARENT_RUN_TAG = "mlflow.parentRunId"
@@ -316,6 +343,201 @@ def parent_run_id_for(sweep_dir: str | os.PathLike[str] | None) -> str | None:
     return text or None
 
 
+# --------------------------------------------------------------------------- faults
+class TrackingError(RuntimeError):
+    """The tracker cannot be reached, cannot be written or failed; the message names the store
+    (its URI or path) and the cause. ``cause`` is that cause alone (one line)."""
+
+    def __init__(self, message: str, *, uri: str | None = None, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.uri = uri
+        self.cause = cause or message
+
+
+#: what to do about a tracker that fails, in every message that stops a job before its work
+_ADVICE = ("Nothing was run. Start the server or correct tracking.uri; tracking=none runs without MLflow; "
+           "tracking.on_error=warn runs and keeps the records to log later (harness track RUN_DIR).")
+
+#: MLflow's own limits of its HTTP calls (read per request by mlflow.utils.rest_utils)
+_HTTP_ENV = ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")
+#: the ones the user's environment set before the harness ran: never overridden
+_USER_HTTP_ENV = {k for k in _HTTP_ENV if k in os.environ}
+
+
+def _is_http(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def http_limits(timeout_s: float, retries: int) -> None:
+    """Bound every MLflow HTTP call of this process: ``timeout_s`` (rounded up: MLflow takes whole
+    seconds) per connection and answer, ``retries`` retries with backoff 1 s, 2 s, ... A variable
+    the user's environment set is left as it is."""
+    values = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(float(timeout_s)))),
+              "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(int(retries)),
+              "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+    for key, value in values.items():
+        if key not in _USER_HTTP_ENV:
+            os.environ[key] = value
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    """``err`` and its causes and contexts (and urllib3's ``reason``), outermost first."""
+    out: list[BaseException] = []
+    todo: list[BaseException | None] = [err]
+    while todo:
+        e = todo.pop(0)
+        if e is None or any(e is seen for seen in out):
+            continue
+        out.append(e)
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None) if isinstance(getattr(e, "reason", None),
+                                                                                     BaseException) else None]
+        todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+    return out
+
+
+def _http_cause(err: BaseException, host: str, timeout_s: float) -> str:
+    """One line saying why an HTTP request to ``host`` failed."""
+    import socket
+
+    names = {type(e).__name__ for e in _chain(err)}
+    text = " ".join(str(e) for e in _chain(err))
+    if any(isinstance(e, ConnectionRefusedError) for e in _chain(err)) or "Connection refused" in text:
+        return f"connection refused (nothing listens on {host})"
+    if "ReadTimeout" in names or "ReadTimeoutError" in names or "Read timed out" in text:
+        return (f"no answer within {timeout_s:g} s (the server accepted the connection but sent nothing; "
+                f"tracking.timeout_s={timeout_s:g})")
+    if "ConnectTimeout" in names or "ConnectTimeoutError" in names or "timed out" in text:
+        return f"no connection within {timeout_s:g} s (tracking.timeout_s={timeout_s:g}; a wrong address or a firewall)"
+    if any(isinstance(e, socket.gaierror) for e in _chain(err)) or "NameResolutionError" in names:
+        return f"the host name of {host} cannot be resolved"
+    return _one_line(err)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _probe_http(uri: str, experiment: str, timeout_s: float) -> None:
+    """One request to an MLflow server, no retries, ``timeout_s`` to connect and to answer:
+    ``experiments/get-by-name`` (200, or 404 for an experiment not made yet)."""
+    from urllib.parse import urlsplit
+
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    parts = urlsplit(uri)
+    host = parts.netloc or uri
+    try:
+        resp = http_request(get_default_host_creds(uri), "/api/2.0/mlflow/experiments/get-by-name", "GET",
+                            max_retries=0, backoff_factor=0, timeout=float(timeout_s),
+                            params={"experiment_name": experiment})
+    except Exception as err:  # noqa: BLE001 -- every failure becomes its cause, named
+        raise TrackingError(f"MLflow tracking server {uri} cannot be reached: {_http_cause(err, host, timeout_s)}.",
+                            uri=uri, cause=_http_cause(err, host, timeout_s)) from err
+    if resp.status_code == 200:
+        return
+    body = resp.text[:300]
+    if resp.status_code == 404 and "RESOURCE_DOES_NOT_EXIST" in body:
+        return
+    if resp.status_code in (401, 403):
+        cause = (f"the server refused access (HTTP {resp.status_code}): set MLFLOW_TRACKING_USERNAME and "
+                 f"MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN")
+    else:
+        cause = f"it answered HTTP {resp.status_code}, not as an MLflow server does: {' '.join(body.split())[:200]}"
+    raise TrackingError(f"MLflow tracking server {uri} cannot be used: {cause}.", uri=uri, cause=cause)
+
+
+def _writable_dir(path: Path, what: str, uri: str) -> None:
+    """``path`` exists (made if missing) and a file can be created in it; else a TrackingError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".zsnas-write-check-"):
+            pass
+    except OSError as err:
+        cause = f"cannot write {what} {path}: {err.strerror or err}"
+        if isinstance(err, (NotADirectoryError, FileExistsError)):
+            cause = f"cannot create {what} {path}: a part of the path is a file ({err.strerror})"
+        raise TrackingError(f"MLflow tracking store {uri} cannot be used: {cause}.", uri=uri, cause=cause) from err
+
+
+def _check_sqlite(uri: str, db: Path, art: str | None) -> None:
+    """A SQLite store's directory can be written (SQLite writes its journal beside the
+    database), the database file (if any) is a writable file, and so is the artifact directory."""
+    _writable_dir(db.parent, "the database's directory", uri)
+    if db.exists():
+        try:
+            if db.is_dir():
+                raise IsADirectoryError(21, "it is a directory", str(db))
+            with open(db, "r+b"):
+                pass
+        except OSError as err:
+            cause = f"cannot write the database {db}: {err.strerror or err}"
+            raise TrackingError(f"MLflow tracking store {uri} cannot be used: {cause}.", uri=uri, cause=cause) from err
+    if art and art.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+
+        _writable_dir(Path(unquote(urlsplit(art).path)), "the artifact directory", uri)
+
+
+def preflight(tracking_uri: str | os.PathLike[str], experiment: str, artifact_root: str | os.PathLike[str] | None = None,
+              *, timeout_s: float = 5.0) -> str:
+    """Check that the store can be used, then create it and the experiment (:func:`ensure_store`);
+    return the experiment's id. An HTTP server gets one request (no retries) with ``timeout_s`` to
+    connect and to answer; a SQLite store's directories must be writable. Raises
+    :class:`TrackingError` naming the URI (or path) and the cause."""
+    uri = normalise_uri(tracking_uri)
+    art = _artifact_uri(artifact_root, uri)
+    db = _sqlite_path(uri)
+    if _is_http(uri):
+        _probe_http(uri, experiment, timeout_s)
+    elif db is not None:
+        _check_sqlite(uri, db, art)
+    try:
+        return ensure_store(uri, experiment, art)
+    except TrackingError:
+        raise
+    except Exception as err:  # noqa: BLE001 -- the store's own failure, named
+        cause = _http_cause(err, uri, timeout_s) if _is_http(uri) else _one_line(err)
+        if db is not None:
+            cause = f"the database {db} cannot be opened: {cause}"
+        raise TrackingError(f"MLflow tracking store {uri} cannot be used: {cause}.", uri=uri, cause=cause) from err
+
+
+def _tracker_failure(err: BaseException) -> bool:
+    """Is ``err`` a failure of the tracker (MLflow, its HTTP or SQL layers, the file system), as
+    opposed to a mistake in what was logged?"""
+    if isinstance(err, (TrackingError, OSError)):
+        return True
+    module = type(err).__module__.split(".")[0]
+    return module in ("mlflow", "requests", "urllib3", "sqlalchemy", "sqlite3", "http", "socket")
+
+
+def read_tracking_record(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A run directory's :data:`TRACKING_FILE` (None when it has none or it cannot be read)."""
+    try:
+        return json.loads((Path(run_dir) / TRACKING_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_tracking_record(run_dir: str | os.PathLike[str], record: Mapping[str, Any]) -> Path:
+    """Write a run directory's :data:`TRACKING_FILE` atomically (strict JSON)."""
+    target = Path(run_dir) / TRACKING_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(dict(record), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def track_later_command(run_dir: str | os.PathLike[str], uri: str) -> str:
+    """The command that logs ``run_dir`` to ``uri`` later."""
+    import shlex
+
+    return f"harness track {shlex.quote(str(run_dir))} --uri {shlex.quote(uri)}"
+
+
 # --------------------------------------------------------------------------- null backend
 class NullRun:
     """A run handle that records nothing (``run_id`` is ``""``)."""
@@ -454,15 +676,34 @@ def ensure_store(
         return str(exp.experiment_id)
 
 
-class MlflowRun:
-    """Run handle bound to one MLflow run through an explicit client."""
+def _guarded(what: str):
+    """A :class:`MlflowRun` method whose tracker failures go to its tracker's guard (fail: a
+    :class:`TrackingError` naming the store; warn: warned once, then skipped)."""
 
-    def __init__(self, client: Any, run_id: str) -> None:
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+            if self._guard is None:
+                return fn(self, *args, **kwargs)
+            return self._guard.call(what, fn, self, *args, **kwargs)
+
+        return wrapper
+
+    return deco
+
+
+class MlflowRun:
+    """Run handle bound to one MLflow run through an explicit client (and, from a
+    :class:`MlflowTracker`, its guard: see "Faults")."""
+
+    def __init__(self, client: Any, run_id: str, guard: "MlflowTracker | None" = None) -> None:
         self._client = client
         self.run_id = run_id
         self.n_nonfinite = 0
+        self._guard = guard
 
     # params / tags -----------------------------------------------------------------
+    @_guarded("logging params")
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -471,6 +712,7 @@ class MlflowRun:
         for i in range(0, len(batch), MAX_PARAMS_TAGS_PER_BATCH):
             self._client.log_batch(self.run_id, params=batch[i : i + MAX_PARAMS_TAGS_PER_BATCH])
 
+    @_guarded("setting tags")
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
@@ -492,6 +734,7 @@ class MlflowRun:
         return out
 
     # metrics -----------------------------------------------------------------------
+    @_guarded("logging metrics")
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log finite values; record non-finite ones as tags (see module docstring)."""
         from mlflow.entities import Metric
@@ -519,6 +762,7 @@ class MlflowRun:
             tags[NONFINITE_COUNT_TAG] = str(self.n_nonfinite)
             self.set_tags(tags)
 
+    @_guarded("logging step metrics")
     def log_series(self, series: Mapping[str, Sequence[tuple[int, float]]]) -> None:
         """Log step metrics: ``{key: [(step, value), ...]}`` in batches (a trajectory). Non-finite
         values are left out of a series; their number is the tag ``nonfinite/<key>``."""
@@ -545,6 +789,10 @@ class MlflowRun:
         p = Path(path)
         if not p.exists():
             raise FileNotFoundError(f"artifact {p} does not exist")
+        self._log_artifact(p, artifact_path)
+
+    @_guarded("logging an artifact")
+    def _log_artifact(self, p: Path, artifact_path: str | None) -> None:
         if p.is_dir():
             self._client.log_artifacts(self.run_id, str(p), artifact_path)
         else:
@@ -552,27 +800,119 @@ class MlflowRun:
 
 
 class MlflowTracker:
-    """MLflow tracker on an embedded store; see the module docstring for conventions."""
+    """MLflow tracker on an embedded store; see the module docstring for conventions.
+
+    ``timeout_s``/``retries`` bound its calls to an HTTP server, ``on_error`` (``fail`` | ``warn``)
+    says what a tracker failure does, and ``run_dir`` (the job's records) gets
+    :data:`TRACKING_FILE` (see "Faults"). ``untracked`` is the cause once the job's run could not
+    be logged whole (else None)."""
 
     def __init__(
         self,
         tracking_uri: str | os.PathLike[str],
         experiment: str,
         artifact_root: str | os.PathLike[str] | None = None,
+        *,
+        timeout_s: float = 5.0,
+        retries: int = 2,
+        on_error: str = "fail",
+        run_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.tracking_uri = normalise_uri(tracking_uri)
         self.experiment = str(experiment)
         self.artifact_root = _artifact_uri(artifact_root, self.tracking_uri)
+        self.timeout_s = float(timeout_s)
+        self.retries = int(retries)
+        self.on_error = str(getattr(on_error, "value", on_error))
+        if self.on_error not in ("fail", "warn"):
+            raise ValueError(f"on_error={self.on_error!r}: fail or warn")
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.untracked: str | None = None  # the cause, once a failure left the job's run incomplete
+        self.down = False  # warn: a failure happened, every later call is skipped
         self._client_obj: Any = None
         self._experiment_id: str | None = None
+        self._depth = 0  # runs open through run(): the outermost is the job's
+        self._job_run_id: str | None = None
+        if _is_http(self.tracking_uri):
+            http_limits(self.timeout_s, self.retries)
 
     @property
     def client(self) -> Any:
-        """The ``mlflow.MlflowClient`` of this tracker (store created on first use)."""
+        """The ``mlflow.MlflowClient`` of this tracker (checked, store created, on first use:
+        :func:`preflight`)."""
         if self._client_obj is None:
-            self._experiment_id = ensure_store(self.tracking_uri, self.experiment, self.artifact_root)
+            self._experiment_id = preflight(self.tracking_uri, self.experiment, self.artifact_root,
+                                            timeout_s=self.timeout_s)
             self._client_obj = _client(self.tracking_uri)
         return self._client_obj
+
+    def check(self) -> bool:
+        """Contact the store now, before any work (:func:`preflight`); True when it can be used.
+        fail: a :class:`TrackingError` naming the store and the cause (and "Nothing was run");
+        warn: the warning, once, and False (the job goes on untracked)."""
+        if self.down:
+            return False
+        try:
+            self.client  # noqa: B018 - the check itself
+            return True
+        except Exception as err:  # noqa: BLE001 -- named below (fail) or warned (warn)
+            if not _tracker_failure(err):
+                raise
+            if self.on_error == "fail":  # nothing was run: nothing to record
+                self.untracked = getattr(err, "cause", None) or _one_line(err)
+                message = str(err) if isinstance(err, TrackingError) else (
+                    f"MLflow tracking store {self.tracking_uri} cannot be used: {_one_line(err)}.")
+                raise TrackingError(f"{message} {_ADVICE}", uri=self.tracking_uri,
+                                    cause=getattr(err, "cause", None)) from err
+            self._warn(err, "before the job")
+            return False
+
+    def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, a call to the store; its failure handled by ``on_error``
+        (fail: raised as a :class:`TrackingError` naming the store; warn: warned once, then this
+        and every later call skipped: None)."""
+        if self.down:
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 -- only the tracker's own failures are handled
+            if not _tracker_failure(err):
+                raise
+            cause = getattr(err, "cause", None) if isinstance(err, TrackingError) else None
+            cause = cause or (_http_cause(err, self.tracking_uri, self.timeout_s) if _is_http(self.tracking_uri)
+                              else _one_line(err))
+            if self.on_error == "fail":
+                self._record_untracked(cause)
+                later = ""
+                if self.run_dir is not None:
+                    later = (f" The job's records are in {self.run_dir}; log them once the tracker works: "
+                             f"{track_later_command(self.run_dir, self.tracking_uri)}")
+                raise TrackingError(f"MLflow tracking store {self.tracking_uri} failed while {what}: {cause}.{later}",
+                                    uri=self.tracking_uri, cause=cause) from err
+            self._warn(err, f"while {what}", cause)
+            return None
+
+    def _warn(self, err: BaseException, when: str, cause: str | None = None) -> None:
+        cause = cause or getattr(err, "cause", None) or _one_line(err)
+        self.down = True
+        self._record_untracked(cause)
+        where = f"; its records go on in {self.run_dir}" if self.run_dir is not None else ""
+        later = (f"; log them later: {track_later_command(self.run_dir, self.tracking_uri)}"
+                 if self.run_dir is not None else "")
+        log.warning("MLflow tracking store %s failed %s: %s. tracking.on_error=warn: the job goes on without "
+                    "tracking%s%s", self.tracking_uri, when, cause, where, later)
+
+    def _record_untracked(self, cause: str) -> None:
+        self.untracked = self.untracked or cause
+        if self.run_dir is None:
+            return
+        try:
+            write_tracking_record(self.run_dir, {
+                "tracked": False, "uri": self.tracking_uri, "experiment": self.experiment, "cause": self.untracked,
+                "partial_run_id": self._job_run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "log_later": track_later_command(self.run_dir, self.tracking_uri)})
+        except OSError as err:
+            log.warning("could not record in %s that the job was not tracked: %s", self.run_dir, err)
 
     @property
     def experiment_id(self) -> str:
@@ -585,18 +925,24 @@ class MlflowTracker:
         """Open a RUNNING run named ``name`` (made unique in the experiment: `` #2`` ... appended
         to a name already taken, reserved under the store's lock so that parallel jobs never
         share one); end it with :meth:`finish`. :meth:`run` is the context-manager form."""
-        client = self.client
         all_tags = {sanitise_key(k): _truncate(_to_str(v), MAX_TAG_VAL_LENGTH) for k, v in (tags or {}).items()}
         if parent_run_id:
             all_tags[PARENT_RUN_TAG] = str(parent_run_id)
-        with _first_use_lock(self.tracking_uri):
-            unique = _unique_name(client, self.experiment_id, str(name))
-            info = client.create_run(self.experiment_id, run_name=unique, tags=all_tags).info
-        return MlflowRun(client, info.run_id)
+
+        def create() -> MlflowRun:
+            client = self.client
+            with _first_use_lock(self.tracking_uri):
+                unique = _unique_name(client, self.experiment_id, str(name))
+                info = client.create_run(self.experiment_id, run_name=unique, tags=all_tags).info
+            return MlflowRun(client, info.run_id, guard=self)
+
+        handle = self.call(f"opening the run {name!r}", create)
+        return handle if handle is not None else NullRun()  # type: ignore[return-value]
 
     def finish(self, handle: MlflowRun, status: str = "FINISHED") -> None:
         """End ``handle``'s run with ``status`` (FINISHED, FAILED or KILLED)."""
-        self.client.set_terminated(handle.run_id, status)
+        if handle.run_id:
+            self.call(f"ending the run {handle.run_id}", lambda: self.client.set_terminated(handle.run_id, status))
 
     @contextlib.contextmanager
     def run(
@@ -606,8 +952,12 @@ class MlflowTracker:
         parent_run_id: str | None = None,
         tags: Mapping[str, Any] | None = None,
     ) -> Iterator[MlflowRun]:
+        outermost = self._depth == 0
         handle = self.start(name, parent_run_id=parent_run_id, tags=tags)
+        if outermost:
+            self._job_run_id = handle.run_id or None
         status = "FAILED"
+        self._depth += 1
         try:
             yield handle
             status = "FINISHED"
@@ -615,10 +965,21 @@ class MlflowTracker:
             status = "KILLED"
             raise
         finally:
-            try:
+            self._depth -= 1
+            if status == "FINISHED":  # a tracker failure here is the job's (fail: raised)
                 self.finish(handle, status)
-            except Exception:  # noqa: BLE001 - never mask the original exception
-                log.exception("could not mark MLflow run %s as %s", handle.run_id, status)
+            else:
+                try:
+                    self.finish(handle, status)
+                except Exception:  # noqa: BLE001 - never mask the original exception
+                    log.exception("could not mark MLflow run %s as %s", handle.run_id, status)
+        if outermost and status == "FINISHED" and self.run_dir is not None and self.untracked is None:
+            try:
+                write_tracking_record(self.run_dir, {
+                    "tracked": True, "uri": self.tracking_uri, "experiment": self.experiment,
+                    "run_id": handle.run_id, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            except OSError as err:
+                log.warning("could not record in %s that the job was tracked: %s", self.run_dir, err)
 
 
 def _unique_name(client: Any, experiment_id: str, name: str) -> str:
@@ -645,16 +1006,22 @@ def _search_all(client: Any, experiment_id: str, filter_string: str) -> list[Any
             return out
 
 
-def make_tracker(tracking_cfg: Any) -> NullTracker | MlflowTracker:
+def make_tracker(tracking_cfg: Any, *, run_dir: str | os.PathLike[str] | None = None) -> NullTracker | MlflowTracker:
     """Tracker for a ``tracking`` config (:class:`harness.config.TrackingConfig`, or a node or
-    mapping with its keys: ``enabled``, ``uri``, ``experiment``, ``artifact_root``) or ``None``.
-    Disabled or missing -> :class:`NullTracker`."""
-    from .config import TrackingConfig, typed
+    mapping with its keys: ``enabled``, ``uri``, ``experiment``, ``artifact_root``, ``timeout_s``,
+    ``retries``, ``on_error``) or ``None``. Disabled or missing -> :class:`NullTracker`.
+    ``run_dir``: the job's records, where :data:`TRACKING_FILE` goes. A ``tracking.uri`` MLflow
+    cannot use (``file:``, in-memory SQLite) is a :class:`~harness.config.ConfigError`."""
+    from .config import ConfigError, TrackingConfig, typed
 
     tracking = typed(tracking_cfg, TrackingConfig, "tracking")
     if tracking is None or not tracking.enabled:
         return NullTracker()
-    return MlflowTracker(tracking.uri, tracking.experiment, tracking.artifact_root)
+    try:
+        return MlflowTracker(tracking.uri, tracking.experiment, tracking.artifact_root, timeout_s=tracking.timeout_s,
+                             retries=tracking.retries, on_error=tracking.on_error, run_dir=run_dir)
+    except ValueError as err:
+        raise ConfigError(f"tracking.uri={tracking.uri!r} is not allowed: {err}") from None
 
 
 # --------------------------------------------------------------------------- hydra sweeps
@@ -691,31 +1058,28 @@ class MlflowSweepCallback(_HydraCallback):  # type: ignore[misc,valid-type]
         return tracking if tracking is not None and tracking.enabled else None
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        sweep_dir = self._select(config, "hydra.sweep.dir")
+        if sweep_dir:
+            SWEEP_DIRS.append(Path(str(sweep_dir)))  # the command line's summary reads the jobs there
         tracking = self._tracking(config)
         if tracking is None:
             return
-        sweep_dir = self._select(config, "hydra.sweep.dir")
         if not sweep_dir:
             raise ValueError("MlflowSweepCallback needs hydra.sweep.dir in the config")
         tracker = make_tracker(tracking)
         assert isinstance(tracker, MlflowTracker)
-        sweep = Path(str(sweep_dir))
-        sweep.mkdir(parents=True, exist_ok=True)
-        overrides = self._select(config, "hydra.overrides.task")
         job_name = self._select(config, "hydra.job.name") or "sweep"
-        tags: dict[str, Any] = {
-            "sweep.dir": str(sweep.resolve()),
-            "sweep.overrides": " ".join(str(o) for o in overrides) if overrides else "",
-            "sweep.role": "parent",
-        }
-        tags.update(provenance_tags(Path.cwd(), {}))
-        tags[ROLE_TAG] = "sweep"
-        handle = tracker.start(run_name(f"{job_name} sweep", f"{sweep.parent.name}/{sweep.name}"), tags=tags)
-        self.parent_run_id = handle.run_id
-        target = sweep / PARENT_RUN_ID_FILE
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(handle.run_id + "\n", encoding="utf-8")
-        os.replace(tmp, target)
+        try:
+            if not tracker.check():  # warn: the jobs go on, each untracked
+                return
+        except TrackingError as err:  # fail: before any job, the message and status 2
+            import sys
+
+            print(f"harness {job_name}: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        overrides = self._select(config, "hydra.overrides.task")
+        handle = open_sweep_run(tracker, Path(str(sweep_dir)), overrides, job_name)
+        self.parent_run_id = handle.run_id or None
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         tracking = self._tracking(config)
@@ -727,12 +1091,47 @@ class MlflowSweepCallback(_HydraCallback):  # type: ignore[misc,valid-type]
             return
         tracker = make_tracker(tracking)
         assert isinstance(tracker, MlflowTracker)
-        try:
-            summarise_sweep(tracker, run_id, Path(str(sweep_dir)) if sweep_dir else None,
-                            name=str(self._select(config, "profile") or "sweep"))
-        except Exception as err:  # noqa: BLE001 -- the jobs' runs are recorded; the summary is extra
-            log.warning("could not summarise the sweep in MLflow run %s: %s", run_id, err)
+        close_sweep_run(tracker, run_id, Path(str(sweep_dir)) if sweep_dir else None,
+                        name=str(self._select(config, "profile") or "sweep"))
+
+
+#: the sweep directories of this process's --multirun sweeps, in order (the command line reads the
+#: last one's jobs for its closing summary)
+SWEEP_DIRS: list[Path] = []
+
+
+def open_sweep_run(tracker: MlflowTracker, sweep: Path, overrides: Sequence[Any] | None, job_name: str) -> Any:
+    """Open a sweep's parent run (role ``sweep``) and write its id to
+    ``<sweep>/mlflow_parent_run_id``; return its handle (a :class:`NullRun` when a tracker under
+    ``on_error=warn`` failed)."""
+    sweep.mkdir(parents=True, exist_ok=True)
+    tags: dict[str, Any] = {
+        "sweep.dir": str(sweep.resolve()),
+        "sweep.overrides": " ".join(str(o) for o in overrides) if overrides else "",
+        "sweep.role": "parent",
+    }
+    tags.update(provenance_tags(Path.cwd(), {}))
+    tags[ROLE_TAG] = "sweep"
+    handle = tracker.start(run_name(f"{job_name} sweep", f"{sweep.parent.name}/{sweep.name}"), tags=tags)
+    if handle.run_id:
+        target = sweep / PARENT_RUN_ID_FILE
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(handle.run_id + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+    return handle
+
+
+def close_sweep_run(tracker: MlflowTracker, run_id: str, sweep_dir: Path | None, name: str = "sweep") -> None:
+    """Write a sweep's summaries and report (:func:`summarise_sweep`) and end its run FINISHED; a
+    failure there is a warning (the jobs' runs are recorded)."""
+    try:
+        summarise_sweep(tracker, run_id, sweep_dir, name=name)
+    except Exception as err:  # noqa: BLE001 -- the jobs' runs are recorded; the summary is extra
+        log.warning("could not summarise the sweep in MLflow run %s: %s", run_id, err)
+    try:
         tracker.client.set_terminated(run_id, "FINISHED")
+    except Exception as err:  # noqa: BLE001 -- likewise
+        log.warning("could not end the sweep's MLflow run %s: %s", run_id, err)
 
 
 def summarise_sweep(tracker: MlflowTracker, sweep_run_id: str, sweep_dir: Path | None = None,
@@ -797,10 +1196,16 @@ def tracking_how_to_open(uri: str) -> str:
     return f"open with: {how}"
 
 
-def tracking_entry(enabled: bool, uri: str | None, experiment: str | None = None) -> tuple[str, str, str]:
+def tracking_entry(enabled: bool, uri: str | None, experiment: str | None = None, *,
+                   tracker: Any = None) -> tuple[str, str, str]:
     """The outputs entry of an MLflow store (``tracking  <uri>  (experiment X; open with: ...)``),
-    or ``tracking  none`` when tracking is off."""
+    ``tracking  none`` when tracking is off, or ``tracking  not logged`` with the command that logs
+    the records later when ``tracker`` (a :class:`MlflowTracker` with a ``run_dir``) failed."""
     if not enabled or not uri:
         return ("tracking", "none", "not logged to MLflow: tracking.enabled=false")
+    if isinstance(tracker, MlflowTracker) and tracker.untracked is not None:
+        later = (f"; log it later: {track_later_command(tracker.run_dir, tracker.tracking_uri)}"
+                 if tracker.run_dir is not None else "")
+        return ("tracking", "not logged", f"{tracker.tracking_uri} failed: {tracker.untracked}{later}")
     uri = normalise_uri(uri)
     return ("tracking", uri, (f"experiment {experiment}; " if experiment else "") + tracking_how_to_open(uri))

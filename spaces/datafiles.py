@@ -15,11 +15,23 @@ from the official NB201 ``.pth``) and may drop them next to the shipped ones.  D
 in-process, keyed by ``(resolved path, size, mtime_ns)``, so re-checking an unchanged file costs a
 single ``stat``.
 
+Checksum verification can be switched off with ``ZSNAS_DATA_VERIFY=0`` (or ``off``/``false``/``no``),
+e.g. to try a table edited by hand: a warning is then logged once per process, and
+:func:`verification` returns ``"off"`` so that a run records it in its provenance.  A file that is
+not checked against a digest (verification off, no ``SHA256SUMS``, or a file it does not list) is
+still checked for damage where the format allows: a ``.csv`` table must be UTF-8 text without NUL
+bytes, not empty, with as many fields on every row as in its header (a copy cut mid-row fails
+this); a damaged one is a :class:`~spaces.vocabulary.DataFileError` naming the file.  (A cut that
+falls exactly at the end of a row or inside the last field only a digest can find.)
+
 Only the standard library is used here.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import logging
 import os
 import threading
 from pathlib import Path, PurePosixPath
@@ -37,10 +49,17 @@ __all__ = [
     "clear_caches",
     "data_dir_source",
     "verify_data_dir",
+    "VERIFY_ENV_VAR",
+    "verification",
 ]
 
 ENV_VAR = "ZSNAS_DATA_DIR"
 SUMS_FILE = "SHA256SUMS"
+#: ``ZSNAS_DATA_VERIFY=0`` (off/false/no) switches checksum verification off (a warning says so)
+VERIFY_ENV_VAR = "ZSNAS_DATA_VERIFY"
+_OFF = ("0", "off", "false", "no")
+
+log = logging.getLogger(__name__)
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _DEFAULT_DATA_DIR = _PROJECT_ROOT.parent / "shared" / "data"
@@ -55,14 +74,39 @@ _HOW_TO_FIX = (
 _digest_cache: dict[tuple[str, int, int], str] = {}
 # (resolved SHA256SUMS path, size, mtime_ns) -> {normalised relpath: hex digest}
 _sums_cache: dict[tuple[str, int, int], dict[str, str]] = {}
+# (resolved path, size, mtime_ns) of the files whose structure was checked and found sound
+_sound_cache: set[tuple[str, int, int]] = set()
+_warned_off = False
 _lock = threading.Lock()
 
 
 def clear_caches() -> None:
-    """Forget every cached digest and parsed ``SHA256SUMS`` (mainly for tests)."""
+    """Forget every cached digest, parsed ``SHA256SUMS`` and structure check, and whether the
+    verification-off warning was given (mainly for tests)."""
+    global _warned_off
     with _lock:
         _digest_cache.clear()
         _sums_cache.clear()
+        _sound_cache.clear()
+        _warned_off = False
+
+
+def verification() -> str:
+    """``"on"`` (files listed in ``SHA256SUMS`` are checked against their digests, the default) or
+    ``"off"`` (``ZSNAS_DATA_VERIFY=0``): what a run records in its provenance."""
+    return "off" if os.environ.get(VERIFY_ENV_VAR, "").strip().lower() in _OFF else "on"
+
+
+def _warn_off_once(root: Path) -> None:
+    global _warned_off
+    with _lock:
+        if _warned_off:
+            return
+        _warned_off = True
+    log.warning("checksum verification is OFF (%s=%s): the data files in %s are NOT checked against %s; a "
+                "corrupt or modified file is noticed only where its format shows the damage. The run records "
+                "data_verify=off in its provenance. Unset %s to verify again.", VERIFY_ENV_VAR,
+                os.environ.get(VERIFY_ENV_VAR), root, SUMS_FILE, VERIFY_ENV_VAR)
 
 
 def data_dir_source(data_dir: str | os.PathLike[str] | None = None) -> str:
@@ -177,23 +221,70 @@ def data_file(relpath: str, data_dir: str | os.PathLike[str] | None = None, *, v
             f"(looked for {str(path)!r}). {_HOW_TO_FIX}"
         )
     path = path.resolve()
-    if verify:
-        expected = _expected_digests(root).get(rel)
-        if expected is not None:
+    checked = verify  # verify=False from a caller: no check at all
+    if verify and verification() == "off":
+        _warn_off_once(root)
+        verify = False
+    expected = _expected_digests(root).get(rel) if verify else None
+    if expected is not None:
+        try:
             actual = _cached_digest(path)
-            if actual != expected:
-                raise DataFileError(
-                    f"data file {str(path)!r} is corrupt or was modified: its SHA-256 is {actual}, "
-                    f"but {str(root / SUMS_FILE)!r} expects {expected}. Restore the original file "
-                    f"(or, for a table you converted yourself, remove its line from {SUMS_FILE})."
-                )
+        except OSError as exc:
+            raise DataFileError(f"data file {str(path)!r} cannot be read ({type(exc).__name__}: {exc}). "
+                                "Check the file and its permissions, or restore it.") from exc
+        if actual != expected:
+            raise DataFileError(
+                f"data file {str(path)!r} is corrupt or was modified: its SHA-256 is {actual}, "
+                f"but {str(root / SUMS_FILE)!r} expects {expected}. Restore the original file "
+                f"(or, for a table you converted yourself, remove its line from {SUMS_FILE})."
+            )
+    elif checked:  # not checked against a digest: at least a damaged table is an error naming it
+        _check_sound(path)
     return path
+
+
+def _check_sound(path: Path) -> None:
+    """Raise DataFileError if a ``.csv`` table at ``path`` is visibly damaged (not UTF-8, NUL bytes,
+    empty, a row with another number of fields than its header: a copy cut mid-row); cached by stat."""
+    if path.suffix.lower() != ".csv":
+        return
+    key = _stat_key(path)
+    with _lock:
+        if key in _sound_cache:
+            return
+    damaged = f"data file {str(path)!r} is corrupt or truncated"
+    fix = ("Restore it from the release (docs/data.md says where each file comes from; `harness data verify` "
+           "checks every file against SHA256SUMS), or rebuild it with `harness convert`.")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataFileError(f"data file {str(path)!r} cannot be read ({type(exc).__name__}: {exc}). {fix}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"{damaged}: it is not UTF-8 text (byte {exc.start}: {raw[exc.start:exc.start + 1]!r}). "
+                            f"{fix}") from None
+    if "\x00" in text:
+        raise DataFileError(f"{damaged}: it holds NUL bytes (first at character {text.index(chr(0))}). {fix}")
+    if not text.strip():
+        raise DataFileError(f"{damaged}: it is empty. {fix}")
+    rows = csv.reader(io.StringIO(text, newline=""))
+    try:
+        width = len(next(rows))
+        for lineno, row in enumerate(rows, 2):
+            if row and len(row) != width:
+                raise DataFileError(f"{damaged}: line {lineno} has {len(row)} fields, its header has {width}. {fix}")
+    except csv.Error as exc:
+        raise DataFileError(f"{damaged}: not a readable CSV table ({exc}). {fix}") from None
+    with _lock:
+        _sound_cache.add(key)
 
 
 def checksums(relpaths: Iterable[str], data_dir: str | os.PathLike[str] | None = None) -> dict[str, str]:
     """``{relpath: sha256}`` of data files, for recording a result's provenance.
 
-    Each file is verified as by :func:`data_file`; digests come from the in-process cache.
+    Each file is verified as by :func:`data_file` (not against ``SHA256SUMS`` while verification
+    is off: the digests then say what was read); digests come from the in-process cache.
     """
     out: dict[str, str] = {}
     for rel in relpaths:

@@ -19,6 +19,8 @@ import math
 from pathlib import Path
 from typing import Iterable
 
+from ..jsonio import write_json
+
 KEYS = ("proxy", "dataset", "split")
 METRICS = ("tau", "rho")
 
@@ -53,8 +55,9 @@ def compare(expected: list[dict], actual: list[dict], tol: dict[str, float]) -> 
             problems.append(f"{'/'.join(key)}: missing from the run")
             continue
         for m in METRICS:
-            if not (abs(float(a[m]) - float(e[m])) <= tol[m]) or math.isnan(float(a[m])):
-                problems.append(f"{'/'.join(key)} {m}: got {float(a[m]):.4f}, expected {e[m]:.4f} ± {tol[m]}")
+            want = math.nan if e[m] is None else float(e[m])  # strict JSON writes NaN as null
+            if not (abs(float(a[m]) - want) <= tol[m]) or math.isnan(float(a[m])):
+                problems.append(f"{'/'.join(key)} {m}: got {float(a[m]):.4f}, expected {want:.4f} ± {tol[m]}")
     return problems
 
 
@@ -105,7 +108,7 @@ def main(argv=None) -> int:
     if args.reduced:
         ref["reduced"] = {"overrides": args.reduced_overrides,
                           "values": values_of(_only(read_metrics(args.reduced, seed=args.seed), args.only))}
-    Path(args.out).write_text(json.dumps(ref, indent=2) + "\n")
+    write_json(args.out, ref)  # strict JSON: a NaN tau/rho is null (read back as NaN)
     print(f"wrote {args.out}")
     print_outputs([("reference", Path(args.out).resolve(), f"JSON; check a run with: harness reference check "
                                                            f"{args.out} RUN_DIR")])

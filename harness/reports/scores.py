@@ -471,7 +471,7 @@ def _heatmap(plt: Any, summary: pd.DataFrame, path: Path) -> list[Path]:
     ax.set_xticks(np.arange(grid.shape[1]) + 0.5, columns, rotation=0)
     ax.tick_params(axis="y", rotation=0)
     if missing:
-        ax.set_title("grey: not scored on that target", loc="left", fontsize=7)
+        ax.set_title("grey: no correlation (not scored on that target, or the scores are constant)", loc="left", fontsize=7)
     return save(fig, path)
 
 

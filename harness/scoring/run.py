@@ -21,17 +21,20 @@ import torch
 import proxies
 import spaces
 from spaces.base import seed_for
-from spaces.datafiles import checksums
+from spaces.datafiles import checksums, verification
 
 from .. import data
-from ..config import SPACE_DATA_KEYS, ConfigError, RunConfig, load, space_kwargs
+from ..jsonio import write_json
+from ..config import SPACE_DATA_KEYS, ConfigError, RunConfig, load, requested, space_kwargs
 from ..progress import Progress
-from .store import Record, ScoreKey, ScoreStore, UnionStore, merge_stores
+from .store import Record, ScoreKey, ScoreStore, StoreError, UnionStore, merge_stores
 
 log = logging.getLogger(__name__)
 
 #: Bump when a change to the scoring code changes stored numbers (it is part of every store key).
 SCORE_VERSION = "2"
+#: the tag a job's run gets when checksum verification was off (``ZSNAS_DATA_VERIFY=0``)
+DATA_VERIFY_TAG = "data.verify"
 
 
 def resolve_device(name: str, shard: tuple[int, int] = (0, 1)) -> torch.device:
@@ -52,8 +55,9 @@ def split_proxies(names: Iterable[str]) -> tuple[list[str], list[str]]:
     """(the proxies to score per network, the votes), by canonical name (a spec like
     ``wrcor(power=2)`` is normalised); a vote's components are scored too."""
     names = list(dict.fromkeys(names))
-    votes = [n for n in names if proxies.is_aggregator(n)]
-    scored = [proxies.get_proxy(n).name for n in names if n not in votes]  # unknown name -> the valid ones
+    aggregated = [n for n in names if proxies.is_aggregator(n)]
+    votes = list(dict.fromkeys(proxies.get_aggregator(n).name for n in aggregated))
+    scored = [proxies.get_proxy(n).name for n in names if n not in aggregated]  # unknown name -> the valid ones
     for v in votes:
         scored += [c for c in proxies.components_of(v) if c not in scored]
     return list(dict.fromkeys(scored)), votes
@@ -160,15 +164,36 @@ def open_store(cfg: RunConfig, shard: tuple[int, int]) -> tuple[ScoreStore | Uni
         if counts is not None:
             log.info("merged %s into %s: %s", src, store_path, " ".join(f"{k}={v}" for k, v in counts.items()))
 
+    skipped: list[tuple[str, BaseException]] = []
+
+    def unreadable(src: str, err: BaseException) -> None:
+        skipped.append((src, err))
+        log.error("shard store %s not merged: %s", src, err)
+
+    sources = sorted(Path(shards_dir).glob("*.sqlite"))
     main = ScoreStore(store_path)
     try:
-        merged = merge_stores(main, sorted(Path(shards_dir).glob("*.sqlite")), logged)
+        merged = merge_stores(main, sources, logged, unreadable)
+        log.info("merged %d shard stores from %s: %d added, %d replaced (failure -> score), %d kept",
+                 merged["files"], shards_dir, merged["added"], merged["replaced"], merged["kept"])
+        if skipped:
+            raise StoreError(gather_error(store_path, shards_dir, merged, skipped), path=str(shards_dir),
+                             cause="gather")
     except BaseException:
         main.close()
         raise
-    log.info("merged %d shard stores from %s: %d added, %d replaced (failure -> score), %d kept",
-             merged["files"], shards_dir, merged["added"], merged["replaced"], merged["kept"])
     return main, merged
+
+
+def gather_error(store_path, shards_dir, merged: Mapping[str, int], skipped) -> str:
+    """The message of a gather job that could not read every shard store: each one named with its
+    cause, what was merged, and what to do."""
+    names = "; ".join(f"[{i}] {err}" for i, (_, err) in enumerate(skipped, 1))  # each names its file
+    return (f"gather: {len(skipped)} shard store(s) in {shards_dir} could not be read and were NOT merged -- "
+            f"{names}. The {merged['files']} readable shard store(s) were merged into {store_path} "
+            f"({merged['added']} added, {merged['replaced']} replaced, {merged['kept']} kept) and stay there. "
+            "Restore or move aside each shard named above, then rerun the gather job: merging is idempotent "
+            "and a job scores only what is still missing (a shard moved aside is scored again)")
 
 
 def score_params(name: str, *, sampling: str, device: torch.device, space_kw: Mapping[str, Any],
@@ -330,7 +355,7 @@ def vote_records(space, archs, votes: list[str], records: Mapping[tuple[str, str
     arch_strs = [space.to_str(a) for a in archs]
     for v in votes:
         agg = proxies.get_aggregator(v)
-        comps = agg.components
+        comps = agg.leaves
         comp_scores = {c: np.array([records[(a, c)].value for a in arch_strs], dtype=float) for c in comps}
         per_arch = []  # (first component's key, seconds, message) of every arch
         for a in arch_strs:
@@ -340,7 +365,7 @@ def vote_records(space, archs, votes: list[str], records: Mapping[tuple[str, str
         for suffix, (ordering, _) in agg.orderings.items():
             values = agg.scores(comp_scores, ordering)
             for a, value, (key, seconds, message) in zip(arch_strs, values, per_arch):
-                key = dataclasses.replace(key, proxy=v + suffix, params=f"vote over {list(comps)}")
+                key = dataclasses.replace(key, proxy=v + suffix, params=f"{agg.rule} over {list(agg.components)}")
                 out[(a, v + suffix)] = Record(key, float(value), "ok", seconds, 0, message)
     return out
 
@@ -427,7 +452,7 @@ def check_job(cfg: RunConfig) -> int:
     """Everything a scoring job checks before its work, without the work: the space, the
     selection, the targets and each proxy name; returns the number of architectures."""
     space, _ = space_from_cfg(cfg)
-    split_proxies(list(dict.fromkeys(proxies.canonical(n) for n in cfg.proxies)))
+    split_proxies(requested(cfg))
     for t in targets_from_cfg(cfg, space):
         space.benchmark.protocol(*t)
     return len(archs_from_cfg(cfg, space))
@@ -451,8 +476,8 @@ def _run(cfg: RunConfig, tracker, job, output_dir: str | Path | None) -> dict[st
 
     data_dir = cfg.data_dir
     space, space_kw = space_from_cfg(cfg)
-    requested = list(dict.fromkeys(proxies.canonical(n) for n in cfg.proxies))
-    scored, votes = split_proxies(requested)
+    names = requested(cfg)
+    scored, votes = split_proxies(names)
     dataset = cfg.dataset.images
     targets = targets_from_cfg(cfg, space)
     seed, batch_size = cfg.seed, cfg.batch.size
@@ -484,12 +509,12 @@ def _run(cfg: RunConfig, tracker, job, output_dir: str | Path | None) -> dict[st
         log.info("shard %d/%d done; %d scores still missing (other shards): no records written",
                  shard[0], shard[1], len(missing))
         return {"space": space.name, "dataset": dataset, "seed": seed, "n_archs": len(archs),
-                "proxies": requested, "shard": list(shard), **counts, "missing": len(missing), "metrics": []}
+                "proxies": names, "shard": list(shard), **counts, "missing": len(missing), "metrics": []}
     if missing:
         raise RuntimeError(f"{len(missing)} scores are missing from the store after scoring (e.g. {missing[0]})")
     records = {sk: got[k] for sk, k in keys.items()}
     records.update(vote_records(space, archs, votes, records))
-    proxy_names = [n for n in requested if n not in votes] + [c for c in scored if c not in requested]
+    proxy_names = [n for n in names if n not in votes] + [c for c in scored if c not in names]
     proxy_names += [v + suffix for v in votes for suffix in proxies.get_aggregator(v).orderings]
 
     truth = {t: bench.lookup_many(archs, *t) for t in targets}
@@ -501,8 +526,9 @@ def _run(cfg: RunConfig, tracker, job, output_dir: str | Path | None) -> dict[st
     scores_df.to_csv(scores_path, index=False)
     metrics_df.to_csv(metrics_path, index=False)
     summary = {"space": space.name, "dataset": dataset, "seed": seed, "n_archs": len(archs),
-               "proxies": proxy_names, "device": device.type, "shard": list(shard), **counts, "metrics": metrics}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+               "proxies": proxy_names, "device": device.type, "shard": list(shard), **counts,
+               "data_verify": verification(), "metrics": metrics}
+    write_json(out_dir / "summary.json", summary)  # strict JSON: NaN/inf as null, counted under "nonfinite"
     for m in metrics:
         log.info("%-16s %-15s %-6s tau=%.4f rho=%.4f n=%d nan=%d inf=%d %.2f s/arch", m["proxy"], m["dataset"],
                  m["split"], m["tau"], m["rho"], m["n_archs"], m["n_nan"], m["n_inf"], m["sec_per_arch"])
@@ -551,6 +577,8 @@ def _track(tracker, job, cfg, metrics, summary, artifacts: Iterable[Path], out_d
     from ..tracking import GROUP_TAG, ROLE_TAG, SWEEP_TAG, provenance_tags, run_name
 
     provenance = provenance_tags(Path(__file__).resolve().parents[2], data_checksums)
+    if summary.get("data_verify") == "off":  # ZSNAS_DATA_VERIFY=0: the data files were not checked
+        provenance[DATA_VERIFY_TAG] = "off"
     job.set_tags(provenance)
     common = {"space": summary["space"], "seed": summary["seed"], "n_archs": summary["n_archs"],
               "batch_size": cfg.batch.size, "batch_kind": cfg.batch.kind.value, "images": summary["dataset"]}

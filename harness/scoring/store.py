@@ -21,6 +21,11 @@ readable, and a restarted job skips them.
   and :meth:`ScoreStore.merge_from` folds them into one without loss (a computed score beats
   a recorded failure, otherwise the destination's record is kept); :class:`UnionStore` reads
   several stores as one and writes to one of them.  ``harness store merge|count``.
+  :func:`merge_stores` can skip an unreadable source, naming it, and merge the others.
+* **Errors** -- a file, disk or lock problem is a :class:`StoreError` naming the store's path,
+  the cause (cannot create, read-only, disk full, locked, not a database / corrupt, I/O) and
+  what to do; it is a :class:`~harness.errors.UserError`, so the command line prints one line
+  and exits with status 2.  A failed write is rolled back whole: what was committed stays.
 
 A :class:`ScoreStore` holds one connection: open one per process (and per thread);
 do not carry an open store across ``fork``.
@@ -37,6 +42,8 @@ do not carry an open store across ``fork``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import operator
 import os
@@ -47,7 +54,10 @@ from dataclasses import dataclass, field, fields, replace  # noqa: F401  (the mo
 from pathlib import Path
 from typing import Callable, Iterable, Sequence, Union
 
-__all__ = ["ScoreKey", "Record", "ScoreStore", "UnionStore", "merge_stores", "status_of", "STATUSES", "main"]
+from ..errors import UserError
+
+__all__ = ["ScoreKey", "Record", "ScoreStore", "UnionStore", "StoreError", "merge_stores", "status_of", "STATUSES",
+           "main"]
 
 #: Allowed values of :attr:`Record.status`.
 STATUSES: tuple[str, ...] = ("ok", "nan", "inf", "error", "oom")
@@ -59,6 +69,105 @@ _CHUNK = 500
 
 _STR_KEY_FIELDS = ("space", "arch", "dataset", "proxy", "input_kind", "code_version", "params")
 _INT_KEY_FIELDS = ("seed", "batch_size")
+
+
+class StoreError(UserError, RuntimeError):
+    """A score store cannot be opened, read or written: the message names the file, the cause
+    (cannot create, read-only, disk full, locked, not a database / corrupt, I/O error) and what
+    to do.  ``cause`` is that cause as one word (``"create"``, ``"readonly"``, ``"full"``,
+    ``"locked"``, ``"corrupt"``, ``"io"``, ``"other"``), ``path`` the store's file.
+
+    A :class:`~harness.errors.UserError`, so ``harness run`` / ``harness search`` print it as
+    one line and exit with status 2; every record committed before the error stays stored
+    (each write is one transaction: a failed one leaves nothing half-written)."""
+
+    def __init__(self, message: str, *, path: str = "", cause: str = "other") -> None:
+        super().__init__(message)
+        self.path, self.cause = path, cause
+
+
+def _dir_of(path: str) -> Path:
+    return Path(path).expanduser().absolute().parent
+
+
+def _nearest_existing(d: Path) -> Path:
+    while not d.exists() and d != d.parent:
+        d = d.parent
+    return d
+
+
+def store_error(path: str, err: BaseException, action: str, *, timeout_s: float = _BUSY_TIMEOUT_S) -> StoreError:
+    """The :class:`StoreError` for ``err`` (a ``sqlite3`` error or an ``OSError``) raised while
+    ``action`` (``"open"``, ``"read"``, ``"write"``) on the store at ``path``."""
+    raw = f"{type(err).__name__}: {err}"
+    name = getattr(err, "sqlite_errorname", "") or ""
+    text = str(err).lower()
+    d = _dir_of(path)
+    p = Path(path)
+    if path != ":memory:":
+        path = str(p.expanduser().absolute())
+    eno = getattr(err, "errno", None)
+    where = f"score store {path}"
+    keep = "every record committed before stays in the store"
+    if (name.startswith("SQLITE_FULL") or "disk is full" in text or eno in (errno.ENOSPC, errno.EDQUOT)):
+        return StoreError(f"{where}: cannot {action}: the disk holding it is full ({raw}). Free space on that "
+                          f"filesystem (df {d}) or set store.path to a file on another disk, then rerun: "
+                          f"{keep} and the job skips them", path=path, cause="full")
+    if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED") or "locked" in text:
+        return StoreError(f"{where}: cannot {action}: it is locked: another process has held its write lock for "
+                          f"more than the {timeout_s:g} s this job waits ({raw}). Wait for that process to finish "
+                          f"or stop it (`fuser {path}` names it), then rerun; a store must be on a local "
+                          f"filesystem (not NFS)", path=path, cause="locked")
+    if (name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or name.startswith("SQLITE_CORRUPT")
+            or "not a database" in text or "malformed" in text):
+        return StoreError(f"{where}: cannot {action}: it is not a score store or it is corrupt ({raw}). Move it "
+                          f"aside (e.g. mv {path} {path}.bad) and rerun: the job recomputes what is missing; or "
+                          f"restore it from a copy", path=path, cause="corrupt")
+    readonly_file = p.exists() and not os.access(p, os.W_OK)
+    readonly_dir = d.exists() and not os.access(d, os.W_OK)
+    if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text or eno in (
+            errno.EROFS, errno.EACCES, errno.EPERM) and p.exists():
+        if readonly_file:
+            why, todo = "the file is read-only", f"make it writable (chmod u+w {path})"
+        elif readonly_dir:
+            why, todo = (f"its directory {d} is read-only (SQLite writes its -wal and -shm journal files beside "
+                         "the store)"), f"make {d} writable"
+        else:
+            why, todo = "the file or its filesystem is read-only", "make it writable"
+        return StoreError(f"{where}: cannot {action}: {why} ({raw}). {todo.capitalize()}, or set store.path to "
+                          f"a file in a writable directory", path=path, cause="readonly")
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text or isinstance(err, OSError):
+        if not d.is_dir():
+            base = _nearest_existing(d)
+            why = (f"its directory {d} does not exist and cannot be created "
+                   f"({base} {'is not a directory' if base.exists() and not base.is_dir() else 'is not writable'})")
+        elif readonly_dir:
+            why = (f"its directory {d} is not writable" if not p.exists() else
+                   f"its directory {d} is not writable (SQLite creates the -wal and -shm journal files beside "
+                   "the store)")
+        elif p.exists() and not os.access(p, os.R_OK):
+            why = "the file is not readable"
+        elif p.is_dir():
+            why = "it is a directory, not a file"
+        else:
+            why = "SQLite cannot open the file"
+        verb = "create" if not p.exists() else action
+        return StoreError(f"{where}: cannot {verb}: {why} ({raw}). Set store.path to a file in a writable "
+                          f"directory, or fix the permissions", path=path, cause="create" if verb == "create" else "other")
+    if name.startswith("SQLITE_IOERR") or "disk i/o" in text:
+        return StoreError(f"{where}: cannot {action}: an I/O error ({raw}). Check the disk (and that the store is on "
+                          f"a local filesystem, not NFS), then rerun: {keep}", path=path, cause="io")
+    return StoreError(f"{where}: cannot {action}: {raw}", path=path, cause="other")
+
+
+#: the errors of the environment (the file, the disk, other processes) that :class:`StoreError`
+#: explains; integrity and programming errors (a bad row, a closed store) stay what they are
+_ENV_ERRORS = (sqlite3.OperationalError, sqlite3.DatabaseError, OSError)
+
+
+def _environmental(err: BaseException) -> bool:
+    return isinstance(err, _ENV_ERRORS) and not isinstance(
+        err, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError, StoreError))
 
 
 def status_of(value: float) -> str:
@@ -244,9 +353,13 @@ class ScoreStore:
     Use as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, path: Union[str, os.PathLike], *, readonly: bool = False) -> None:
+    def __init__(self, path: Union[str, os.PathLike], *, readonly: bool = False,
+                 timeout_s: float | None = None) -> None:
         self.path = str(path)
         self.readonly = bool(readonly)
+        #: how long a write waits for another process's write lock before :class:`StoreError` ("locked")
+        self.timeout_s = float(_BUSY_TIMEOUT_S if timeout_s is None else timeout_s)
+        self._conn: sqlite3.Connection | None = None
         if self.readonly:
             if self.path == ":memory:":
                 raise ValueError("a read-only ScoreStore needs a file, not ':memory:'")
@@ -254,43 +367,52 @@ class ScoreStore:
                 raise FileNotFoundError(f"score store {self.path} does not exist")
             target, uri = Path(self.path).resolve().as_uri() + "?mode=ro", True
         else:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             target, uri = self.path, False
-        # isolation_level=None: no implicit transactions, we issue BEGIN/COMMIT ourselves.
-        self._conn: sqlite3.Connection | None = sqlite3.connect(
-            target, timeout=_BUSY_TIMEOUT_S, isolation_level=None, uri=uri
-        )
+        with self._guard("create" if self.path != ":memory:" and not Path(self.path).exists() else "open"):
+            if not self.readonly and self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: no implicit transactions, we issue BEGIN/COMMIT ourselves.
+            self._conn = sqlite3.connect(target, timeout=self.timeout_s, isolation_level=None, uri=uri)
+            try:
+                self._setup()
+            except BaseException:
+                self._conn.close()
+                self._conn = None
+                raise
+
+    @contextlib.contextmanager
+    def _guard(self, action: str):
+        """Turn an error of the environment (file, disk, lock) into a :class:`StoreError` that
+        names this store, the cause and what to do."""
         try:
-            self._setup()
-        except BaseException:
-            self._conn.close()
-            self._conn = None
+            yield
+        except BaseException as err:
+            if _environmental(err):
+                raise store_error(self.path, err, action, timeout_s=self.timeout_s) from err
             raise
 
     def _setup(self) -> None:
         c = self._c
-        c.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+        c.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
         if self.readonly:
             version = c.execute("PRAGMA user_version").fetchone()[0]
             has_table = c.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'scores'"
             ).fetchone()
             if version != _SCHEMA_VERSION or not has_table:
-                raise RuntimeError(
-                    f"{self.path}: not a score store of schema version {_SCHEMA_VERSION} "
-                    f"(user_version {version}, scores table {'present' if has_table else 'absent'})"
-                )
+                raise StoreError(
+                    f"score store {self.path}: cannot read: not a score store of schema version {_SCHEMA_VERSION} "
+                    f"(user_version {version}, scores table {'present' if has_table else 'absent'}). Move it "
+                    "aside or name the right file", path=self.path, cause="corrupt")
             return
         self._switch_to_wal()
         c.execute("PRAGMA synchronous = FULL")  # commit = fsync'd WAL: durable
         with self._write():
             version = c.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, _SCHEMA_VERSION):
-                raise RuntimeError(
-                    f"{self.path}: score store schema version {version}, "
-                    f"this code reads version {_SCHEMA_VERSION}"
-                )
+                raise StoreError(
+                    f"score store {self.path}: cannot open: schema version {version}, "
+                    f"this code reads version {_SCHEMA_VERSION}", path=self.path, cause="other")
             c.execute(_CREATE)
             c.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
@@ -299,7 +421,7 @@ class ScoreStore:
         lock and SQLite does not wait for it (the busy timeout does not apply), so several
         processes opening one new store at once (a sweep's first jobs) would fail with
         "database is locked"."""
-        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        deadline = time.monotonic() + self.timeout_s
         delay = 0.005
         while True:
             try:
@@ -329,9 +451,22 @@ class ScoreStore:
 
         def __exit__(self, exc_type, exc, tb) -> None:
             if exc_type is None:
-                self.conn.execute("COMMIT")
-            else:
-                self.conn.execute("ROLLBACK")
+                try:
+                    self.conn.execute("COMMIT")
+                    return
+                except BaseException:
+                    self._rollback()
+                    raise
+            self._rollback()
+
+        def _rollback(self) -> None:
+            # SQLite may already have rolled back (a full disk, an I/O error): never let the
+            # rollback's own error hide the cause
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
 
     def _write(self) -> "ScoreStore._Txn":
         if self.readonly:
@@ -342,9 +477,10 @@ class ScoreStore:
     def get(self, key: ScoreKey) -> Record | None:
         """The record stored for ``key``, or ``None``."""
         where = " AND ".join(f"{n} = ?" for n in _KEY_FIELDS)
-        row = self._c.execute(
-            f"{_SELECT} WHERE {where}", tuple(getattr(key, n) for n in _KEY_FIELDS)
-        ).fetchone()
+        with self._guard("read"):
+            row = self._c.execute(
+                f"{_SELECT} WHERE {where}", tuple(getattr(key, n) for n in _KEY_FIELDS)
+            ).fetchone()
         return None if row is None else _record_of(row)
 
     def __contains__(self, key: object) -> bool:
@@ -361,14 +497,20 @@ class ScoreStore:
         if not keys:
             return {}
         c = self._c
-        c.execute("BEGIN")  # one read snapshot for all chunks
-        try:
-            return _fetch(c, keys)
-        finally:
+        with self._guard("read"):
+            c.execute("BEGIN")  # one read snapshot for all chunks
+            try:
+                got = _fetch(c, keys)
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
             c.execute("COMMIT")
+            return got
 
     def __len__(self) -> int:
-        return int(self._c.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
+        with self._guard("read"):
+            return int(self._c.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
 
     def records(self, **filters: object) -> list[Record]:
         """All records whose fields equal ``filters`` (any :class:`ScoreKey` field, or
@@ -387,7 +529,8 @@ class ScoreStore:
         if names:
             sql += " WHERE " + " AND ".join(f"{n} = ?" for n in names)
         sql += f" ORDER BY {', '.join(_PK_ORDER)}"
-        rows = self._c.execute(sql, tuple(filters[n] for n in names)).fetchall()
+        with self._guard("read"):
+            rows = self._c.execute(sql, tuple(filters[n] for n in names)).fetchall()
         return [_record_of(r) for r in rows]
 
     # ----------------------------------------------------------------- writes
@@ -406,7 +549,8 @@ class ScoreStore:
             rows.append(_row_of(r))
         if not rows:
             return
-        with self._write() as c:
+        txn = self._write()
+        with self._guard("write"), txn as c:
             c.executemany(_INSERT, rows)
 
     def merge_from(self, source: Union[str, os.PathLike, "ScoreStore"]) -> dict[str, int]:
@@ -425,14 +569,14 @@ class ScoreStore:
         ...     (first["replaced"], again["kept"], main.get(k).value)
         (1, 1, 1.5)
         """
-        if isinstance(source, ScoreStore):
-            incoming = source.records()
-        else:
-            with ScoreStore(source, readonly=True) as src:
-                incoming = src.records()
+        return self._merge_records(read_store(source))
+
+    def _merge_records(self, incoming: list[Record]) -> dict[str, int]:
+        """:meth:`merge_from` of records already read."""
         counts = {"added": 0, "replaced": 0, "kept": 0, "read": len(incoming)}
         rows = []
-        with self._write() as c:
+        txn = self._write()
+        with self._guard("write"), txn as c:
             here = _fetch(c, [r.key for r in incoming])
             for rec in incoming:
                 old = here.get(rec.key)
@@ -582,18 +726,50 @@ class UnionStore:
         return f"UnionStore(write={self.write!r}, read_also={self.read_also!r})"
 
 
+def read_store(source: Union[str, os.PathLike, "ScoreStore"]) -> list[Record]:
+    """Every record of ``source`` (a path, opened read-only, or an open store).  A file that cannot
+    be read as a score store is a :class:`StoreError` naming it and the cause (a missing file
+    stays ``FileNotFoundError``)."""
+    if isinstance(source, ScoreStore):
+        return source.records()
+    path = str(source)
+    try:
+        with ScoreStore(path, readonly=True) as src:
+            return src.records()
+    except (StoreError, FileNotFoundError):
+        raise
+    except (sqlite3.Error, OSError, ValueError, TypeError) as err:  # e.g. a row a corrupt file garbled
+        raise StoreError(f"score store {path}: cannot read: a record is unreadable ({type(err).__name__}: {err}); "
+                         f"it is corrupt. Move it aside or restore it from a copy", path=path,
+                         cause="corrupt") from err
+
+
 def merge_stores(dest: ScoreStore, sources: Iterable[Union[str, os.PathLike]],
-                 on_merged: Callable[[str, dict[str, int] | None], None] | None = None) -> dict[str, int]:
+                 on_merged: Callable[[str, dict[str, int] | None], None] | None = None,
+                 on_unreadable: Callable[[str, BaseException], None] | None = None) -> dict[str, int]:
     """Merge every source store into ``dest`` (:meth:`ScoreStore.merge_from`; a source that is
     ``dest`` itself is skipped) and return the summed counts plus ``files`` merged.
-    ``on_merged(source, counts)`` is told of each source as it is done (``None`` if skipped)."""
+    ``on_merged(source, counts)`` is told of each source as it is done (``None`` if skipped).
+
+    A source that cannot be read (missing, corrupt, not a store, locked...) raises -- or, with
+    ``on_unreadable``, is passed to ``on_unreadable(source, error)`` and skipped while the others
+    are merged.  Each source is read in full before anything of it is written, and written in one
+    transaction, so the records merged before and after an unreadable source are intact.  An error
+    writing ``dest`` (disk full, read-only, locked) always raises: what was merged before stays."""
     total = {"files": 0, "added": 0, "replaced": 0, "kept": 0, "read": 0}
     for src in sources:
         if dest.path != ":memory:" and Path(src).resolve() == Path(dest.path).resolve():
             if on_merged is not None:
                 on_merged(str(src), None)
             continue
-        counts = dest.merge_from(src)
+        try:
+            incoming = read_store(src)
+        except (StoreError, FileNotFoundError) as err:
+            if on_unreadable is None:
+                raise
+            on_unreadable(str(src), err)
+            continue
+        counts = dest._merge_records(incoming)
         total["files"] += 1
         for k, v in counts.items():
             total[k] += v
@@ -632,25 +808,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         for p in args.paths:
             try:
                 print("\n".join(_count_lines(p)))
-            except (FileNotFoundError, RuntimeError, sqlite3.DatabaseError) as err:
+            except (FileNotFoundError, RuntimeError, sqlite3.DatabaseError) as err:  # StoreError is a RuntimeError
                 print(f"{p}: {err}", file=sys.stderr)
                 return 1
         return 0
-    done: list[str] = []
+    failed: list[str] = []
 
     def report(src: str, counts: dict[str, int] | None) -> None:
-        done.append(src)
         print(f"{src}: " + ("skipped (the destination itself)" if counts is None
-                            else " ".join(f"{k}={v}" for k, v in counts.items())))
+                            else " ".join(f"{k}={v}" for k, v in counts.items())), flush=True)
 
-    with ScoreStore(args.into) as dest:
-        try:
-            total = merge_stores(dest, args.sources, report)
-        except (FileNotFoundError, RuntimeError, sqlite3.DatabaseError) as err:
-            print(f"{args.sources[len(done)]}: not merged: {err}", file=sys.stderr)
-            return 1
-        total.pop("files")
-        print("total: " + " ".join(f"{k}={v}" for k, v in total.items()) + f"; {args.into} holds {len(dest)} rows")
+    def unreadable(src: str, err: BaseException) -> None:
+        failed.append(src)
+        print(f"{src}: not merged: {err}", file=sys.stderr, flush=True)
+
+    try:
+        with ScoreStore(args.into) as dest:
+            total = merge_stores(dest, args.sources, report, unreadable)
+            total.pop("files")
+            print("total: " + " ".join(f"{k}={v}" for k, v in total.items())
+                  + f"; {args.into} holds {len(dest)} rows")
+    except StoreError as err:  # the destination: cannot create, read-only, disk full, locked...
+        print(f"harness store merge: {err}", file=sys.stderr)
+        return 1
+    if failed:
+        print(f"harness store merge: {len(failed)} of {len(args.sources)} source(s) not merged: {', '.join(failed)} "
+              f"(each named above with its cause); every other source was merged. Fix or move them aside and "
+              f"merge again (merging is idempotent)", file=sys.stderr)
+        return 1
     return 0
 
 

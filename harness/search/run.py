@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import logging
 import math
 import time
@@ -72,6 +71,7 @@ import numpy as np
 import proxies
 
 from ..config import ConfigError, SearchConfig, load, strategy_params, write_config
+from ..jsonio import strict, write_json
 from ..progress import Progress
 from ..reports.search import trajectory_figure
 from ..scoring.run import engine_options, key_maker, pass_seconds, resolve_device, score_all, space_from_cfg
@@ -95,11 +95,12 @@ def objective_from_cfg(cfg: SearchConfig) -> Objective:
         comps, signs = (VALACC,), (1.0,)
     else:
         comps = proxies.components_of(name)  # unknown name -> error listing the valid ones
-        if proxies.is_aggregator(name):  # its own directions (e.g. vote_sjw_notebook's [+1, -1, +1])
-            signs = tuple(float(x) for x in proxies.get_aggregator(name).directions())
-        else:
+        agg = proxies.get_aggregator(name) if proxies.is_aggregator(name) else None
+        if agg is not None and agg.components == comps:  # its own directions (e.g. vote_sjw_notebook's [+1, -1, +1])
+            signs = tuple(float(x) for x in agg.directions())
+        else:  # a proxy, or a nested aggregate's proxies (rank_sum over them): the registry's directions
             signs = tuple(1.0 if proxies.get_proxy(c).higher_is_better else -1.0 for c in comps)
-        name = name if proxies.is_aggregator(name) else comps[0]
+        name = proxies.get_aggregator(name).name if proxies.is_aggregator(name) else comps[0]
     if cfg.signs is not None:  # checked at the door (harness.config: one +1/-1 per component)
         signs = tuple(float(s) for s in cfg.signs)
     return Objective(name, comps, signs, rule=rule, ties=ties)
@@ -399,7 +400,7 @@ def _run_search(cfg: SearchConfig, space, space_kw: Mapping, limits: Limits, job
         writer = csv.DictWriter(fh, fieldnames=list(steps[0]))
         writer.writeheader()
         writer.writerows(steps)
-    summary_path.write_text(json.dumps(json_safe(summary), indent=2, default=str))
+    write_json(summary_path, summary)  # strict JSON: NaN/inf as null, counted under "nonfinite"
     fig_paths = trajectory_figure(steps, summary, out_dir / "trajectory.png") if cfg.figure else []
     timing = (f"{summary['cost_per_candidate_s']:.2f} s per candidate over {len(walls)} scored now on {device}"
               if walls else f"no candidate scored now (all from the store) on {device}")
@@ -480,14 +481,9 @@ def _genotype_name(summary: Mapping[str, Any]) -> str:
 
 def json_safe(value: Any) -> Any:
     """``value`` with every non-finite float as None (strict JSON has no NaN/Infinity): a found
-    architecture outside an offline table has no accuracy."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    architecture outside an offline table has no accuracy.  Numpy values become plain ones
+    (:func:`harness.jsonio.strict`)."""
+    return strict(value)[0]
 
 
 def _machine(cfg: SearchConfig, objective: Objective) -> str:
