@@ -204,17 +204,22 @@ def _job_records(sweep_dir: Path) -> dict[int, tuple[Path, dict[str, Any]]]:
     return out
 
 
-def _failure_cause(err: BaseException) -> str:
-    """One line naming why a job failed."""
+def _user_fault(err: BaseException) -> bool:
+    """Whether ``err`` is a fault of the input or the environment (one line, no traceback)."""
     from spaces.vocabulary import DataFileError
 
     from .errors import UserError
     from .tracking import TrackingError
 
+    return isinstance(err, (UserError, TrackingError, DataFileError))
+
+
+def _failure_cause(err: BaseException) -> str:
+    """One line naming why a job failed."""
     if isinstance(err, SystemExit):
         return f"it exited with status {err.code}"
     text = " ".join(str(err).split())
-    if not isinstance(err, (UserError, TrackingError, DataFileError)):
+    if not _user_fault(err):
         text = f"{type(err).__name__}: {text}" if text else type(err).__name__
     return text if len(text) <= 500 else text[:497] + "..."
 
@@ -230,8 +235,8 @@ def _run_recorded(work: Callable[[], Any], job_dir: Path, base: dict[str, Any]) 
         raise
     except BaseException as err:  # noqa: BLE001 -- a job's failure must not abort its siblings
         cause = _failure_cause(err)
-        if not isinstance(err, SystemExit):
-            log.error("job %s failed: %s", base["job"], cause, exc_info=err)
+        if not isinstance(err, SystemExit):  # a fault of the input or environment: its message says it all
+            log.error("job %s failed: %s", base["job"], cause, exc_info=None if _user_fault(err) else err)
         print(f"harness: job {base['job']} ({' '.join(base['overrides'])}) failed: {cause}", file=sys.stderr, flush=True)
         _write_job_status(job_dir, {**base, "status": "failed", "pid": os.getpid(), "cause": cause})
         return False
