@@ -203,6 +203,14 @@ def _dot_panels(plt: Any, df: pd.DataFrame, proxies: Sequence[str], path: Path, 
             if px:
                 handles["published (its own population)"] = ax.scatter(
                     *zip(*px), marker="D", s=14, facecolors="none", edgecolors="C3", linewidths=0.8)
+            # a value published against another target than the panel's: ours on that target beside it
+            rows = df[df["images"] == images].set_index(["dataset", "split", "proxy"])["rho_mean"]
+            other = [(float(rows.get((*pub[p].target, p), np.nan)), y) for p, y in zip(proxies, ys)
+                     if p in pub and pub[p].target is not None and tuple(pub[p].target) != tuple(first)]
+            other = [(x, y) for x, y in other if np.isfinite(x)]
+            if other:
+                handles["ours on the published value's target, where it is not the panel's"] = ax.scatter(
+                    *zip(*other), marker="x", s=16, c="C0", linewidths=0.8)
         if reference is not None and reference in sub.index:
             handles[f"{reference}"] = ax.axvline(sub.loc[reference, "rho_mean"], ls="--", c="grey", lw=0.8)
         ax.set_title(f"{images}\n({first[0]}/{first[1]})" + ("\nstand-in images" if images in STAND_IN_IMAGES
