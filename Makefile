@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow reproduce reproduce-paper reproduce-peers reproduce-suite-zero reproduce-cross-space reproduce-search search sweep-shards verify-engine convert verify-data ui bench clean
+.PHONY: help install test test-slow reproduce reproduce-paper reproduce-aggregate reproduce-peers reproduce-suite-zero reproduce-cross-space reproduce-search search sweep-shards verify-engine convert verify-data ui bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -63,6 +63,15 @@ reproduce-paper: $(STAMP)  ## the paper's NB201 protocol (about a day on 2 CPU c
 reproduce-peers: $(STAMP)  ## the peers (AZ-NAS, VKDNW, SWAP, TE-NAS and their aggregates) beside WRCor on 1000 NB201 archs x 3 datasets x 3 seeds, published numbers beside ours -> results/ (a GPU job: ~1 min per arch and seed on one CPU core; resumable)
 	$(BIN)/harness run --multirun experiment=peers_1000 hydra.sweep.dir=runs/peers
 	$(BIN)/harness paper-report --records runs/peers --out results --name peers_nb201
+
+reproduce-aggregate: $(STAMP)  ## a WRCor aggregate chosen on a calibration half of 1000 NB201 archs, judged on the held-out half beside AZ-NAS, MeCo, the votes and the published VKDNW_agg (CIFAR-10, 3 seeds; ~20 min per seed on top of reproduce-paper's stored scores, resumable) -> results/
+	set -e; for seed in $(PAPER_SEEDS); do pids=; \
+	  for i in $$(seq 0 $$(($(PAPER_WORKERS) - 1))); do \
+	    OMP_NUM_THREADS=1 $(BIN)/harness run experiment=aggregate_1000 seed=$$seed threads=1 shard=$$i/$(PAPER_WORKERS) \
+	      tracking=none hydra.run.dir=runs/aggregate/shards/s$$seed-$$i & pids="$$pids $$!"; done; \
+	  for p in $$pids; do wait $$p; done; done
+	$(BIN)/harness run --multirun experiment=aggregate_1000 'seed=$(shell echo $(PAPER_SEEDS) | tr ' ' ,)' hydra.sweep.dir=runs/aggregate/seeds
+	$(BIN)/harness aggregate-select --records runs/aggregate/seeds --dataset cifar10 --target cifar10/test --out results --name aggregate_nb201_cifar10
 
 SZ_N ?= 1000
 reproduce-suite-zero: $(STAMP)  ## every proxy on a random 1000 (SZ_N=) of Suite-Zero's NB201 archs, 2 CPU workers (~1 h) + agreement table

@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mobilenetv2-report": ("harness.reports.mobilenetv2", ("the mobilenetv2 space's released genotypes counted "
                                                            "beside the official code's numbers (and its searches' "
                                                            "table)")),
+    "aggregate-select": ("harness.reports.aggregate_select", ("a WRCor-containing rank aggregate chosen on a "
+                                                              "calibration split, judged on a held-out split")),
     "agreement": ("harness.reports.agreement", "rank agreement with NAS-Bench-Suite-Zero's published scores"),
     "reference": ("harness.reports.reference", "check a run against reference metrics with tolerances (CI bands)"),
     "store": ("harness.scoring.store", "merge or count score stores"),
