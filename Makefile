@@ -22,11 +22,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the project with its test extras
 
-test: $(STAMP)  ## run the default test suite (well under 20 minutes, CPU only)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+TEST_WORKERS ?= 2
+test: $(STAMP)  ## run the default test suite on TEST_WORKERS=2 processes (well under 20 minutes, CPU only)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=15
 
 test-slow: $(STAMP)  ## run the slow tests too
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'slow or not slow'
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) -m 'slow or not slow'
 
 CROSS_SPACES := nb101 nb201 darts
 CS_N ?= 10

@@ -149,13 +149,22 @@ def test_the_command_writes_its_tables_and_figure_from_another_directory(tmp_pat
     (["--rules", "logrank,borda"], "unknown rule(s) ['borda']"),
     (["--calibration", "0.02"], "each needs 10 or more"),
 ])
-def test_bad_settings_are_one_line_and_exit_2(tmp_path, args, says):
+def test_bad_settings_are_one_line_and_exit_2(tmp_path, capsys, args, says):
     recs = _records(tmp_path / "runs", seeds=(0,))
-    r = subprocess.run([sys.executable, "-m", "harness", "aggregate-select", "--records", str(recs), "--out",
-                        str(tmp_path / "out"), *args], capture_output=True, text=True, cwd=tmp_path)
-    assert r.returncode == 2, r.stderr
-    assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    with pytest.raises(SystemExit) as done:
+        sel.main(["--records", str(recs), "--out", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err
+    assert done.value.code == 2, err
+    assert says in err and len(err.strip().splitlines()) == 1 and err.startswith("harness aggregate-select: ")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.md"))
+
+
+def test_a_bad_setting_from_the_command_line_has_no_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "harness", "aggregate-select", "--records", str(tmp_path)],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == f"harness aggregate-select: no metrics.csv found under {tmp_path} (0 scores.csv); " \
+                               "point --records at the output directories of score jobs"
 
 
 def test_a_proxy_scored_in_one_seed_only_is_left_out_of_the_default_pool(tmp_path):
