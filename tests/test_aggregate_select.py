@@ -129,6 +129,10 @@ def test_the_command_writes_its_tables_and_figure_from_another_directory(tmp_pat
     summary = pd.read_csv(tables / "agg.csv")
     row = summary[summary["method"] == "selected on the calibration split"].iloc[0]
     assert row["seeds"] == 2 and " ± " in row["held-out τ"]
+    gain = "selected τ − this τ (same split)"
+    assert pd.isna(row[gain])
+    best = summary[summary["method"].str.startswith("best candidate on the held-out split")].iloc[0]
+    assert float(best[gain].split(" ± ")[0]) <= 0  # the best on the held-out split is never below the selected
     seeds = pd.read_csv(tables / "agg_seeds.csv")
     assert list(seeds["seed"]) == [0, 1] and all(seeds["selected aggregate"].str.contains("wrcor"))
     cands = pd.read_csv(tables / "agg_candidates.csv")

@@ -249,14 +249,18 @@ def _summary_table(per_seed: dict[int, dict[str, Any]], published: list[Any], ca
     n_held = sorted({len(r["held"]) for r in per_seed.values()})
     rows: list[list[Any]] = []
 
+    sel = [per_seed[s]["candidates"].iloc[0] for s in seeds]
+    sel_tau = [r["held_tau"] for r in sel]
+
     def row(label: str, taus: list[float], rhos: list[float], how: str) -> None:
-        rows.append([label, _ms(taus), _ms(rhos), len([t for t in taus if math.isfinite(t)]),
+        # the selected aggregate's held-out τ minus this row's, seed by seed (the same split)
+        gain = [a - b for a, b in zip(sel_tau, taus)]
+        rows.append([label, _ms(taus), _ms(rhos), _ms(gain), len([t for t in taus if math.isfinite(t)]),
                      "/".join(map(str, n_held)), how, "", "", ""])
 
-    sel = [per_seed[s]["candidates"].iloc[0] for s in seeds]
-    names = list(dict.fromkeys(r["name"] for r in sel))
-    row("selected on the calibration split", [r["held_tau"] for r in sel], [r["held_rho"] for r in sel],
-        "; ".join(names))
+    row("selected on the calibration split", sel_tau, [r["held_rho"] for r in sel],
+        "; ".join(dict.fromkeys(r["name"] for r in sel)))
+    rows[-1][3] = ""
     for name in dict.fromkeys(n for s in seeds for n in per_seed[s]["compare"]):
         vals = [per_seed[s]["compare"].get(name, (math.nan, math.nan)) for s in seeds]
         row(name, [v[0] for v in vals], [v[1] for v in vals], "comparator")
@@ -269,11 +273,11 @@ def _summary_table(per_seed: dict[int, dict[str, Any]], published: list[Any], ca
         by_proxy.setdefault(p.proxy, {}).setdefault(p.metric, p)  # the benchmark's first: the paper's own
     for proxy, metrics in by_proxy.items():
         any_p = next(iter(metrics.values()))
-        rows.append([f"{proxy} (published)", _num(metrics.get("tau")), _num(metrics.get("rho")), "", "",
+        rows.append([f"{proxy} (published)", _num(metrics.get("tau")), _num(metrics.get("rho")), "", "", "",
                      "published", any_p.population, f"{any_p.source}" + (f", {any_p.where}" if any_p.where else ""),
                      "/".join(any_p.target) if any_p.target else "not stated"])
-    return Table(["method", "held-out τ", "held-out ρ", "seeds", "N held out", "aggregate / kind",
-                  "population", "source", "target"], rows, align="lrrrrllll", notes=[caption])
+    return Table(["method", "held-out τ", "held-out ρ", "selected τ − this τ (same split)", "seeds", "N held out",
+                  "aggregate / kind", "population", "source", "target"], rows, align="lrrrrrllll", notes=[caption])
 
 
 def _num(p: Any) -> Any:
@@ -295,25 +299,30 @@ def _seeds_table(per_seed: dict[int, dict[str, Any]], caption: str) -> Table:
 
 def _figure(per_seed: dict[int, dict[str, Any]], published: list[Any], path: Path, criterion: str) -> list[Path]:
     seeds = sorted(per_seed)
-    pub_tau = {p.proxy: p.value for p in published if p.metric == "tau"}
+    pub_tau: dict[str, Any] = {}
+    for p in published:
+        if p.metric == "tau":
+            pub_tau.setdefault(p.proxy, p)  # the benchmark's first, as in the table
     with figure_style() as plt:
         fig, axes = plt.subplots(1, len(seeds), figsize=(3.2 * len(seeds), 3.2), squeeze=False, sharey=True,
                                  layout="constrained")
         handles: dict[str, Any] = {}
         for ax, s in zip(axes[0], seeds):
             df = per_seed[s]["candidates"]
-            for i, rule in enumerate(dict.fromkeys(df["rule"])):
+            for rule in (r for r in RULES if r in set(df["rule"])):  # one colour per rule in every panel
                 sub = df[df["rule"] == rule]
                 handles[f"candidate: {rule}"] = ax.scatter(sub[f"cal_{criterion}"], sub["held_tau"], s=4,
-                                                           alpha=0.35, color=f"C{i}", linewidths=0)
+                                                           alpha=0.35, color=f"C{RULES.index(rule)}", linewidths=0)
             top = df.iloc[0]
             handles["selected on calibration"] = ax.scatter([top[f"cal_{criterion}"]], [top["held_tau"]], marker="*",
                                                             s=90, color="k", zorder=5)
-            for j, (name, ls) in enumerate((("wrcor", ":"), ("vote_sjw", "-."))):
+            for name, ls, colour in (("wrcor", ":", "grey"), ("vote_sjw", "-.", "grey"), ("az_nas", "-", "C3")):
                 if name in per_seed[s]["compare"]:
-                    handles[f"{name} (held-out)"] = ax.axhline(per_seed[s]["compare"][name][0], ls=ls, c="grey", lw=0.8)
-            for (name, value), colour in zip(pub_tau.items(), ("C3", "C4", "C5")):
-                handles[f"{name} published τ (its population)"] = ax.axhline(value, ls="--", c=colour, lw=0.9)
+                    handles[f"{name} on this held-out split"] = ax.axhline(per_seed[s]["compare"][name][0], ls=ls,
+                                                                          c=colour, lw=0.8)
+            for (name, pub), colour in zip(pub_tau.items(), ("C3", "C4", "C5")):
+                handles[f"{name} published τ ({pub.population}: another population)"] = ax.axhline(
+                    pub.value, ls="--", c=colour, lw=0.9)
             ax.set_title(f"seed {s}: {len(per_seed[s]['cal'])} cal / {len(per_seed[s]['held'])} held out")
             ax.set_xlabel(f"calibration {'Kendall τ' if criterion == 'tau' else 'Spearman ρ'}")
         axes[0][0].set_ylabel("held-out Kendall τ")
