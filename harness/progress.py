@@ -198,6 +198,14 @@ def print_outputs(entries: Sequence[tuple[str, str | os.PathLike[str], str]], *,
     print(outputs_block(entries, title), file=file if file is not None else sys.stdout, flush=True)
 
 
+def print_written(paths: Sequence[str | os.PathLike[str]]) -> None:
+    """What a report command prints when it is done: each file it wrote, one per line, then the
+    outputs block naming them by directory (:func:`files_entries`)."""
+    for p in paths:
+        print(p)
+    print_outputs(files_entries(paths))
+
+
 #: how a written file is opened, by suffix
 _OPEN = {".md": "Markdown", ".tex": "LaTeX (\\input)", ".csv": "CSV", ".png": "PNG", ".pdf": "PDF",
          ".json": "JSON", ".sqlite": "SQLite"}

@@ -443,15 +443,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     split_seed=args.split_seed, criterion=args.criterion, compare=_names(args.compare), top=args.top)
     except (FileNotFoundError, SelectionError, UnknownNameError, ValueError) as exc:
         parser.exit(2, f"harness aggregate-select: {exc}\n")
-    from ..progress import files_entries, print_outputs
+    from ..progress import print_written
 
     for s, r in sorted(out["per_seed"].items()):
         top = r["candidates"].iloc[0]
         print(f"seed {s}: selected {top['name']} on {len(r['cal'])} archs (τ {top['cal_tau']:.3f}); "
               f"held-out {len(r['held'])} archs: τ {top['held_tau']:.3f}, ρ {top['held_rho']:.3f}")
-    for p in out["paths"]:
-        print(p)
-    print_outputs(files_entries(out["paths"]))
+    print_written(out["paths"])
     return 0
 
 

@@ -160,11 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = build(args.records, args.out, args.name, data_dir=args.data_dir)
     except (FileNotFoundError, ValueError) as exc:
         parser.exit(2, f"error: {exc}\n")
-    from ..progress import files_entries, print_outputs
+    from ..progress import print_written
 
-    for p in paths:
-        print(p)
-    print_outputs(files_entries(paths))
+    print_written(paths)
     return 0
 
 

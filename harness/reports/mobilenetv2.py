@@ -125,7 +125,7 @@ def build_genotypes(out_dir: Path | str, name: str = "mobilenetv2_genotypes",
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ..commands import command_parser, output_name
-    from ..progress import files_entries, print_outputs
+    from ..progress import print_written
 
     parser = command_parser("mobilenetv2-report")
     parser.add_argument("--official", default=str(DEFAULT_OFFICIAL),
@@ -144,9 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .search import build
 
         paths += build(args.records, args.out, args.search_name)["paths"]
-    for p in paths:
-        print(p)
-    print_outputs(files_entries(paths))
+    print_written(paths)
     different = [r["genotype"] for r in out["rows"] if r["agreement"] != "equal"]
     if different:
         print(f"harness mobilenetv2-report: the harness's counts differ from the official ones for {different}")

@@ -283,11 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                else build(args.records, args.out, args.name))
     except (FileNotFoundError, ValueError) as exc:
         parser.exit(2, f"error: {exc}\n")
-    from ..progress import files_entries, print_outputs
+    from ..progress import print_written
 
-    for p in out["paths"]:
-        print(p)
-    print_outputs(files_entries(out["paths"]))
+    print_written(out["paths"])
     return 0
 
 

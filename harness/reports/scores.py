@@ -575,12 +575,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = build(args.records, args.out, args.name)
     except (FileNotFoundError, ValueError) as exc:
         parser.exit(2, f"error: {exc}\n")
-    from ..progress import files_entries, print_outputs
+    from ..progress import print_written
 
     written = [*result["tables"], result["summary_csv"], *result["figures"]]
-    for p in written:
-        print(p)
-    print_outputs(files_entries(written))
+    print_written(written)
     return 0
 
 

@@ -477,11 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = build_from_summary(args.summary, args.out, args.name)
     else:
         out = build(args.records, args.out, args.name)
-    from ..progress import files_entries, print_outputs
+    from ..progress import print_written
 
-    for p in out["paths"]:
-        print(p)
-    print_outputs(files_entries(out["paths"]))
+    print_written(out["paths"])
     return 0
 
 
