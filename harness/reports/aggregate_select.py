@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import rank_metrics
+from .paper import published_correlations
 from .scores import load_records, parse_truth_column, truth_column
 from .style import figure_style, legend_outside, save
 from .tables import MeanStd, Table
@@ -89,7 +90,6 @@ class _Split:
     def __init__(self, table: pd.DataFrame, directions: dict[str, float]):
         from proxies.aggregators import oriented_ranks
 
-        self.table = table
         self.n = len(table)
         cols = list(table.columns)
         scores = table.to_numpy(dtype=float)
@@ -225,18 +225,6 @@ def select(table: pd.DataFrame, truth: pd.Series, cands: Sequence[Candidate], *,
 
 
 # --------------------------------------------------------------------------- tables and figure
-def _published(space: str, dataset: str) -> list[Any]:
-    """The benchmark's published numbers of :data:`PUBLISHED` on ``dataset`` (none for a space not
-    installed here)."""
-    import spaces
-
-    try:
-        bench = spaces.get_space(space).benchmark
-    except (spaces.UnknownNameError, spaces.DataFileError):
-        return []
-    return [p for p in bench.published_correlations(dataset) if p.proxy in PUBLISHED]
-
-
 def _ms(values: Sequence[float]) -> MeanStd:
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
     if not len(v):
@@ -252,15 +240,14 @@ def _summary_table(per_seed: dict[int, dict[str, Any]], published: list[Any], ca
     sel = [per_seed[s]["candidates"].iloc[0] for s in seeds]
     sel_tau = [r["held_tau"] for r in sel]
 
-    def row(label: str, taus: list[float], rhos: list[float], how: str) -> None:
-        # the selected aggregate's held-out τ minus this row's, seed by seed (the same split)
-        gain = [a - b for a, b in zip(sel_tau, taus)]
-        rows.append([label, _ms(taus), _ms(rhos), _ms(gain), len([t for t in taus if math.isfinite(t)]),
+    def row(label: str, taus: list[float], rhos: list[float], how: str, *, gain: bool = True) -> None:
+        # gain: the selected aggregate's held-out τ minus this row's, seed by seed (the same split)
+        diff = _ms([a - b for a, b in zip(sel_tau, taus)]) if gain else ""
+        rows.append([label, _ms(taus), _ms(rhos), diff, len([t for t in taus if math.isfinite(t)]),
                      "/".join(map(str, n_held)), how, "", "", ""])
 
     row("selected on the calibration split", sel_tau, [r["held_rho"] for r in sel],
-        "; ".join(dict.fromkeys(r["name"] for r in sel)))
-    rows[-1][3] = ""
+        "; ".join(dict.fromkeys(r["name"] for r in sel)), gain=False)
     for name in dict.fromkeys(n for s in seeds for n in per_seed[s]["compare"]):
         vals = [per_seed[s]["compare"].get(name, (math.nan, math.nan)) for s in seeds]
         row(name, [v[0] for v in vals], [v[1] for v in vals], "comparator")
@@ -337,7 +324,7 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str, *, 
           split_seed: int | None = None, criterion: str = "tau", compare: Sequence[str] = COMPARE,
           top: int = 25) -> dict[str, Any]:
     """Run the selection on every seed of the records and write the tables and the figure."""
-    from proxies import get_proxy
+    from proxies import get_proxy, list_proxies
     from proxies.aggregators import is_aggregator
 
     if not 0 < calibration < 1:
@@ -359,8 +346,8 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str, *, 
     tables = _seed_tables(scores, dataset, truth_column(tdataset, tsplit))
     by_seed = {seed: set(map(str, t.columns)) for seed, (t, _) in tables.items()}
     scored = set.intersection(*by_seed.values())  # a candidate's proxies are scored in every seed
-    if pool is None:
-        pool = [n for n in sorted(scored) if n not in require and _plain_proxy(n)]
+    if pool is None:  # every registered proxy the records scored, with its registered parameters
+        pool = [n for n in sorted(scored & set(list_proxies())) if n not in require]
     for n in list(require) + list(pool):
         if "@" in n or is_aggregator(n):
             raise SelectionError(f"{n!r} is an aggregate; the pool holds proxies (compare aggregates with --compare)")
@@ -374,7 +361,7 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str, *, 
     per_seed = {s: select(t, y, cands, calibration=calibration, criterion=criterion, compare=compare,
                           split_seed=s if split_seed is None else split_seed) for s, (t, y) in tables.items()}
     space = str(scores["space"].iloc[0])
-    published = _published(space, dataset)
+    published = [p for p in published_correlations(space, dataset) if p.proxy in PUBLISHED]
     caption = (f"A WRCor-containing training-free aggregate chosen on a calibration split and judged on a disjoint "
                f"held-out split: {space}, {dataset} images, target {tdataset}/{tsplit}. Candidates: "
                f"{len(cands):,} ({', '.join(rules)} over {' + '.join(require)} and up to "
@@ -393,14 +380,6 @@ def build(record_dirs: Iterable[Path | str], out_dir: Path | str, name: str, *, 
     figures.mkdir(parents=True, exist_ok=True)
     written += [cand_csv] + _figure(per_seed, published, figures / f"{name}.png", criterion)
     return {"per_seed": per_seed, "candidates": cands, "paths": written}
-
-
-def _plain_proxy(name: str) -> bool:
-    """A registered proxy with its registered parameters (not a vote, an aggregate's ordering or a
-    ``proxy(key=value)`` variant): what the default pool holds."""
-    from proxies import list_proxies
-
-    return name in set(list_proxies())
 
 
 def _names(text: str) -> list[str]:

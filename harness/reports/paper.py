@@ -36,7 +36,7 @@ from .style import ERROR_BAR, figure_style, label_width, legend_outside, save, s
 from .tables import MISSING, MeanStd, Table
 from .tables import write as write_table
 
-__all__ = ["STAND_IN_IMAGES", "image_datasets", "published_for", "proxies_table", "ablation_table", "build",
+__all__ = ["STAND_IN_IMAGES", "image_datasets", "published_correlations", "published_for", "proxies_table", "ablation_table", "build",
            "build_from_summary", "main"]
 
 #: image datasets whose proxy batch is not the official pixels (the tables say so)
@@ -59,17 +59,23 @@ def image_datasets(space: str) -> dict[tuple[str, str], str]:
     return {(str(d), str(s)): str(images) for images, pairs in targets.items() for d, s in pairs}
 
 
-def published_for(space: str, images: str) -> dict[str, Any]:
-    """proxy -> the published rank correlation of it on ``images`` (the benchmark's first for
-    that proxy), none for a space that is not installed here."""
+def published_correlations(space: str, images: str) -> list[Any]:
+    """Every published rank correlation of a proxy scored on ``images`` in ``space``'s benchmark,
+    in the benchmark's order; none for a space that is not installed here."""
     import spaces
 
     try:
         bench = spaces.get_space(space).benchmark
     except (spaces.UnknownNameError, spaces.DataFileError):
-        return {}
+        return []
+    return bench.published_correlations(images)
+
+
+def published_for(space: str, images: str) -> dict[str, Any]:
+    """proxy -> the published rank correlation of it on ``images`` (the benchmark's first for
+    that proxy), none for a space that is not installed here."""
     out: dict[str, Any] = {}
-    for p in bench.published_correlations(images):
+    for p in published_correlations(space, images):
         if p.metric == "rho":  # the tables' column (a tau is published for some peers too)
             out.setdefault(p.proxy, p)
     return out
