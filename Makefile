@@ -43,15 +43,17 @@ reproduce: $(STAMP)  ## quick CPU profile: WRCor & co. on 100 NB201 archs; every
 	$(BIN)/harness search-report --records runs/search_quick/latest --out results --name search_quick
 
 PAPER_WORKERS ?= 2
+# $(call sharded,OVERRIDES,DIR): one scoring job as PAPER_WORKERS processes (shard=i/n, run dirs DIR-i)
+# sharing the store, all waited for (a failed shard fails the recipe)
+sharded = pids=; for i in $$(seq 0 $$(($(PAPER_WORKERS) - 1))); do \
+	  OMP_NUM_THREADS=1 $(BIN)/harness run $(1) threads=1 shard=$$i/$(PAPER_WORKERS) tracking=none \
+	    hydra.run.dir=$(2)-$$i & pids="$$pids $$!"; done; for p in $$pids; do wait $$p; done
 PAPER_SEEDS   ?= 0 1 2
 PAPER_DATA    ?= ImageNet16-120 cifar100 cifar10
 PAPER_SEARCH  ?=
 reproduce-paper: $(STAMP)  ## the paper's NB201 protocol (about a day on 2 CPU cores): every proxy + the WRCor ablation on 1000 archs x 3 datasets x 3 seeds, R/RE/RL x 7 objectives x N=1000 x 10 seeds; published numbers beside ours -> results/ (resumable; PAPER_WORKERS=2 processes)
-	set -e; for seed in $(PAPER_SEEDS); do for ds in $(PAPER_DATA); do pids=; \
-	  for i in $$(seq 0 $$(($(PAPER_WORKERS) - 1))); do \
-	    OMP_NUM_THREADS=1 $(BIN)/harness run experiment=proxies_1000 dataset=$$ds seed=$$seed threads=1 shard=$$i/$(PAPER_WORKERS) \
-	      tracking=none hydra.run.dir=runs/paper/shards/s$$seed-$$ds-$$i & pids="$$pids $$!"; done; \
-	  for p in $$pids; do wait $$p; done; done; done
+	set -e; for seed in $(PAPER_SEEDS); do for ds in $(PAPER_DATA); do \
+	  $(call sharded,experiment=proxies_1000 dataset=$$ds seed=$$seed,runs/paper/shards/s$$seed-$$ds); done; done
 	$(BIN)/harness run --multirun experiment=proxies_1000 hydra.sweep.dir=runs/paper/proxies
 	$(BIN)/harness paper-report --records runs/paper/proxies --out results --name paper_nb201
 	for ds in $(PAPER_DATA); do f=results/reference/paper_nb201_$$ds.json; \
@@ -66,11 +68,8 @@ reproduce-peers: $(STAMP)  ## the peers (AZ-NAS, VKDNW, SWAP, TE-NAS and their a
 	$(BIN)/harness paper-report --records runs/peers --out results --name peers_nb201
 
 reproduce-aggregate: $(STAMP)  ## a WRCor aggregate chosen on a calibration half of 1000 NB201 archs, judged on the held-out half beside AZ-NAS, MeCo, the votes and the published VKDNW_agg (CIFAR-10, 3 seeds; ~20 min per seed on top of reproduce-paper's stored scores, resumable) -> results/
-	set -e; for seed in $(PAPER_SEEDS); do pids=; \
-	  for i in $$(seq 0 $$(($(PAPER_WORKERS) - 1))); do \
-	    OMP_NUM_THREADS=1 $(BIN)/harness run experiment=aggregate_1000 seed=$$seed threads=1 shard=$$i/$(PAPER_WORKERS) \
-	      tracking=none hydra.run.dir=runs/aggregate/shards/s$$seed-$$i & pids="$$pids $$!"; done; \
-	  for p in $$pids; do wait $$p; done; done
+	set -e; for seed in $(PAPER_SEEDS); do \
+	  $(call sharded,experiment=aggregate_1000 seed=$$seed,runs/aggregate/shards/s$$seed); done
 	$(BIN)/harness run --multirun experiment=aggregate_1000 'seed=$(shell echo $(PAPER_SEEDS) | tr ' ' ,)' hydra.sweep.dir=runs/aggregate/seeds
 	$(BIN)/harness aggregate-select --records runs/aggregate/seeds --dataset cifar10 --target cifar10/test --out results --name aggregate_nb201_cifar10
 
