@@ -8,7 +8,9 @@
   move by up to 5e-5 relative; with the reference's arithmetic every golden value agrees to
   < 1e-8 (most exactly).
 """
+import contextlib
 import os
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
@@ -34,3 +36,46 @@ def _real_data_dir():
 REAL = _real_data_dir()
 needs_data = pytest.mark.skipif(REAL is None, reason="benchmark data (../shared/data or $ZSNAS_DATA_DIR) not found")
 GOLDEN = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "golden")
+
+
+# ------------------------------------------------------------------------------------------------
+# a stand-in for the MLflow tracker (harness.tracking), for tests that check what a command logs
+
+
+class RecordingTracker:
+    """A tracker that records the tags, params and metrics of every run it opens."""
+
+    def __init__(self) -> None:
+        self.runs: list[dict] = []
+
+    @contextlib.contextmanager
+    def run(self, name, *, parent_run_id=None, tags=None, **_):
+        rec = {"name": name, "tags": dict(tags or {}), "params": {}, "metrics": {}, "series": {}, "artifacts": []}
+        self.runs.append(rec)
+        yield _Handle(rec, f"run{len(self.runs)}")
+
+    def __getattr__(self, name):  # any other tracker call (a preflight, ...) does nothing
+        return lambda *a, **k: None
+
+
+class _Handle:
+    def __init__(self, rec: dict, run_id: str) -> None:
+        self.rec, self.run_id = rec, run_id
+
+    def set_tags(self, tags):
+        self.rec["tags"].update(tags)
+
+    def log_params(self, params):
+        self.rec["params"].update(params)
+
+    def log_metrics(self, metrics, step=None):
+        self.rec["metrics"].update(metrics)
+
+    def log_series(self, series):
+        self.rec["series"] = {k: list(v) for k, v in series.items()}
+
+    def log_artifact(self, path, artifact_path=None):
+        self.rec["artifacts"].append(Path(path).name)
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None

@@ -60,7 +60,6 @@ def test_the_paper_search_uses_the_released_accounting_and_tournament():
 
 # ------------------------------------------------------------------ the paper report
 import csv  # noqa: E402
-import math  # noqa: E402
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402

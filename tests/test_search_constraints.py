@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import needs_data
+from conftest import RecordingTracker, needs_data
 
 import harness.cli
 import harness.search.run as hrun
@@ -285,49 +285,14 @@ def toy(monkeypatch):
     monkeypatch.setattr(hrun, "space_from_cfg", toy_from_cfg)
 
 
-class Tracker:
-    """A stand-in for the MLflow tracker: records what the search logs."""
-
-    def __init__(self):
-        self.logged = {"opened": 0}
-
-    def run(self, name, parent_run_id=None, tags=None):
-        from contextlib import contextmanager
-
-        logged = self.logged
-
-        class Handle:
-            def log_params(self, p):
-                logged["params"] = dict(p)
-
-            def log_metrics(self, m, step=None):
-                logged["metrics"] = dict(m)
-
-            def log_series(self, series):
-                pass
-
-            def set_tags(self, tags):
-                pass
-
-            def log_artifact(self, path, artifact_path=None):
-                pass
-
-        @contextmanager
-        def opened():
-            logged["opened"] += 1
-            yield Handle()
-
-        return opened()
-
-
 @needs_data
 def test_a_limit_on_a_space_without_its_count_is_refused_before_any_work(tmp_path):
-    tracker = Tracker()
+    tracker = RecordingTracker()
     with pytest.raises(ConfigError, match=r"^space nb201 has no flops accounting; constraints.flops_max needs a "
                                           r"space with flops\(arch\), "):
         hs.run_search(make_cfg(tmp_path, "search=random", "budget=3", "constraints.flops_max=600e6"),
                       tracker=tracker, output_dir=tmp_path / "o")
-    assert not (tmp_path / "s.sqlite").exists() and tracker.logged["opened"] == 0 and not (tmp_path / "o").exists()
+    assert not (tmp_path / "s.sqlite").exists() and not tracker.runs and not (tmp_path / "o").exists()
 
 
 @needs_data
@@ -347,7 +312,7 @@ def test_a_constrained_search_records_its_limits_and_rejections_and_scores_only_
     drawn: list[str] = []
     sample = ToySpace.sample
     monkeypatch.setattr(ToySpace, "sample", lambda self, rng: drawn.append(self.to_str(a := sample(self, rng))) or a)
-    tracker = Tracker()
+    tracker = RecordingTracker()
     cfg = make_cfg(tmp_path, "search=evolution", "search.population=8", "search.tournament=3", "objective=params",
                    "budget=12", "seed=2", "accounting=released", f"constraints.flops_max={FLOPS_MAX:g}")
     out = hs.run_search(cfg, tracker=tracker, output_dir=tmp_path / "r")
@@ -375,7 +340,8 @@ def test_a_constrained_search_records_its_limits_and_rejections_and_scores_only_
     for k in ("constraints", "n_rejected_sample", "n_rejected_mutate", "n_rejected_policy", "n_asked", "n_initial",
               "budget"):
         assert saved[k] == out[k]
-    params, metrics = tracker.logged["params"], tracker.logged["metrics"]
+    (run,) = tracker.runs
+    params, metrics = run["params"], run["metrics"]
     assert params["constraints.flops_max"] == FLOPS_MAX and params["constraints.max_redraws"] == 10_000
     assert "constraints.params_max" not in params
     assert metrics["n_rejected_sample"] == out["n_rejected_sample"] and metrics["n_asked"] == 20

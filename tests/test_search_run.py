@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import spaces
-from conftest import needs_data
+from conftest import RecordingTracker, needs_data
 from harness import search as hs
 from harness.config import ConfigError, compose
 from harness.scoring.store import ScoreStore
@@ -153,34 +153,10 @@ def test_bad_search_input_is_a_clear_error(tmp_path):
 
 
 def test_search_is_logged_to_the_tracker(tmp_path):
-    logged = {}
-
-    class Handle:
-        def log_params(self, p):
-            logged["params"] = dict(p)
-
-        def log_metrics(self, m, step=None):
-            logged["metrics"] = dict(m)
-
-        def log_series(self, series):
-            logged["series"] = {k: list(v) for k, v in series.items()}
-
-        def set_tags(self, tags):
-            logged["tags"].update(tags)
-
-        def log_artifact(self, path, artifact_path=None):
-            logged.setdefault("artifacts", []).append(Path(path).name)
-
-    class Tracker:
-        from contextlib import contextmanager
-
-        @contextmanager
-        def run(self, name, parent_run_id=None, tags=None):
-            logged["name"], logged["tags"] = name, dict(tags or {})
-            yield Handle()
-
-    out = hs.run_search(make_cfg(tmp_path, "search=random", "objective=synflow", "budget=4"), tracker=Tracker(),
+    tracker = RecordingTracker()
+    out = hs.run_search(make_cfg(tmp_path, "search=random", "objective=synflow", "budget=4"), tracker=tracker,
                         output_dir=tmp_path / "t")
+    (logged,) = tracker.runs
     assert logged["name"] == "random · synflow · nb201 · cifar10/test · s0"  # the search target
     assert logged["tags"]["found_arch"] == out["arch"] and logged["tags"]["zsnas.role"] == "search"
     assert logged["params"]["objective"] == "synflow" and logged["params"]["strategy"] == "random"

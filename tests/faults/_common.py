@@ -1,6 +1,6 @@
 """Shared pieces of the fault-injection tests: a data directory that links the real benchmark data
-(files can then be replaced by damaged copies without touching it), tiny configurations and a
-tracker that records what it is told."""
+(files can then be replaced by damaged copies without touching it), tiny configurations; the
+recording tracker lives in tests/conftest.py."""
 from __future__ import annotations
 
 import contextlib
@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from conftest import REAL
+from conftest import REAL, RecordingTracker  # noqa: F401  (RecordingTracker: shared with tests/)
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -59,42 +59,3 @@ def read_only(path: Path):
         yield
     finally:
         subprocess.run(["chattr", "-i", str(path)], check=True)
-
-
-class RecordingTracker:
-    """A tracker that records the tags, params and metrics of every run it opens."""
-
-    def __init__(self) -> None:
-        self.runs: list[dict] = []
-
-    @contextlib.contextmanager
-    def run(self, name, *, parent_run_id=None, tags=None, **_):
-        rec = {"name": name, "tags": dict(tags or {}), "params": {}, "metrics": {}, "artifacts": []}
-        self.runs.append(rec)
-        yield _Handle(rec, f"run{len(self.runs)}")
-
-    def __getattr__(self, name):  # any other tracker call (a preflight, ...) does nothing
-        return lambda *a, **k: None
-
-
-class _Handle:
-    def __init__(self, rec: dict, run_id: str) -> None:
-        self.rec, self.run_id = rec, run_id
-
-    def set_tags(self, tags):
-        self.rec["tags"].update(tags)
-
-    def log_params(self, params):
-        self.rec["params"].update(params)
-
-    def log_metrics(self, metrics, step=None):
-        self.rec["metrics"].update(metrics)
-
-    def log_series(self, series):
-        pass
-
-    def log_artifact(self, path, artifact_path=None):
-        self.rec["artifacts"].append(Path(path).name)
-
-    def __getattr__(self, name):
-        return lambda *a, **k: None
