@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow reproduce reproduce-paper reproduce-aggregate reproduce-peers reproduce-suite-zero reproduce-cross-space reproduce-search search sweep-shards verify-engine convert verify-data ui bench clean
+.PHONY: help install test test-slow reproduce reproduce-paper reproduce-aggregate reproduce-peers reproduce-suite-zero reproduce-cross-space reproduce-search search sweep-shards verify-engine convert verify-data ui bench bench-peers clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -127,6 +127,10 @@ ui: $(STAMP)  ## serve the MLflow store (mlruns.db) on 127.0.0.1:UI_PORT=5000, o
 
 bench: $(STAMP)  ## timings: proxies / plain fwd+bwd (50 archs); cached R/RE/RL searches; WRCor naive port vs one-arch path vs engine vs plain (last line: JSON)
 	$(BIN)/harness bench --archs 50
+
+PEERS_BENCH ?= vkdnw vkdnw(jacobian=per_class) vkdnw(jacobian=per_class,precision=float64) az_expressivity+az_progressivity+az_trainability swap swap_reg ntk_cond linear_regions
+bench-peers: $(STAMP)  ## seconds per architecture of each peer proxy alone, and its Kendall tau against the first (vkdnw as released): 5 NB201 archs, batch 64, ~10 min on one CPU core -> results/bench/proxies_<device>.json
+	$(BIN)/harness bench --archs 0 --search-steps 0 --engine-archs 0 --each $(foreach p,$(PEERS_BENCH),'$(p)')
 
 clean:  ## remove run outputs and caches (keeps .venv and results/)
 	rm -rf runs outputs multirun .cache mlruns.db mlruns.db.lock mlartifacts

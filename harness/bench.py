@@ -41,6 +41,7 @@ from spaces.base import seed_for
 
 from . import data
 from .jsonio import dumps, write_json
+from .reports.metrics import kendall_tau
 from .scoring.builds import make_engine
 
 #: the eight activation/gradient proxies of the standard pass: WRCor, its unweighted RCor / ACor /
@@ -104,6 +105,60 @@ def bench(device: torch.device, n_archs: int, repeat: int, seed: int = 0, every:
         q = np.percentile(r, [25, 50, 75])
         out["ratios"][label] = {"median": float(q[1]), "q25": float(q[0]), "q75": float(q[2]), "max": float(max(r))}
     return out
+
+
+def bench_each(device: torch.device, specs: list[str], n_archs: int, seed: int = 0) -> dict:
+    """Each proxy of ``specs`` alone (its own ``proxies.compute_outcomes`` call: its pass, the
+    Probe's private copy of the net; ``a+b`` times proxies together, e.g. AZ-NAS's three, which
+    share one pass), once per architecture, on the first ``n_archs`` of the same
+    fixed NB201 sample as :func:`bench` and the same batch of 64 real CIFAR-10 images: seconds per
+    architecture (median, quartiles), the ratio to one plain forward+backward, and the values."""
+    space = spaces.get_space("nb201")
+    rng = np.random.default_rng(seed)
+    archs: list[str] = []
+    while len(archs) < n_archs:
+        a = space.sample(rng)
+        if a not in archs:
+            archs.append(a)
+    x, y = data.batch("cifar10", 64, seed=seed, device=device)
+    seconds: dict[str, list[float]] = {s: [] for s in specs}
+    values: dict[str, list[float]] = {s: [] for s in specs}
+    plain_s = []
+    for i, arch in enumerate(archs):
+        net = space.build(arch, 10, seed=i).to(device)
+
+        def plain():
+            net.zero_grad(set_to_none=True)
+            F.cross_entropy(net(x), y).backward()
+
+        plain()
+        plain_s.append(_timed(plain, device, 2))
+        for spec in specs:
+            t = time.perf_counter()
+            outcomes = proxies.compute_outcomes(spec.split("+"), net, x, y, space=space, seed=seed)
+            synchronize(device)
+            seconds[spec].append(time.perf_counter() - t)
+            values[spec].append([o.value if o.status in ("ok", "nan", "inf") else None for o in outcomes.values()])
+    out = {"device": device.type, "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+           else platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+           "torch": torch.__version__, "n_archs": n_archs, "batch": 64, "archs": archs,
+           "plain_fwd_bwd_s_median": statistics.median(plain_s), "proxies": {}}
+    for spec in specs:
+        q = np.percentile(seconds[spec], [25, 50, 75])
+        out["proxies"][spec] = {"s_per_arch_median": float(q[1]), "q25": float(q[0]), "q75": float(q[2]),
+                                "over_plain": float(q[1]) / out["plain_fwd_bwd_s_median"],
+                                "tau_vs_first": _nan_to_none(kendall_tau(_floats(values[spec]), _floats(values[specs[0]]))),
+                                "seconds": seconds[spec], "values": values[spec]}
+    return out
+
+
+def _floats(values: list[list]) -> list[float]:
+    """Each architecture's first value (an error: NaN, which the rank metrics drop)."""
+    return [float("nan") if v[0] is None else v[0] for v in values]
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if np.isnan(x) else x
 
 
 def naive_wrcor(space: Any, net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -298,6 +353,10 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     ap.add_argument("--out", default="results/bench")
     ap.add_argument("--all", action="store_true", help="also time every registered proxy together")
+    ap.add_argument("--each", nargs="+", metavar="PROXY", default=[],
+                    help="also time each of these proxies alone per architecture (e.g. the peers: vkdnw swap ntk_cond); "
+                         "a+b: together, in one call (proxies that share a pass)")
+    ap.add_argument("--each-archs", type=int, default=5, help="architectures for --each (default 5)")
     ap.add_argument("--search-steps", type=int, default=1000,
                     help="steps of the cached-search timing (0: skip it)")
     ap.add_argument("--engine-archs", type=int, default=None,
@@ -330,6 +389,25 @@ def main(argv=None) -> int:
             print(f"  {label:32s} {r['median']:7.2f} {r['q25']:6.2f} {r['q75']:6.2f} {r['max']:6.2f}")
         print(f"  (8 act/grad proxies: {', '.join(EIGHT)})")
         written.append(write_json(Path(args.out) / f"nb201_{dev.type}.json", res))
+    for spec in (one for group in args.each for one in group.split("+")):
+        try:
+            proxies.get_proxy(spec)
+        except (ValueError, KeyError) as err:  # a bad parameter; an unknown name (UnknownNameError)
+            ap.exit(2, f"harness bench: --each {spec}: {err}\n")
+    for dev in devices if args.each else []:
+        res = bench_each(dev, args.each, args.each_archs)
+        print(f"\neach proxy alone on {dev.type} ({res['device_name']}, {res['threads']} thread(s)): "
+              f"{res['n_archs']} NB201 archs, batch 64, one run each; plain forward+backward "
+              f"{res['plain_fwd_bwd_s_median']:.3f} s")
+        width = max(len("proxy"), *(len(spec) for spec in res["proxies"]))
+        print(f"  {'proxy':{width}s} {'s/arch':>7s} {'q25':>7s} {'q75':>7s} {'/ plain':>8s} {'tau vs first':>12s}")
+        for spec, r in res["proxies"].items():
+            tau = "-" if r["tau_vs_first"] is None else f"{r['tau_vs_first']:.3f}"
+            print(f"  {spec:{width}s} {r['s_per_arch_median']:7.2f} {r['q25']:7.2f} {r['q75']:7.2f} {r['over_plain']:8.1f} "
+                  f"{tau:>12s}")
+        print("  (tau vs first: Kendall tau over the architectures between each row's value and the first row's; "
+              "for a+b, a's)")
+        written.append(write_json(Path(args.out) / f"proxies_{dev.type}.json", res))
     if args.search_steps:
         res = bench_search(args.search_steps)
         print(f"\nsearch machinery (CPU, every NB201 score already stored): {res['steps']} steps per search")

@@ -50,12 +50,32 @@ Conventions of the released code, kept here:
   released code draws after ``torch.manual_seed(s)``.
 - **SVD failure**: the released code catches a ``LinAlgError`` and uses the spectrum ``[0, 0]``
   (score 0); kept.
-- per-sample Jacobians use ``torch.func`` (``vmap`` over the samples of ``jacrev`` of a
-  ``functional_call``), as released; the selected scalars are written into their tensors
-  out of place (``index_put``; the released in-place write is refused by torch >= 2.1 inside
-  ``jacrev``, and writes the same values).
+- per-sample Jacobians (``jacobian=vmap``, the default) use ``torch.func`` (``vmap`` over the
+  samples of ``jacrev`` of a ``functional_call``), as released; the selected scalars are written
+  into their tensors out of place (``index_put``; the released in-place write is refused by
+  torch >= 2.1 inside ``jacrev``, and writes the same values).
 - the logits: the network's output if it is a tensor; if it returns a tuple/list (the official
   ``TinyNetwork`` returns ``(features, logits)``), its last element.
+
+Two parameters that are not the released code's:
+
+- ``jacobian=per_class``: the same Jacobian from ONE forward of the batch and one backward per
+  class (C backward passes of the batch instead of batch x C per-sample vector-Jacobian products,
+  and no weight gradients).  Each selected scalar theta_k gets a per-sample perturbation delta_k
+  (zeros) added to its module's output as ``delta_k[i] * d output_i / d theta_k`` (closed forms
+  for ``Conv2d``, ``Linear`` and eval-mode BatchNorm, forward-mode AD for any other module); then
+  ``d sum_i logits[i, c] / d delta_k[i] = J[i, c, k]``, because in eval mode no sample's logits
+  depend on another sample.  A BatchNorm that normalises with batch statistics (no running
+  statistics) couples the samples: ``per_class`` then falls back to ``vmap``.  It also scores
+  networks ``torch.func`` cannot transform.  In float64 it equals ``vmap`` to 1e-12; in float32
+  the two differ by rounding, which the next point magnifies.
+- ``precision=float64``: the same weights and inputs (drawn as above, then cast), in float64.
+  The released float32 score is fragile: the Fisher's largest singular value is 1e5-1e8 and its
+  deciles are 1e-2-1e2, and an SVD's rounding error is ~1e-7 of the largest singular value.
+  Where the exact spectrum is mostly zero (a cell whose parametric edges reach no output: at
+  most 25 of the 128 singular values are non-zero, so eight deciles are 0 and the exact score is
+  0) the float32 score is the entropy of rounding noise (0.33 instead of 0 on such a cell,
+  batch 16); elsewhere the middle deciles move by up to a few percent.
 
 Where it cannot run (an error outcome): a network with no parameters, an output that is not a
 ``(batch, classes)`` tensor with at least 2 classes, or a network that ``torch.func`` cannot
@@ -83,13 +103,16 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.func import functional_call, jacrev, vmap
+import torch.nn.functional as F
+from torch.func import functional_call, jacrev, jvp, vmap
 
 from .registry import register
 
 INPUTS = ("noise", "real")
 INITS = ("kaiming", "none")
 FISHERS = ("released", "exact")
+JACOBIANS = ("vmap", "per_class")
+PRECISIONS = ("float32", "float64")
 
 
 def kaiming_init_(net: nn.Module, generator: torch.Generator) -> None:
@@ -131,9 +154,9 @@ def selected_scalars(net: nn.Module, tensors: int, p: int) -> list[tuple[str, to
     return chosen
 
 
-def per_sample_jacobian(net: nn.Module, x: torch.Tensor, chosen: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
-    """J (batch, classes, P): d logits(x_i) / d theta for each sample alone (the network's current
-    mode), theta = the scalars ``chosen`` in order."""
+def _jacobian_vmap(net: nn.Module, x: torch.Tensor, chosen: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
+    """J by ``torch.func``, as released: ``vmap`` over the samples of ``jacrev`` of a
+    ``functional_call`` on one sample."""
     params = {k: v.detach() for k, v in net.named_parameters()}
     buffers = {k: v.detach() for k, v in net.named_buffers()}
     theta = {k: params[k].flatten()[idx] for k, idx in chosen}
@@ -146,6 +169,130 @@ def per_sample_jacobian(net: nn.Module, x: torch.Tensor, chosen: list[tuple[str,
 
     jac = vmap(jacrev(logits_of), in_dims=(None, 0))(theta, x)
     return torch.cat([jac[k].flatten(2) for k, _ in chosen], dim=2).detach()
+
+
+def _unit(weight: torch.Tensor, flat: int) -> torch.Tensor:
+    e = torch.zeros(weight.numel(), dtype=weight.dtype, device=weight.device)
+    e[flat] = 1
+    return e.view_as(weight)
+
+
+def _tangent(module: nn.Module, name: str, flat: int, inp: torch.Tensor, out: torch.Tensor) -> tuple[int, torch.Tensor]:
+    """(channel, tangent) for one call ``out = module(inp)``: the derivative of the output w.r.t.
+    element ``flat`` of the module's parameter ``name``.  Closed forms for convolutions, linear
+    layers on (batch, features) and BatchNorm in eval mode (each affine in its parameters): the
+    element moves one output channel (dim 1), ``channel``, and ``tangent`` is that channel's
+    derivative.  Any other module: forward-mode AD (``torch.func.jvp``), channel -1 and the
+    derivative of the whole output."""
+    inp = inp.detach()
+    weight = getattr(module, name).detach()
+    if isinstance(module, nn.Conv2d) and module.padding_mode == "zeros":
+        if name == "bias":
+            return flat, torch.ones_like(out[:, flat])
+        o, i, kh, kw = (int(v) for v in torch.unravel_index(torch.tensor(flat), weight.shape))
+        c_in = o // (module.out_channels // module.groups) * weight.shape[1] + i
+        kernel = torch.zeros((1, 1) + tuple(weight.shape[2:]), dtype=weight.dtype, device=weight.device)
+        kernel[0, 0, kh, kw] = 1
+        return o, F.conv2d(inp[:, c_in:c_in + 1], kernel, None, module.stride, module.padding, module.dilation)[:, 0]
+    if isinstance(module, nn.Linear) and inp.dim() == 2:
+        if name == "bias":
+            return flat, torch.ones_like(out[:, flat])
+        o, i = divmod(flat, weight.shape[1])
+        return o, inp[:, i]
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.training and module.running_var is not None:
+        if name == "bias":
+            return flat, torch.ones_like(out[:, flat])
+        return flat, (inp[:, flat] - module.running_mean[flat]) * torch.rsqrt(module.running_var[flat] + module.eps)
+    return -1, jvp(lambda w: functional_call(module, {name: w}, (inp,)), (weight,), (_unit(weight, flat),))[1]
+
+
+def _jacobian_per_class(net: nn.Module, x: torch.Tensor,
+                        chosen: list[tuple[str, torch.Tensor]]) -> torch.Tensor | None:
+    """J from one forward of the whole batch and one backward per class: every selected scalar
+    theta_k gets a per-sample perturbation delta_k (zeros, shape (batch,)) added to its module's
+    output as ``delta_k[i] * d output_i / d theta_k``; then d sum_i logits[i, c] / d delta_k[i] =
+    d logits[i, c] / d theta_k = J[i, c, k], because in eval mode no sample's logits depend on
+    another sample's activations.  It assumes a parameter acts through its module's forward only;
+    None (use vmap) where a module owning a selected parameter was never called, or was called
+    with several inputs or returned something other than one tensor."""
+    modules = dict(net.named_modules())
+    owners: dict[str, list[tuple[str, int, int]]] = {}
+    column = 0
+    for name, idx in chosen:
+        owner, _, attr = name.rpartition(".")
+        for flat in idx.tolist():
+            owners.setdefault(owner, []).append((attr, flat, column))
+            column += 1
+    n = x.shape[0]
+    deltas = [torch.zeros(n, dtype=x.dtype, device=x.device, requires_grad=True) for _ in range(column)]
+    busy: list[bool] = []
+    called: set[str] = set()
+    unsupported: list[str] = []
+
+    def perturb(module, args, output):
+        if busy:  # jvp's own call of the module
+            return None
+        if not (isinstance(output, torch.Tensor) and len(args) == 1 and isinstance(args[0], torch.Tensor)):
+            unsupported.append(names[module])  # several inputs, or an output that is not one tensor
+            return None
+        called.add(names[module])
+        busy.append(True)
+        try:
+            for attr, flat, k in owners[names[module]]:
+                channel, tangent = _tangent(module, attr, flat, args[0], output)
+                shape = (n,) + (1,) * (tangent.dim() - 1)
+                if channel < 0:
+                    output = output + deltas[k].view(shape) * tangent
+                else:
+                    moved = deltas[k].view(shape) * tangent
+                    output = output.index_add(1, torch.tensor([channel], device=x.device), moved.unsqueeze(1))
+        finally:
+            busy.clear()
+        return output
+
+    names = {modules[o]: o for o in owners}
+    handles = [modules[o].register_forward_hook(perturb) for o in owners]
+    wanted = {k: v.requires_grad for k, v in net.named_parameters()}
+    try:
+        for v in net.parameters():
+            v.requires_grad_(False)  # only the deltas' gradients: no weight gradients are formed
+        with torch.enable_grad():
+            logits = _logits(net(x))
+            if unsupported or len(called) < len(owners):
+                return None  # a parameter this path cannot follow (or one its module's forward never used)
+            classes = logits.shape[1]
+            jac = torch.zeros(n, classes, column, dtype=x.dtype, device=x.device)
+            for c in range(classes):
+                grads = torch.autograd.grad(logits[:, c].sum(), deltas, retain_graph=c < classes - 1,
+                                            allow_unused=True)
+                for k, g in enumerate(grads):
+                    if g is not None:
+                        jac[:, c, k] = g
+    finally:
+        for h in handles:
+            h.remove()
+        for k, v in net.named_parameters():
+            v.requires_grad_(wanted[k])
+    return jac.detach()
+
+
+def per_sample_jacobian(net: nn.Module, x: torch.Tensor, chosen: list[tuple[str, torch.Tensor]],
+                        method: str = "vmap") -> torch.Tensor:
+    """J (batch, classes, P): d logits(x_i) / d theta for each sample alone (the network's current
+    mode), theta = the scalars ``chosen`` in order.  ``method``: ``vmap`` (as released) or
+    ``per_class`` (the same values to rounding, faster; see :func:`_jacobian_per_class`).  A
+    BatchNorm that normalises with batch statistics in this mode couples the samples, a parameter
+    shared by two modules has two owners, and a module may own a selected parameter but never run
+    or run on several inputs: ``per_class`` then falls back to ``vmap``."""
+    if method not in JACOBIANS:
+        raise ValueError(f"jacobian={method!r}; valid: {list(JACOBIANS)}")
+    coupled = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or m.running_mean is None)
+                  for m in net.modules())
+    # a tensor shared by several modules: the perturbation would see one owner's use of it only
+    tied = len({id(v) for _, v in net.named_parameters(remove_duplicate=False)}) < \
+        len(list(net.named_parameters(remove_duplicate=False)))
+    jac = None if method == "vmap" or coupled or tied else _jacobian_per_class(net, x, chosen)
+    return _jacobian_vmap(net, x, chosen) if jac is None else jac
 
 
 def covariance_factor(logits: torch.Tensor) -> torch.Tensor:
@@ -195,19 +342,25 @@ class VKDNW:
     """The VKDNW entropy: see the module docstring."""
 
     def __init__(self, *, inputs: str = "noise", init: str = "kaiming", tensors: int = 128, p: int = 1,
-                 fisher: str = "released") -> None:
+                 fisher: str = "released", jacobian: str = "vmap",
+                 precision: str = "float32") -> None:
         if inputs not in INPUTS:
             raise ValueError(f"inputs={inputs!r}; valid: {list(INPUTS)}")
         if init not in INITS:
             raise ValueError(f"init={init!r}; valid: {list(INITS)}")
         if fisher not in FISHERS:
             raise ValueError(f"fisher={fisher!r}; valid: {list(FISHERS)}")
+        if jacobian not in JACOBIANS:
+            raise ValueError(f"jacobian={jacobian!r}; valid: {list(JACOBIANS)}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r}; valid: {list(PRECISIONS)}")
         if int(tensors) < 1:
             raise ValueError(f"tensors={tensors}: the number of parameter tensors sampled must be >= 1")
         if int(p) < 1:
             raise ValueError(f"p={p} selects no element of any tensor (the released default p=0 does this); "
                              "p=1 (element 0 of each tensor) is the paper's variant")
         self.inputs, self.init, self.tensors, self.p, self.fisher = inputs, init, int(tensors), int(p), fisher
+        self.jacobian, self.precision = jacobian, precision
 
     def attach(self, session) -> None:  # a private pass: everything happens in finish
         pass
@@ -220,10 +373,12 @@ class VKDNW:
         if self.inputs == "noise":
             x = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
         net.eval()
+        if self.precision == "float64":  # the same weights and inputs (drawn as above), exact arithmetic
+            net, x = net.double(), x.double()
         chosen = selected_scalars(net, self.tensors, self.p)
         with torch.no_grad():
             logits = _logits(net(x))
-        jacobian = per_sample_jacobian(net, x, chosen)
+        jacobian = per_sample_jacobian(net, x, chosen, self.jacobian)
         fisher = fisher_matrix(jacobian, covariance_factor(logits), self.fisher)
         return decile_entropy(fisher), 0
 
@@ -238,7 +393,8 @@ class VKDNWDim:
         return float(len(list(session.net.named_parameters()))), 0
 
 
-register("vkdnw", params={"inputs": "noise", "init": "kaiming", "tensors": 128, "p": 1, "fisher": "released"},
+register("vkdnw", params={"inputs": "noise", "init": "kaiming", "tensors": 128, "p": 1, "fisher": "released",
+                          "jacobian": "vmap", "precision": "float32"},
          higher_is_better=True, needs_labels=False, bn=True, pass_kind="vkdnw",
          description="VKDNW: entropy of the normalised deciles of the singular values of the Fisher of element 0 "
                      "of the first 128 parameter tensors (kaiming init, noise, BN eval; Tybl & Neumann 2025)")(VKDNW)

@@ -54,3 +54,45 @@ def test_compare_stores(tmp_path):
     res = bench.compare_stores(tmp_path / "a.sqlite", tmp_path / "b.sqlite")
     assert res["n_common"] == 2 and res["status_mismatches"] == 0 and res["skip_mismatches"] == 0
     assert res["max_rel_diff"] == pytest.approx(1e-6, rel=1e-3)
+
+
+@needs_data
+def test_each_times_every_named_proxy_alone_and_together(capsys, tmp_path):
+    specs = ["params", "vkdnw_dim", "l2_norm+params"]
+    assert bench.main(["--archs", "0", "--search-steps", "0", "--engine-archs", "0", "--each", *specs,
+                       "--each-archs", "4", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "each proxy alone on cpu" in out and "l2_norm+params" in out and "proxies_cpu.json" in out
+    res = json.loads((tmp_path / "proxies_cpu.json").read_text())
+    assert res["n_archs"] == 4 and len(res["archs"]) == 4 and list(res["proxies"]) == specs
+    space = spaces.get_space("nb201")
+    for spec in specs:
+        r = res["proxies"][spec]
+        assert len(r["seconds"]) == 4 and r["q25"] <= r["s_per_arch_median"] <= r["q75"]
+        assert r["over_plain"] == pytest.approx(r["s_per_arch_median"] / res["plain_fwd_bwd_s_median"])
+    # rank agreement with the first row: scipy's tau over the architectures (l2_norm+params: l2_norm's)
+    from scipy.stats import kendalltau
+
+    first = [v[0] for v in res["proxies"]["params"]["values"]]
+    assert res["proxies"]["params"]["tau_vs_first"] == pytest.approx(1.0)
+    for spec in specs[1:]:
+        mine = [v[0] for v in res["proxies"][spec]["values"]]
+        assert res["proxies"][spec]["tau_vs_first"] == pytest.approx(kendalltau(mine, first)[0])
+    # the values are the proxies' own, in the order named
+    for arch, dim, (l2, params) in zip(res["archs"], res["proxies"]["vkdnw_dim"]["values"],
+                                       res["proxies"]["l2_norm+params"]["values"]):
+        net = space.build(arch, 10, seed=0)
+        assert dim == [float(len(list(net.named_parameters())))]
+        assert params == pytest.approx(sum(p.numel() for p in net.parameters()) / 1e6)  # in millions
+
+
+@pytest.mark.parametrize("spec, words", [("bogus", "unknown proxy 'bogus'"),
+                                         ("l2_norm+vkdnw(jacobian=nope)", "jacobian='nope'")])
+def test_each_refuses_a_bad_proxy_in_one_line(capsys, tmp_path, spec, words):
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--archs", "0", "--search-steps", "0", "--engine-archs", "0", "--each", spec,
+                    "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())

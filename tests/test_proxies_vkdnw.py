@@ -27,7 +27,8 @@ from torch import nn
 
 import proxies
 import spaces
-from proxies.vkdnw import covariance_factor, fisher_matrix, per_sample_jacobian, selected_scalars
+from proxies.vkdnw import (JACOBIANS, covariance_factor, fisher_matrix, kaiming_init_, per_sample_jacobian,
+                          selected_scalars)
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "vkdnw_official.json")
 NB201 = spaces.get_space("nb201")
@@ -121,7 +122,8 @@ def test_fixture_covers_the_protocol():
 
 def test_registered_metadata():
     info = proxies.get_proxy("vkdnw")
-    assert info.params == {"inputs": "noise", "init": "kaiming", "tensors": 128, "p": 1, "fisher": "released"}
+    assert info.params == {"inputs": "noise", "init": "kaiming", "tensors": 128, "p": 1, "fisher": "released",
+                           "jacobian": "vmap", "precision": "float32"}
     assert info.higher_is_better and not info.needs_labels and info.bn
     assert proxies.pass_group(info) == ("private", "vkdnw")
     dim = proxies.get_proxy("vkdnw_dim")
@@ -132,7 +134,9 @@ def test_registered_metadata():
 
 @pytest.mark.parametrize("spec, words", [("vkdnw(p=0)", "selects no element"), ("vkdnw(fisher=textbook)", "valid"),
                                          ("vkdnw(inputs=images)", "valid"), ("vkdnw(init=xavier)", "valid"),
-                                         ("vkdnw(tensors=0)", ">= 1")])
+                                         ("vkdnw(tensors=0)", ">= 1"),
+                                         ("vkdnw(jacobian=forward)", "valid"),
+                                         ("vkdnw(precision=float16)", "valid")])
 def test_invalid_parameters_are_rejected(spec, words):
     with pytest.raises(ValueError, match=words):
         proxies.get_proxy(spec)
@@ -240,10 +244,11 @@ def test_callers_network_is_not_modified():
     net, x = tiny(), tiny_inputs()
     net.train()
     snap, x_copy = _snapshot(net), x.clone()
-    proxies.compute(["vkdnw", "vkdnw_dim", "vkdnw(init=none, inputs=real)"], net, x, seed=1)
+    proxies.compute(["vkdnw", "vkdnw_dim", "vkdnw(init=none, inputs=real)", "vkdnw(precision=float64)",
+                     "vkdnw(init=none, jacobian=per_class, precision=float64)"], net, x, seed=1)
     state = net.state_dict()
     assert list(state) == list(snap)
-    assert all(torch.equal(v, snap[k]) for k, v in state.items())
+    assert all(torch.equal(v, snap[k]) and v.dtype == snap[k].dtype for k, v in state.items())
     assert all(p.grad is None for p in net.parameters())
     assert all(m.training for m in net.modules())
     assert all(not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks for m in net.modules())
@@ -278,3 +283,200 @@ def test_error_outcomes(net, words):
 def test_vkdnw_dim_counts_named_parameter_tensors():
     assert proxies.compute(["vkdnw_dim"], tiny(), tiny_inputs())["vkdnw_dim"] == 6.0
     assert proxies.compute(["vkdnw_dim"], NoParameters(), tiny_inputs())["vkdnw_dim"] == 0.0
+
+
+# ------------------------------------------------------------------------------------------------
+# jacobian=per_class: one forward of the batch and one backward per class, against the released vmap
+
+
+class Zoo(nn.Module):
+    """Every closed form of the per-class path and its forward-mode fallback: a grouped, strided,
+    dilated convolution with bias, eval-mode BatchNorm2d and BatchNorm1d with running statistics,
+    a module called twice (shared weights), a module with a raw parameter (no closed form: jvp),
+    and linear layers with bias."""
+
+    class Scale(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.alpha = nn.Parameter(torch.tensor([1.5, -0.5, 0.8, 1.1]))
+
+        def forward(self, x):
+            return x * self.alpha.view(1, -1, 1, 1) + self.alpha.sum()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=2, bias=True)
+        self.scale = Zoo.Scale()
+        self.grouped = nn.Conv2d(4, 8, 3, stride=2, padding=2, dilation=2, groups=2, bias=True)
+        self.bn = nn.BatchNorm2d(8)
+        self.shared = nn.Conv2d(8, 8, 1, bias=False)
+        self.fc1 = nn.Linear(8, 6)
+        self.bn1d = nn.BatchNorm1d(6)
+        self.fc2 = nn.Linear(6, 5)
+
+    def forward(self, x):
+        y = torch.tanh(self.bn(self.grouped(torch.relu(self.scale(self.conv(x))))))
+        y = torch.tanh(self.shared(torch.tanh(self.shared(y)))).mean(dim=(2, 3))
+        return self.fc2(torch.tanh(self.bn1d(self.fc1(y))))
+
+
+def zoo(seed: int = 0) -> Zoo:
+    torch.manual_seed(seed)
+    net = Zoo()
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for bn in (net.bn, net.bn1d):
+            bn.running_mean.copy_(torch.randn(bn.num_features, generator=g) * 0.3)
+            bn.running_var.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
+            bn.weight.copy_(torch.rand(bn.num_features, generator=g) + 0.5)
+            bn.bias.copy_(torch.randn(bn.num_features, generator=g) * 0.1)
+    return net.eval()
+
+
+def _both(net: nn.Module, x: torch.Tensor, tensors: int = 128, p: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    chosen = selected_scalars(net, tensors, p)
+    return per_sample_jacobian(net, x, chosen, "vmap"), per_sample_jacobian(net, x, chosen, "per_class")
+
+
+@pytest.mark.parametrize("p", [1, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_per_class_jacobian_equals_vmap(p, dtype):
+    net = zoo().to(dtype)
+    x = tiny_inputs(n=5).to(dtype)
+    released, per_class = _both(net, x, p=p)
+    assert per_class.shape == released.shape == (5, 5, 14 * p)
+    assert bool((released != 0).any(dim=(0, 1)).all())  # every selected scalar moves the logits
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    assert (per_class - released).abs().max() <= tolerance * released.abs().max()
+
+
+def test_per_class_jacobian_equals_vmap_on_nb201():
+    space = spaces.get_space("nb201", channels=4, cells_per_stage=1)
+    arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|nor_conv_3x3~1|none~2|"
+    net = space.build(arch, 10, seed=0).double().eval()
+    kaiming_init_(net, torch.Generator().manual_seed(0))
+    x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    released, per_class = _both(net, x)
+    assert released.shape[2] == len(list(net.parameters()))
+    assert (per_class - released).abs().max() <= 1e-12 * released.abs().max()
+
+
+def test_per_class_scores_equal_vmap_in_float64():
+    """The score through proxies.compute: in float64 the two paths agree to 1e-9; in float32 they
+    differ by rounding, which the Fisher's conditioning amplifies (see the module docstring)."""
+    net, x = zoo().double(), tiny_inputs().double()
+    out = proxies.compute(["vkdnw", "vkdnw(jacobian=per_class)"], net, x, seed=2)
+    assert math.isfinite(out["vkdnw"]) and out["vkdnw"] != 0
+    assert rel(out["vkdnw(jacobian=per_class)"], out["vkdnw"]) <= 1e-9
+
+
+def test_per_class_falls_back_to_vmap_when_batchnorm_couples_the_samples():
+    net = zoo()
+    net.bn = nn.BatchNorm2d(8, track_running_stats=False)  # eval mode normalises with the batch's statistics
+    x = tiny_inputs(n=5)
+    released, per_class = _both(net.eval(), x)
+    assert torch.equal(per_class, released)
+    one = per_sample_jacobian(net, x[:1], selected_scalars(net, 128, 1), "vmap")
+    # each sample alone, as the released code computes it (the batch's statistics would differ)
+    assert (released[:1] - one).abs().max() <= 1e-5 * one.abs().max()
+
+
+def test_per_class_falls_back_to_vmap_when_two_modules_share_a_weight():
+    net = zoo()
+    net.extra = nn.Linear(6, 5)
+    net.extra.weight = net.fc2.weight  # tied: named_parameters() lists it once, under fc2
+    forward = net.forward
+    net.forward = lambda x: forward(x) + net.extra(torch.ones(x.shape[0], 6))
+    released, per_class = _both(net.eval(), tiny_inputs(n=5), tensors=128, p=3)
+    assert torch.equal(per_class, released)
+
+
+class ParentUsesChildWeight(nn.Module):
+    """The parent applies its child's weight itself: the child's forward never runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x):
+        y = torch.nn.functional.conv2d(x, self.conv.weight, self.conv.bias)
+        return self.fc(torch.tanh(y).mean(dim=(2, 3)))
+
+
+class TwoInputs(nn.Module):
+    class Mix(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor([0.7, -0.3, 0.5]))
+
+        def forward(self, a, b):
+            return a * self.w.view(1, -1, 1, 1) + b
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mix = TwoInputs.Mix()
+        self.fc = nn.Linear(3, 5)
+
+    def forward(self, x):
+        return self.fc(torch.tanh(self.mix(x, x * x)).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("make", [ParentUsesChildWeight, TwoInputs])
+def test_per_class_falls_back_to_vmap_where_it_cannot_follow_a_parameter(make):
+    torch.manual_seed(0)
+    released, per_class = _both(make().eval(), tiny_inputs(n=4), p=2)
+    assert bool((released != 0).any())
+    assert torch.equal(per_class, released)
+
+
+def test_per_class_scores_a_network_torch_func_cannot_transform():
+    out = proxies.compute_outcomes(["vkdnw", "vkdnw(jacobian=per_class)"], ItemInForward(), tiny_inputs())
+    assert out["vkdnw"].status == "error"
+    assert out["vkdnw(jacobian=per_class)"].status == "ok" and math.isfinite(out["vkdnw(jacobian=per_class)"].value)
+
+
+def test_per_class_leaves_the_callers_network_as_it_was():
+    net, x = zoo(), tiny_inputs()
+    grads = [v.requires_grad for v in net.parameters()]
+    snap = _snapshot(net)
+    per_sample_jacobian(net, x, selected_scalars(net, 128, 1), "per_class")
+    assert [v.requires_grad for v in net.parameters()] == grads
+    assert all(torch.equal(v, snap[k]) for k, v in net.state_dict().items())
+    assert all(not m._forward_hooks for m in net.modules())
+
+
+# ------------------------------------------------------------------------------------------------
+# precision=float64: the same network and inputs in exact arithmetic
+
+
+def test_float64_matches_the_float64_reference():
+    net, x = tiny(), tiny_inputs()
+    _, ref_value = reference(copy.deepcopy(net).double(), x.double(), tensors=128, p=1, exact=False)
+    for jacobian in JACOBIANS:
+        spec = f"vkdnw(init=none, inputs=real, jacobian={jacobian}, precision=float64)"
+        # 1e-6, not 1e-12: the decile positions are float32 (torch.arange(0.1, 1.0, 0.1), as released)
+        assert rel(proxies.compute([spec], net, x)[spec], ref_value) <= 1e-6
+
+
+def test_float32_scores_rounding_where_the_exact_spectrum_is_mostly_zero():
+    """An NB201 cell whose parametric edges reach no output (node 3 = skip + skip + none): the
+    Fisher of the 128 selected weights has at most 25 non-zero singular values, so at least eight
+    of the nine deciles are zero in exact arithmetic and the score is 0 (one non-zero decile has
+    entropy 0).  In float32, as released, the SVD returns rounding-level values (~1e-7 of the
+    largest) for the zero part, and the score is the entropy of that noise."""
+    arch = "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|skip_connect~1|none~2|"
+    net, x = NB201.build(arch, 10, seed=0), torch.zeros(8, 3, 32, 32)
+    specs = ["vkdnw", "vkdnw(precision=float64)", "vkdnw(jacobian=per_class, precision=float64)"]
+    released, exact, exact_per_class = proxies.compute(specs, net, x, seed=0).values()
+    assert released > 0.1
+    assert abs(exact) < 1e-6 and rel(exact_per_class, exact) <= 1e-9
+    private = NB201.build(arch, 10, seed=0).double()
+    kaiming_init_(private, torch.Generator().manual_seed(0))
+    private.eval()
+    z = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0)).double()
+    jac = per_sample_jacobian(private, z, selected_scalars(private, 128, 1), "per_class")
+    with torch.no_grad():
+        fisher = fisher_matrix(jac, covariance_factor(private(z)))
+    spectrum = torch.linalg.svdvals(fisher)
+    assert (spectrum > 1e-9 * spectrum.max()).sum() <= 25
