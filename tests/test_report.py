@@ -175,13 +175,28 @@ def test_duplicates_dropped(records, tmp_path):
 
 def test_conflicting_duplicates_warn_and_keep_first(records):
     m = pd.read_csv(records / "sweep" / "seed=0" / report.METRICS_FILE)
-    m["sec_per_arch"] = 99.0
+    m["tau"] = -0.5
     (records / "zz").mkdir()
     m.to_csv(records / "zz" / report.METRICS_FILE, index=False)
-    with pytest.warns(UserWarning, match="share a key"):
+    with pytest.warns(UserWarning, match=f"^{len(m)} metrics rows share a key"):
         _, metrics = load_records([records])
     assert len(metrics) == len(PROXIES) * len(SEEDS) * len(TARGETS)
-    assert (metrics["sec_per_arch"] < 1).all()
+    assert (metrics["tau"] != -0.5).all()
+
+
+def test_records_that_differ_only_in_their_timing_are_one_record(records, recwarn):
+    """Two jobs that read the same stored scores (a proxy in two experiments) write the same
+    rows with their own seconds: the first is kept, without a warning."""
+    for kind, column in ((report.METRICS_FILE, "sec_per_arch"), (report.SCORES_FILE, "seconds")):
+        df = pd.read_csv(records / "sweep" / "seed=0" / kind)
+        df[column] = 99.0
+        (records / "zz").mkdir(exist_ok=True)
+        df.to_csv(records / "zz" / kind, index=False)
+    scores, metrics = load_records([records])
+    assert not [w for w in recwarn if "share a key" in str(w.message)]
+    assert len(metrics) == len(PROXIES) * len(SEEDS) * len(TARGETS)
+    assert len(scores) == len(PROXIES) * len(SEEDS) * N_ARCHS
+    assert (metrics["sec_per_arch"] < 99).all() and (scores["seconds"] < 99).all()
 
 
 def test_empty_dir_is_a_clear_error(tmp_path):

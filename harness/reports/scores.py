@@ -28,10 +28,12 @@ Records written by a score job into its output directory
 Loading
     :func:`load_records` collects every ``scores.csv`` / ``metrics.csv`` below the given
     paths (sorted, so the result does not depend on file-system order), concatenates them
-    and drops exact duplicate rows (the same record copied into two job dirs). Rows that
-    share a key -- scores (space, dataset, seed, arch_index, proxy), metrics (space,
-    dataset, split, proxy, seed) -- but differ elsewhere are reduced to the first one
-    (path order) with a warning naming how many conflicted.
+    and drops duplicate rows (the same record copied into two job dirs, or the same score
+    read by two jobs: rows that differ only in their timing columns, ``seconds`` and
+    ``sec_per_arch``, keep the first). Rows that share a key -- scores (space, dataset,
+    seed, arch_index, proxy), metrics (space, dataset, split, proxy, seed) -- but differ
+    elsewhere are reduced to the first one (path order) with a warning naming how many
+    conflicted.
 
 Summary statistics
     Per (space, dataset, split, proxy): mean and sample standard deviation (ddof=1) over
@@ -171,8 +173,14 @@ def _read(files: list[Path], required: Sequence[str], kind: str) -> pd.DataFrame
     return df[list(required) + extra]
 
 
+#: columns that measure how long a record took, not what it says: two records of the same score
+#: that differ only here (the same job's scores read by two jobs) are one record, the first kept
+TIMING_COLUMNS = ("seconds", "sec_per_arch")
+
+
 def _dedupe(df: pd.DataFrame, key: Sequence[str], kind: str) -> pd.DataFrame:
-    df = df.drop_duplicates(ignore_index=True)
+    content = [c for c in df.columns if c not in TIMING_COLUMNS]
+    df = df.loc[~df.duplicated(subset=content, keep="first")].reset_index(drop=True)
     clash = df.duplicated(subset=list(key), keep="first")
     if clash.any():
         warnings.warn(
