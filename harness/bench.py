@@ -66,19 +66,32 @@ def _timed(fn, device, repeat: int) -> float:
     return best
 
 
-def bench(device: torch.device, n_archs: int, repeat: int, seed: int = 0, every: bool = False) -> dict:
-    space = spaces.get_space("nb201")
+def _sample_archs(space: Any, n: int, seed: int) -> list:
+    """``n`` distinct architectures of ``space``, drawn with a fixed seed (the same for every
+    timing of one run)."""
     rng = np.random.default_rng(seed)
-    archs = []
-    while len(archs) < n_archs:
+    archs: list = []
+    while len(archs) < n:
         a = space.sample(rng)
         if a not in archs:
             archs.append(a)
+    return archs
+
+
+def _batch(device: torch.device, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """64 real CIFAR-10 images; Gaussian inputs of the same shape (which cost the same) where the
+    images are not there."""
     try:
-        x, y = data.batch("cifar10", 64, seed=seed, device=device)
-    except Exception as err:  # no data: Gaussian inputs cost the same
+        return data.batch("cifar10", 64, seed=seed, device=device)
+    except Exception as err:
         print(f"(real images unavailable: {err}; timing on Gaussian inputs)")
-        x, y = data.batch("cifar10", 64, seed=seed, kind="noise", device=device)
+        return data.batch("cifar10", 64, seed=seed, kind="noise", device=device)
+
+
+def bench(device: torch.device, n_archs: int, repeat: int, seed: int = 0, every: bool = False) -> dict:
+    space = spaces.get_space("nb201")
+    archs = _sample_archs(space, n_archs, seed)
+    x, y = _batch(device, seed)
     sets = dict(SETS)
     if every:
         sets[EVERY] = proxies.list_proxies()
@@ -114,15 +127,10 @@ def bench_each(device: torch.device, specs: list[str], n_archs: int, seed: int =
     fixed NB201 sample as :func:`bench` and the same batch of 64 real CIFAR-10 images: seconds per
     architecture (median, quartiles), the ratio to one plain forward+backward, and the values."""
     space = spaces.get_space("nb201")
-    rng = np.random.default_rng(seed)
-    archs: list[str] = []
-    while len(archs) < n_archs:
-        a = space.sample(rng)
-        if a not in archs:
-            archs.append(a)
-    x, y = data.batch("cifar10", 64, seed=seed, device=device)
+    archs = _sample_archs(space, n_archs, seed)
+    x, y = _batch(device, seed)
     seconds: dict[str, list[float]] = {s: [] for s in specs}
-    values: dict[str, list[float]] = {s: [] for s in specs}
+    values: dict[str, list[list[float | None]]] = {s: [] for s in specs}
     plain_s = []
     for i, arch in enumerate(archs):
         net = space.build(arch, 10, seed=i).to(device)
@@ -141,7 +149,8 @@ def bench_each(device: torch.device, specs: list[str], n_archs: int, seed: int =
             values[spec].append([o.value if o.status in ("ok", "nan", "inf") else None for o in outcomes.values()])
     out = {"device": device.type, "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
            else platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-           "torch": torch.__version__, "n_archs": n_archs, "batch": 64, "archs": archs,
+           "torch": torch.__version__, "n_archs": n_archs, "batch": 64,
+           "archs": [str(a) for a in archs],
            "plain_fwd_bwd_s_median": statistics.median(plain_s), "proxies": {}}
     for spec in specs:
         q = np.percentile(seconds[spec], [25, 50, 75])
@@ -369,6 +378,11 @@ def main(argv=None) -> int:
                     help="only compare two score stores' common keys (see make verify-engine) and exit")
     ap.add_argument("--tf32", action="store_true", help="allow TensorFloat-32 on a GPU (off: float32 as on the CPU)")
     args = ap.parse_args(argv)
+    for spec in (one for group in args.each for one in group.split("+")):  # before anything is timed
+        try:
+            proxies.get_proxy(spec)
+        except (ValueError, KeyError) as err:  # a bad parameter; an unknown name (UnknownNameError)
+            ap.exit(2, f"harness bench: --each {spec}: {err}\n")
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = args.tf32
     if args.compare:
         res = compare_stores(*args.compare)
@@ -389,11 +403,6 @@ def main(argv=None) -> int:
             print(f"  {label:32s} {r['median']:7.2f} {r['q25']:6.2f} {r['q75']:6.2f} {r['max']:6.2f}")
         print(f"  (8 act/grad proxies: {', '.join(EIGHT)})")
         written.append(write_json(Path(args.out) / f"nb201_{dev.type}.json", res))
-    for spec in (one for group in args.each for one in group.split("+")):
-        try:
-            proxies.get_proxy(spec)
-        except (ValueError, KeyError) as err:  # a bad parameter; an unknown name (UnknownNameError)
-            ap.exit(2, f"harness bench: --each {spec}: {err}\n")
     for dev in devices if args.each else []:
         res = bench_each(dev, args.each, args.each_archs)
         print(f"\neach proxy alone on {dev.type} ({res['device_name']}, {res['threads']} thread(s)): "
