@@ -141,8 +141,9 @@ def test_paper_report_cli_without_records_is_a_clear_error(tmp_path):
 COMMITTED = Path(__file__).resolve().parents[1] / "results" / "tables"
 
 
-@pytest.mark.parametrize("summary_csv", sorted(p for p in COMMITTED.glob("paper_*_summary.csv")
-                                               if "search" not in p.stem), ids=lambda p: p.stem)
+@pytest.mark.parametrize("summary_csv", sorted(p for pattern in ("paper_*_summary.csv", "peers_*_summary.csv")
+                                               for p in COMMITTED.glob(pattern) if "search" not in p.stem),
+                         ids=lambda p: p.stem)
 def test_committed_paper_tables_are_redrawn_from_their_summary(summary_csv, tmp_path):
     name = summary_csv.name[: -len("_summary.csv")]
     out = paper.build_from_summary(summary_csv, tmp_path, name)
