@@ -164,6 +164,19 @@ def watching(points: Sequence[ResponsePoint], *, on_activation: Callable[[Respon
             h.remove()
 
 
+@contextmanager
+def rewriting_outputs(hooks: dict[nn.Module, ModuleForwardHook]) -> Iterator[None]:
+    """Within the block, ``hook(module, args, output)`` runs after each module of ``hooks`` runs;
+    a hook that returns a tensor replaces that call's output (``None`` keeps it).  Every hook is
+    removed on exit.  (VKDNW's per-class Jacobian adds its perturbations this way.)"""
+    handles = [m.register_forward_hook(h) for m, h in hooks.items()]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
 class TensorCache:
     """Results of ``compute(tensor)`` for tensors already seen in this pass (edges sharing a source
     node share them).

@@ -106,6 +106,7 @@ from torch import nn
 import torch.nn.functional as F
 from torch.func import functional_call, jacrev, jvp, vmap
 
+from .probe import rewriting_outputs
 from .registry import register
 
 INPUTS = ("noise", "real")
@@ -251,13 +252,13 @@ def _jacobian_per_class(net: nn.Module, x: torch.Tensor,
         return output
 
     names = {modules[o]: o for o in owners}
-    handles = [modules[o].register_forward_hook(perturb) for o in owners]
     wanted = {k: v.requires_grad for k, v in net.named_parameters()}
     try:
         for v in net.parameters():
             v.requires_grad_(False)  # only the deltas' gradients: no weight gradients are formed
         with torch.enable_grad():
-            logits = _logits(net(x))
+            with rewriting_outputs({modules[o]: perturb for o in owners}):
+                logits = _logits(net(x))
             if unsupported or len(called) < len(owners):
                 return None  # a parameter this path cannot follow (or one its module's forward never used)
             classes = logits.shape[1]
@@ -269,8 +270,6 @@ def _jacobian_per_class(net: nn.Module, x: torch.Tensor,
                     if g is not None:
                         jac[:, c, k] = g
     finally:
-        for h in handles:
-            h.remove()
         for k, v in net.named_parameters():
             v.requires_grad_(wanted[k])
     return jac.detach()

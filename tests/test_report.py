@@ -369,8 +369,9 @@ COMMITTED = Path(__file__).resolve().parents[1] / "results" / "tables"
 
 @pytest.mark.parametrize("summary_csv", sorted(p for p in COMMITTED.glob("*_summary.csv")
                                                # search reports: tests/test_search_report.py;
-                                               # the paper report: tests/test_paper.py
-                                               if "search" not in p.stem and not p.stem.startswith("paper_")),
+                                               # the paper report's (paper_*, peers_*): tests/test_paper.py
+                                               if "search" not in p.stem
+                                               and not p.stem.startswith(("paper_", "peers_"))),
                          ids=lambda p: p.stem)
 def test_committed_tables_are_redrawn_from_their_summaries(summary_csv, tmp_path):
     name = summary_csv.name[: -len("_summary.csv")]
