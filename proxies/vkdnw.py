@@ -288,8 +288,8 @@ def per_sample_jacobian(net: nn.Module, x: torch.Tensor, chosen: list[tuple[str,
     coupled = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or m.running_mean is None)
                   for m in net.modules())
     # a tensor shared by several modules: the perturbation would see one owner's use of it only
-    tied = len({id(v) for _, v in net.named_parameters(remove_duplicate=False)}) < \
-        len(list(net.named_parameters(remove_duplicate=False)))
+    every = [v for _, v in net.named_parameters(remove_duplicate=False)]
+    tied = len({id(v) for v in every}) < len(every)
     jac = None if method == "vmap" or coupled or tied else _jacobian_per_class(net, x, chosen)
     return _jacobian_vmap(net, x, chosen) if jac is None else jac
 
