@@ -274,7 +274,9 @@ def _spec(name: str) -> tuple[str, list[str]] | None:
 def _from_spec(name: str) -> Aggregator | None:
     """The aggregator a spec ``rule(component, -component, ...)`` describes, registered under its
     canonical spelling (no spaces, canonical proxy names) on first use; None when ``name`` is not
-    such a spec."""
+    such a spec.  A component is a proxy (a spec ``name(key=value)`` too), a registered aggregator
+    or another aggregate spec (``logrank(lexicographic(vkdnw_dim,vkdnw),flops)``); a rank rule
+    takes nested aggregates, a majority refuses them."""
     parsed = _spec(name)
     if parsed is None:
         return None
@@ -285,7 +287,12 @@ def _from_spec(name: str) -> Aggregator | None:
     comps, signs = [], []
     for p in parts:
         flip = p.startswith("-")
-        info = get_proxy(p[1:].strip() if flip else p)  # unknown name -> the registered proxies
+        text = p[1:].strip() if flip else p
+        if text in _AGGREGATORS or _spec(text) is not None:  # a nested aggregate: higher is better
+            comps.append(get_aggregator(text).name)
+            signs.append(-1.0 if flip else 1.0)
+            continue
+        info = get_proxy(text)  # unknown name -> the registered proxies
         comps.append(info.name)
         signs.append((-1.0 if flip else 1.0) * (1.0 if info.higher_is_better else -1.0))
     if len(set(comps)) != len(comps):

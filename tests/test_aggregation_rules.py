@@ -110,6 +110,40 @@ def test_specs_compose_an_aggregate_without_code():
         get_aggregator("logrank(wrcor,flops)").prefers([1, 2], [2, 1])
 
 
+def test_a_spec_nests_specs_and_registered_aggregates():
+    """A rank rule's component may be another aggregate: a registered name (vkdnw_single) or a
+    spec written inline, parameterised proxies included; it counts higher-is-better unless '-'."""
+    inline = "logrank( lexicographic(vkdnw_dim, vkdnw(jacobian=per_class)), az_trainability, -az_nas )"
+    agg = get_aggregator(inline)
+    assert agg.name == "logrank(lexicographic(vkdnw_dim,vkdnw(jacobian=per_class)),az_trainability,-az_nas)"
+    inner = get_aggregator("lexicographic(vkdnw_dim,vkdnw(jacobian=per_class))")
+    assert agg.components == (inner.name, "az_trainability", "az_nas")
+    assert agg.directions().tolist() == [1.0, 1.0, -1.0]
+    assert agg.leaves == ("vkdnw_dim", "vkdnw(jacobian=per_class)", "az_trainability", "az_expressivity",
+                          "az_progressivity", "flops")
+    assert proxies.components_of(inline) == agg.leaves
+    # against a hand computation over a small population (ties and a NaN included)
+    rng = np.random.default_rng(3)
+    cols = {leaf: rng.integers(0, 4, size=12).astype(float) for leaf in agg.leaves}
+    cols["az_trainability"][2] = np.nan
+    pairs = list(zip(cols["vkdnw_dim"], cols["vkdnw(jacobian=per_class)"]))
+    dense = np.array([sorted(set(pairs)).index(t) + 1 for t in pairs])  # Python's tuple order
+    nested = get_aggregator("az_nas").scores(cols)
+
+    def logr(x):
+        return np.log(rankdata(np.where(np.isnan(x), -np.inf, x)) / 12)
+
+    manual = logr(dense.astype(float)) + logr(cols["az_trainability"]) + logr(-nested)
+    np.testing.assert_allclose(agg.scores(cols), manual)
+    # the same aggregate as a registered peer: logrank over vkdnw_single's spelling equals vkdnw_agg
+    assert get_aggregator("logrank(vkdnw_single,az_expressivity,az_trainability,jacob_cov,flops)").leaves == \
+        get_aggregator("vkdnw_agg").leaves
+    with pytest.raises(ValueError, match="a majority compares proxies pair by pair"):
+        get_aggregator("majority(wrcor,logrank(synflow,flops))")
+    with pytest.raises(KeyError, match="unknown proxy 'nope'"):
+        get_aggregator("logrank(wrcor,ranksum(flops,nope))")
+
+
 def test_config_refuses_what_it_cannot_aggregate():
     with pytest.raises(ConfigError) as err:
         load(compose("config", ["proxies=[params]", 'aggregates=["params","ranksum(params,nope)"]']))
