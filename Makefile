@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow reproduce reproduce-paper reproduce-aggregate reproduce-peers reproduce-suite-zero reproduce-cross-space reproduce-search search sweep-shards verify-engine convert verify-data ui bench bench-peers clean
+.PHONY: help install test test-slow reproduce reproduce-paper reproduce-aggregate reproduce-peers reproduce-suite-zero reproduce-cross-space reproduce-search search sweep-shards verify-engine gpu-check gpu-bundle convert verify-data ui bench bench-peers clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
@@ -107,6 +107,21 @@ sweep-shards: $(STAMP)  ## SHARDS local workers (joblib), one shard and store ea
 	$(BIN)/harness report --records runs/$(EXP)/gather --out results --name $(EXP)
 
 VERIFY_N ?= 500
+GPU_DATA ?= $(or $(ZSNAS_DATA_DIR),../shared/data)
+GPU_CHECK_ARGS ?=
+#: the command a GPU machine of the device tool runs in the checkout, .gpu and .whl carried (docs/scaling.md)
+GPU_COMMAND = python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site:. ZSNAS_DATA_DIR=$$PWD/.gpu/data python3 -m harness gpu-check --out $$OUT
+gpu-check: $(STAMP)  ## the device check of a GPU (golden scores on it, engine speed over group/workers, cudnn.deterministic, the whole NB201 space; 8 min budget) -> results/bench/gpu_check/ (GPU_CHECK_ARGS=--quick: a few archs, the CPU's check of it)
+	$(BIN)/harness gpu-check --out results/bench/gpu_check $(GPU_CHECK_ARGS)
+
+gpu-bundle: $(STAMP)  ## what a GPU machine without this venv needs beside the checkout (git-ignored): .gpu/ (NB201 table, image batches, golden scores) and .whl/ (hydra-core, omegaconf, antlr4); prints the command to run there
+	rm -rf .gpu .whl && mkdir -p .gpu/data/nb201 .gpu/data/images .gpu/golden .whl
+	cp $(GPU_DATA)/SHA256SUMS .gpu/data/ && cp $(GPU_DATA)/nb201/nb201_ground_truth.csv .gpu/data/nb201/ && cp $(GPU_DATA)/images/*.npz .gpu/data/images/
+	cp $(GPU_DATA)/../golden/nb201_reference_* .gpu/golden/
+	$(BIN)/pip wheel -q --no-deps -w .whl hydra-core==1.3.8 omegaconf==2.3.1 antlr4-python3-runtime==4.9.3
+	@du -sh .gpu .whl
+	@echo 'on the GPU machine, in the checkout, with .gpu and .whl: $(GPU_COMMAND)'
+
 verify-engine: $(STAMP)  ## the engine (groups of 8) vs the one-architecture path on VERIFY_N=500 random NB201 archs, 2 jobs in parallel (~15 min on 2 cores)
 	for m in engine one_arch; do \
 	  OMP_NUM_THREADS=1 $(BIN)/harness run archs.select=random archs.n=$(VERIFY_N) 'proxies=[wrcor,wrcor_official]' \

@@ -12,6 +12,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("harness.cli", "score architectures with proxies and rank them against the benchmark"),
     "search": ("harness.search", "a zero-shot search: a strategy guided by a proxy or vote, within a budget"),
     "bench": ("harness.bench", "timings: proxies, searches, the scoring engine against the alternatives"),
+    "gpu-check": ("harness.gpu_check", "the device check: golden scores, engine speed and settings, the whole NB201 "
+                                       "space, within a time budget (docs/scaling.md)"),
     "report": ("harness.reports.scores", "tables (Markdown, LaTeX) and figures from scoring jobs' records"),
     "search-report": ("harness.reports.search", "the search table and figures from search records"),
     "paper-report": ("harness.reports.paper", "the paper's proxy and ablation tables, published numbers beside ours"),

@@ -35,7 +35,7 @@ def _real_data_dir():
 #: the benchmark data directory, or None when it is absent (data-dependent tests then skip)
 REAL = _real_data_dir()
 needs_data = pytest.mark.skipif(REAL is None, reason="benchmark data (../shared/data or $ZSNAS_DATA_DIR) not found")
-GOLDEN = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "golden")
+GOLDEN = os.environ.get("ZSNAS_GOLDEN_DIR") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "golden")
 
 
 # ------------------------------------------------------------------------------------------------

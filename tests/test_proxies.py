@@ -18,10 +18,11 @@ from torch import nn
 import proxies
 import spaces
 from conftest import GOLDEN, needs_data
+from harness import golden as golden_ref
 from proxies.correlation import RESPONSES, WEIGHTINGS, ResponseCorrelation
 from proxies.probe import run_pass
 from spaces import UnknownNameError
-from spaces.nb201 import ReLUConvBN, load_state_by_position
+from spaces.nb201 import ReLUConvBN
 
 CORRELATION_FAMILY = ["wrcor", "wrcor_official", "rcor", "acor", "gcor"]
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -458,21 +459,7 @@ def test_unknown_name_and_missing_labels_fail_before_any_work():
 # ------------------------------------------------------------------------------------------------
 # golden: the official implementation's scores on 10 NB201 architectures
 
-#: our registered name -> the reference measure it reproduces
-GOLDEN_MAP = {"wrcor_official": "act_grad_cor_weighted", "rcor": "act_grad_cor", "acor": "act_cor",
-              "gcor": "grad_cor", "naswot": "act_hamming", "synflow": "synflow", "jacob_cov": "jacob_cor",
-              "snip": "snip", "grad_norm": "grad_norm", "fisher": "fisher", "grasp": "grasp",
-              "l2_norm": "l2_norm", "plain": "plain"}
-GOLDEN_TOL = 1e-6
-#: the two measures that are sums with heavy cancellation (sum of w*g, sum of w*Hg): on some CPUs
-#: (seen on an AVX-512 Xeon on 2026-12-03, the AVX2 settings of conftest.py notwithstanding) their
-#: float32 parameter gradients round differently and they move by up to 1e-4 relative, while every
-#: other measure, WRCor's included, still agrees to < 1e-6
-CANCELLING_TOL = {"plain": 2e-4, "grasp": 2e-4}
-# With the golden batch arithmetic (harness.data: float32 constants / 255) and oneDNN's AVX2 kernels
-# (tests/conftest.py) every value agrees to < 1e-8; the most ill-conditioned one (rcor of the
-# all-avg-pool arch 7581) moves by 1.4e-6 when the batch differs in the last bit or AVX-512 kernels
-# are used.
+GOLDEN_MAP, GOLDEN_TOL, CANCELLING_TOL = golden_ref.GOLDEN_MAP, golden_ref.GOLDEN_TOL, golden_ref.CANCELLING_TOL
 
 
 def _golden_arch_ids() -> list[int]:
@@ -484,25 +471,20 @@ def _golden_arch_ids() -> list[int]:
 
 @pytest.fixture(scope="module")
 def golden():
-    """(index -> entry, index -> our four scores, computed once per arch in ONE pass)."""
+    """(index -> entry, index -> our scores of every measure, computed once per arch in ONE pass)."""
     from harness.data import batch
 
-    with open(GOLDEN_JSON) as f:
-        entries = {a["index"]: a for a in json.load(f)["archs"]}
-    arrays = np.load(GOLDEN_NPZ)
+    entries, arrays = golden_ref.load(GOLDEN)
     x, y = batch("cifar10", 64, seed=None, sampling="first")
     assert x.shape == (64, 3, 32, 32) and x.dtype == torch.float32 and y.shape == (64,)
     cache: dict[int, dict[str, float]] = {}
 
     def scores(index: int) -> dict[str, float]:
         if index not in cache:
-            entry = entries[index]
-            net = spaces.get_space("nb201").build(entry["arch_str"], 10)
-            load_state_by_position(net, [arrays[f"a{index}_{j:03d}"] for j in range(len(entry["state_names"]))])
             threads = torch.get_num_threads()
             torch.set_num_threads(2)  # the reference's arithmetic (see conftest.py)
             try:
-                cache[index] = proxies.compute(_golden_names(), net, x, y, space=SMALL)
+                cache[index] = golden_ref.score(entries[index], arrays, x, y, _golden_names())
             finally:
                 torch.set_num_threads(threads)
         return cache[index]
@@ -519,18 +501,9 @@ def test_every_golden_measure_has_a_registered_proxy():
 
 
 def _golden_errors(index, entries, scores) -> dict[str, float]:
-    ours = scores(index)
-    errors = {}
-    for name in _golden_names():
-        ref_name = GOLDEN_MAP[name]
-        expected, got = entries[index]["scores"][ref_name], ours[name]
-        if math.isinf(expected) or math.isnan(expected):
-            # what the reference returned for a degenerate network (-inf, NaN) stays that
-            assert got == expected or (math.isnan(got) and math.isnan(expected)), (index, name, got, expected)
-            errors[name] = 0.0
-        else:
-            assert math.isfinite(got), (index, name, got)
-            errors[name] = rel(got, expected)
+    errors = golden_ref.errors(entries[index], scores(index))
+    bad = [n for n, e in errors.items() if math.isinf(e)]
+    assert not bad, (index, bad, {n: (scores(index)[n], entries[index]["scores"][GOLDEN_MAP[n]]) for n in bad})
     return errors
 
 
