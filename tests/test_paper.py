@@ -75,11 +75,11 @@ TARGETS = {"cifar10": [("cifar10-valid", "valid"), ("cifar10-valid", "test"), ("
 RHO = {"wrcor": 0.80, "synflow": 0.70, "meco": 0.85, "wrcor(weighting=none)": 0.78, "acor": 0.75}
 
 
-def _metrics(root: Path, seeds=(0, 1, 2)) -> Path:
+def _metrics(root: Path, seeds=(0, 1, 2), rhos: dict[str, float] = RHO) -> Path:
     rows = []
     for images, targets in TARGETS.items():
         for d, s in targets:
-            for proxy, rho in RHO.items():
+            for proxy, rho in rhos.items():
                 for seed in seeds:
                     rows.append({"space": "nb201", "dataset": d, "split": s, "proxy": proxy, "seed": seed,
                                  "tau": rho - 0.2 + 0.01 * seed, "rho": rho + 0.01 * seed, "n_archs": 1000,
@@ -127,6 +127,20 @@ def test_paper_report_places_published_values_beside_ours(tmp_path, monkeypatch)
     again = paper.build_from_summary(tables / "p_summary.csv", tmp_path / "again", "p")
     assert (tmp_path / "again" / "tables" / "p_proxies_cifar10.md").read_text() == c10
     assert any(p.name == "p_ablation.csv" for p in again["paths"])
+
+
+@needs_data
+def test_only_wrcor_variants_are_ablation_rows(tmp_path, monkeypatch):
+    """The peers' table: a proxy spec of another proxy (VKDNW's per-class path) and an aggregate
+    spec are rows of the proxy table; with no WRCor variant there is no ablation table."""
+    spec = "logrank(lexicographic(vkdnw_dim,vkdnw(jacobian=per_class)),az_trainability,flops)"
+    rhos = {"wrcor": 0.80, "vkdnw(jacobian=per_class)": 0.60, spec: 0.9}
+    with capture(monkeypatch) as figs:
+        out = paper.build([_metrics(tmp_path / "runs", rhos=rhos)], tmp_path / "out", "p")
+    c10 = (tmp_path / "out" / "tables" / "p_proxies_cifar10.md").read_text()
+    assert "| vkdnw(jacobian=per_class) | 0.410 ± 0.010 | 0.610 ± 0.010 |" in c10
+    assert f"| {spec} | 0.710 ± 0.010 | 0.910 ± 0.010 |" in c10
+    assert not any("ablation" in p.name for p in out["paths"]) and set(figs) == {"p_proxies"}
 
 
 def test_paper_report_cli_without_records_is_a_clear_error(tmp_path):

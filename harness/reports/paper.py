@@ -48,7 +48,9 @@ FORMATS = ("md", "tex", "csv")
 
 
 def _is_variant(proxy: str) -> bool:
-    return "(" in proxy
+    """A WRCor-family spec (``wrcor(weighting=none)``): an ablation row.  Any other spec (a peer's
+    variant such as ``vkdnw(jacobian=per_class)``, an aggregate ``logrank(...)``) is a proxy row."""
+    return "(" in proxy and proxy.split("(", 1)[0] in FAMILY
 
 
 def image_datasets(space: str) -> dict[tuple[str, str], str]:
@@ -233,7 +235,7 @@ def write_figures(df: pd.DataFrame, out_dir: Path, name: str) -> list[Path]:
     figures = Path(out_dir) / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     main_rows = [p for p in dict.fromkeys(df["proxy"]) if not _is_variant(p)]
-    ablation = [p for p in dict.fromkeys(df["proxy"]) if p in FAMILY or p.startswith("wrcor(")]
+    ablation = [p for p in dict.fromkeys(df["proxy"]) if p in FAMILY or _is_variant(p)]
     written = []
     with figure_style() as plt:
         written += _dot_panels(plt, df, main_rows, figures / f"{name}_proxies.png", published=True)
