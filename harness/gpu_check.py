@@ -128,9 +128,10 @@ def _engine_pass(ctx: "Check", pairs: list, group: int, workers: int) -> tuple[f
 
 
 def _max_rel(a: dict[str, float], b: dict[str, float]) -> float:
-    diffs = [0.0 if (x == y or (math.isnan(x) and math.isnan(y))) else abs(x - y) / max(abs(y), 1e-300)
-             for x, y in ((a[k], b[k]) for k in b)]
-    return max(diffs, default=0.0)
+    """The largest relative difference of ``a`` to ``b`` over ``b``'s keys (NaN beside NaN: 0)."""
+    from .bench import _rel
+
+    return max((0.0 if math.isnan(a[k]) and math.isnan(b[k]) else _rel(a[k], b[k]) for k in b), default=0.0)
 
 
 def step_sweep(ctx: "Check") -> dict:
@@ -333,15 +334,13 @@ class Check:
         return self.budget - (time.perf_counter() - self.t0)
 
     def pairs(self, n: int) -> list[tuple[str, int]]:
-        import numpy as np
-
+        """``n`` distinct (arch string, init seed) pairs, a longer list extending a shorter one."""
         from spaces.base import seed_for
 
-        rng = np.random.default_rng(7)
-        seen: dict[str, None] = {}
-        while len(seen) < n:
-            seen.setdefault(self.space.to_str(self.space.sample(rng)), None)
-        return [(a, seed_for(0, a)) for a in seen]
+        from .bench import _sample_archs
+
+        strs = [self.space.to_str(a) for a in _sample_archs(self.space, n, 7)]
+        return [(a, seed_for(0, a)) for a in strs]
 
     def log(self, text: str) -> None:
         with open(self._log, "a") as fh:
